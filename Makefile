@@ -1,0 +1,77 @@
+# ngx_http_sse_module -- build, run, test.
+#
+#   make          build build/ngx_http_sse_module.so against Debian's nginx
+#   make run      install what is missing, build, run nginx in the foreground
+#                 on 127.0.0.1:8080 with examples/nginx.conf and a demo page
+#   make test     install what is missing, build, run the whole test suite
+#   make deps     install (apt, npm) everything build and tests need
+#   make clean
+#
+# Further tiers (mk/*.mk): unit, test-browser, test-asan, fuzz, soak, bench.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+ROOT      := $(CURDIR)
+BUILD     := $(ROOT)/build
+NGX_SRC   := /usr/share/nginx/src
+NGX_TREE  := $(BUILD)/nginx
+MODULE    := $(BUILD)/ngx_http_sse_module.so
+SOURCES   := config $(wildcard src/*.cpp src/*.h)
+
+# Debian packages that building and testing need.  `make deps` installs
+# the ones that are missing; it is a no-op on a prepared machine.
+APT_PACKAGES := nginx nginx-dev libnginx-mod-nchan g++ make perl curl \
+                openssl libssl-dev libpcre2-dev zlib1g-dev \
+                googletest libgtest-dev cmake \
+                nodejs npm chromium \
+                clang libclang-rt-14-dev gnuplot-nox procps psmisc \
+                dpkg-dev devscripts
+
+.PHONY: build deps run test clean check-nginx
+
+build: $(MODULE)
+
+$(NGX_TREE)/.configured: $(NGX_SRC)/conf_flags config
+	rm -rf $(NGX_TREE)
+	mkdir -p $(BUILD)
+	cp -a $(NGX_SRC) $(NGX_TREE)
+	cd $(NGX_TREE) && source ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(ROOT) \
+	    > $(BUILD)/configure.log 2>&1 || { tail -30 $(BUILD)/configure.log; exit 1; }
+	touch $@
+
+$(MODULE): $(NGX_TREE)/.configured $(SOURCES)
+	$(MAKE) -C $(NGX_TREE) -f objs/Makefile modules
+	cp $(NGX_TREE)/objs/ngx_http_sse_module.so $@
+
+$(NGX_SRC)/conf_flags:
+	@echo "nginx-dev is not installed: run 'make deps' (as root)" >&2; exit 1
+
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
+	        || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    if [ "$$(id -u)" != 0 ]; then echo "run 'make deps' as root" >&2; exit 1; fi; \
+	    apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
+	        > $(BUILD).apt.log 2>&1 || { tail -30 $(BUILD).apt.log; exit 1; }; \
+	fi
+	@# nginx from the package is not wanted as a running service here
+	@if systemctl is-active --quiet nginx 2>/dev/null; then systemctl stop nginx || true; fi
+	@$(MAKE) --no-print-directory npm-deps
+
+run: deps build
+	@bash examples/run.sh
+
+test: deps build
+	@bash t/run-all.sh
+
+clean:
+	rm -rf $(BUILD) $(BUILD).apt.log
+
+-include mk/*.mk

@@ -1,0 +1,331 @@
+/*
+ * ngx_http_sse_module: declarations shared by the module's files.
+ *
+ *   ngx_http_sse_module.cpp     directives, configuration, process hooks
+ *   ngx_http_sse_store.cpp      the shared zone: channels, history, slots
+ *   ngx_http_sse_ipc.cpp        wake-ups between workers, local fan-out
+ *   ngx_http_sse_subscribe.cpp  subscriber streams
+ *   ngx_http_sse_publish.cpp    the publish location
+ *   ngx_http_sse_status.cpp     sse_status
+ */
+
+#ifndef NGX_HTTP_SSE_H
+#define NGX_HTTP_SSE_H
+
+#include "ngx_sse_nginx.h"
+#include "sse_wire.h"
+
+
+/*
+ * Worker slots: every worker process (of every nginx generation alive at
+ * once, old ones during a reload included) registers in one slot of each
+ * zone.  A channel remembers in a bit mask which slots have subscribers.
+ */
+#define NGX_HTTP_SSE_MAX_SLOTS      128
+#define NGX_HTTP_SSE_MASK_WORDS     (NGX_HTTP_SSE_MAX_SLOTS / 64)
+
+/* channels queued for one worker's wake-up; past that, a full local scan */
+#define NGX_HTTP_SSE_SLOT_QUEUE     64
+
+#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534531  /* "SSE1": layout version */
+
+#define NGX_HTTP_SSE_DEFAULT_ZONE   "sse"
+#define NGX_HTTP_SSE_DEFAULT_SIZE   (32 * 1024 * 1024)
+
+#define NGX_HTTP_SSE_ZONE_FULL      -10
+#define NGX_HTTP_SSE_TOO_MANY       -11
+
+
+typedef struct ngx_http_sse_channel_s  ngx_http_sse_channel_t;
+typedef struct ngx_http_sse_zone_s     ngx_http_sse_zone_t;
+typedef struct ngx_http_sse_local_s    ngx_http_sse_local_t;
+typedef struct ngx_http_sse_sub_s      ngx_http_sse_sub_t;
+
+
+/* ---- shared memory -------------------------------------------------- */
+
+typedef struct {
+    ngx_queue_t                 age;        /* sh->events, oldest first */
+    ngx_http_sse_channel_t     *channel;
+    uint64_t                    seq;
+    time_t                      time;
+    uint32_t                    len;        /* bytes in wire */
+    uint16_t                    id_len;     /* its leading "id: ...\n" */
+    u_char                      wire[1];
+} ngx_http_sse_event_t;
+
+
+typedef struct ngx_http_sse_chan_slot_s  ngx_http_sse_chan_slot_t;
+
+struct ngx_http_sse_chan_slot_s {
+    ngx_http_sse_chan_slot_t   *next;
+    uint32_t                    slot;
+    uint32_t                    subscribers;
+};
+
+
+struct ngx_http_sse_channel_s {
+    ngx_rbtree_node_t           node;       /* key: crc32 of the id */
+    ngx_queue_t                 link;       /* sh->idle or sh->tombs */
+
+    uint64_t                    epoch;
+    uint64_t                    last_seq;   /* newest event, 0: none yet */
+    uint64_t                    first_seq;  /* oldest stored event */
+
+    ngx_http_sse_event_t      **ring;
+    uint32_t                    ring_cap;
+    uint32_t                    ring_head;
+    uint32_t                    nevents;
+
+    uint32_t                    subscribers;
+    uint64_t                    worker_mask[NGX_HTTP_SSE_MASK_WORDS];
+    uint64_t                    notify_mask[NGX_HTTP_SSE_MASK_WORDS];
+    ngx_http_sse_chan_slot_t   *slots;
+
+    time_t                      last_publish;   /* 0: never */
+    time_t                      last_active;    /* for channel_ttl */
+
+    unsigned                    deleted:1;
+    unsigned                    in_link:1;
+
+    u_char                      id_len;
+    u_char                      id[1];
+};
+
+
+typedef struct {
+    ngx_atomic_t                pid;        /* 0: free */
+    ngx_atomic_t                wake_pending;
+    ngx_uint_t                  subscribers;
+    ngx_uint_t                  qlen;
+    ngx_uint_t                  overflow;
+    ngx_http_sse_channel_t     *queue[NGX_HTTP_SSE_SLOT_QUEUE];
+} ngx_http_sse_slot_t;
+
+
+typedef struct {
+    ngx_uint_t                  history;
+    time_t                      history_ttl;
+    time_t                      channel_ttl;
+    ngx_uint_t                  max_channels;       /* 0: unlimited */
+    ngx_uint_t                  max_subscribers;    /* 0: unlimited */
+    size_t                      max_message;
+} ngx_http_sse_limits_t;
+
+
+typedef struct {
+    uint32_t                    magic;
+    ngx_http_sse_limits_t       limits;     /* of the newest configuration */
+
+    ngx_rbtree_t                rbtree;
+    ngx_rbtree_node_t           sentinel;
+    ngx_queue_t                 events;     /* every stored event, by age */
+    ngx_queue_t                 idle;       /* channels w/o subscribers */
+    ngx_queue_t                 tombs;      /* deleted channels */
+
+    uint64_t                    next_epoch;
+
+    /* gauges, under the lock */
+    ngx_uint_t                  channels;
+    ngx_uint_t                  stored_events;
+
+    /* counters */
+    ngx_atomic_t                published;
+    ngx_atomic_t                delivered;
+    ngx_atomic_t                evicted;
+    ngx_atomic_t                dropped_slow;
+    ngx_atomic_t                refused_full;
+
+    time_t                      nomem_logged;
+
+    ngx_http_sse_slot_t         slots[NGX_HTTP_SSE_MAX_SLOTS];
+} ngx_http_sse_shctx_t;
+
+
+/* ---- per process ---------------------------------------------------- */
+
+struct ngx_http_sse_zone_s {
+    ngx_str_t                   name;
+    ngx_shm_zone_t             *shm_zone;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_sse_shctx_t       *sh;
+    ngx_http_sse_limits_t       limits;
+
+    /* this worker */
+    ngx_int_t                   slot;       /* -1: none */
+    ngx_rbtree_t                locals;     /* ngx_http_sse_local_t */
+    ngx_rbtree_node_t           locals_sentinel;
+    ngx_uint_t                  nlocals;
+    ngx_uint_t                  delivered;  /* not yet added to sh */
+};
+
+
+/* one channel as seen by one worker: the worker's subscribers of it */
+struct ngx_http_sse_local_s {
+    ngx_rbtree_node_t           node;       /* key: the shm channel */
+    ngx_http_sse_zone_t        *zone;
+    ngx_http_sse_channel_t     *channel;
+    uint64_t                    epoch;
+    uint64_t                    cursor;     /* last seq fanned out here */
+    ngx_queue_t                 subs;       /* ngx_http_sse_sub_chan_t */
+    ngx_uint_t                  nsubs;
+    ngx_uint_t                  busy;       /* being fanned out: keep */
+};
+
+
+typedef struct {
+    ngx_queue_t                 link;       /* local->subs */
+    ngx_http_sse_local_t       *local;
+    ngx_http_sse_sub_t         *sub;
+    ngx_uint_t                  index;      /* in sub->chans */
+    sse::Position               pos;
+} ngx_http_sse_sub_chan_t;
+
+
+struct ngx_http_sse_sub_s {
+    ngx_http_request_t         *request;
+    ngx_http_sse_zone_t        *zone;
+    ngx_queue_t                 all;        /* every stream of the worker */
+
+    ngx_uint_t                  nchans;
+    ngx_http_sse_sub_chan_t    *chans;
+
+    /* bytes not yet handed to the filter chain */
+    u_char                     *pend;
+    size_t                      pend_len;
+    size_t                      pend_cap;
+
+    /* bytes handed to the filter chain, not yet sent */
+    u_char                     *out;
+    size_t                      out_cap;
+    ngx_buf_t                  *out_buf;
+    ngx_chain_t                 out_cl;
+
+    size_t                      max_pending;
+    size_t                      limit;      /* max_pending + unsent replay */
+    time_t                      heartbeat;  /* seconds, 0: off */
+    time_t                      deadline;   /* sse_lifetime, 0: none */
+    time_t                      last_write;
+    time_t                      blocked_since;  /* 0: not blocked */
+
+    unsigned                    out_busy:1;
+    unsigned                    done:1;         /* ended or dropped */
+    unsigned                    dropping:1;     /* finalize on write event */
+    unsigned                    registered:1;   /* counted in the zone */
+};
+
+
+/* ---- configuration -------------------------------------------------- */
+
+typedef struct {
+    ngx_array_t                 zones;      /* ngx_http_sse_zone_t * */
+} ngx_http_sse_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                  role;       /* NGX_HTTP_SSE_ROLE_* */
+    ngx_http_complex_value_t   *channels;
+    ngx_str_t                   zone_name;
+    ngx_http_sse_zone_t        *zone;
+
+    time_t                      heartbeat;
+    ngx_msec_t                  retry;
+    ngx_int_t                   replay;     /* -1: all, 0: none, n */
+    ngx_http_complex_value_t   *last_event_id;
+    ngx_str_t                   reset_event;
+    size_t                      max_pending;
+    size_t                      limit;      /* max_pending + unsent replay */
+    time_t                      lifetime;
+} ngx_http_sse_loc_conf_t;
+
+#define NGX_HTTP_SSE_ROLE_NONE       0
+#define NGX_HTTP_SSE_ROLE_SUBSCRIBE  1
+#define NGX_HTTP_SSE_ROLE_PUBLISH    2
+#define NGX_HTTP_SSE_ROLE_STATUS     3
+
+#define NGX_HTTP_SSE_REPLAY_ALL      -1
+
+
+extern ngx_module_t  ngx_http_sse_module;
+
+
+/* ---- store (shared zone) -------------------------------------------- */
+
+ngx_int_t ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+
+/* all of these expect the zone locked */
+ngx_http_sse_channel_t *ngx_http_sse_channel_find(ngx_http_sse_zone_t *zone,
+    u_char *id, size_t len);
+ngx_http_sse_channel_t *ngx_http_sse_channel_get(ngx_http_sse_zone_t *zone,
+    u_char *id, size_t len, ngx_int_t *err);
+ngx_http_sse_event_t *ngx_http_sse_channel_event(ngx_http_sse_channel_t *ch,
+    uint64_t seq);
+ngx_int_t ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
+    sse::Position *pos);
+void ngx_http_sse_channel_delete(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch);
+ngx_int_t ngx_http_sse_channel_join(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_uint_t slot);
+void ngx_http_sse_channel_leave(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_uint_t slot);
+void ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone);
+ngx_uint_t ngx_http_sse_subscribers(ngx_http_sse_zone_t *zone);
+ngx_uint_t ngx_http_sse_live_slots(ngx_http_sse_zone_t *zone);
+void ngx_http_sse_reap_slots(ngx_http_sse_zone_t *zone);
+ngx_int_t ngx_http_sse_slot_register(ngx_http_sse_zone_t *zone);
+void ngx_http_sse_slot_release(ngx_http_sse_zone_t *zone);
+void ngx_http_sse_log_full(ngx_http_sse_zone_t *zone, ngx_log_t *log);
+size_t ngx_http_sse_format_position(u_char *out, uint64_t epoch,
+    uint64_t seq);
+
+/* marks the channel changed for every worker that has subscribers */
+void ngx_http_sse_notify(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_uint_t *wake, ngx_uint_t *nwake);
+
+
+/* ---- worker: wake-ups and fan-out ----------------------------------- */
+
+ngx_int_t ngx_http_sse_ipc_init(ngx_cycle_t *cycle);
+void ngx_http_sse_ipc_exit(ngx_cycle_t *cycle);
+void ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
+    ngx_uint_t nwake);
+ngx_http_sse_local_t *ngx_http_sse_local_get(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch);
+void ngx_http_sse_local_put(ngx_http_sse_local_t *local);
+void ngx_http_sse_sweep_arm(void);
+
+extern ngx_queue_t  ngx_http_sse_streams;
+extern ngx_uint_t   ngx_http_sse_nstreams;
+
+
+/* ---- streams -------------------------------------------------------- */
+
+ngx_int_t ngx_http_sse_subscribe_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_sse_publish_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_sse_status_handler(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc,
+    uint64_t seq, u_char *wire, size_t len, size_t id_len);
+ngx_int_t ngx_http_sse_sub_append_raw(ngx_http_sse_sub_t *sub, u_char *p,
+    size_t len);
+void ngx_http_sse_sub_flush(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_sub_end(ngx_http_sse_sub_t *sub, ngx_uint_t graceful);
+void ngx_http_sse_sub_drop(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now);
+void ngx_http_sse_end_all(ngx_uint_t graceful);
+
+
+/* ---- shared helpers ------------------------------------------------- */
+
+ngx_int_t ngx_http_sse_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *json, size_t len);
+ngx_int_t ngx_http_sse_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message);
+ngx_int_t ngx_http_sse_channel_list(ngx_http_request_t *r,
+    ngx_http_complex_value_t *cv, sse::Slice *out, ngx_uint_t *n);
+ngx_int_t ngx_http_sse_bad_channels(ngx_http_request_t *r);
+ngx_int_t ngx_http_sse_add_header(ngx_http_request_t *r, const char *key,
+    const char *value);
+
+#endif /* NGX_HTTP_SSE_H */

@@ -1,0 +1,766 @@
+/*
+ * Wake-ups between workers and the fan-out to a worker's own streams.
+ *
+ * Every worker binds an abstract unix datagram socket named after its pid.
+ * A publisher appends to a channel under the zone lock, queues the
+ * channel for every worker slot with subscribers of it, and sends one
+ * datagram to each slot whose wake-up was not pending yet: one wake per
+ * worker per batch, never per event or per subscriber, and a publisher
+ * never waits for another worker (the send is non-blocking and a full
+ * socket buffer means a wake-up is pending anyway).  Because the names
+ * are pids and the slot table lives in the zone, old and new workers
+ * during a reload reach each other like any other workers.
+ *
+ * A woken worker takes its queue under the lock, copies the new events'
+ * bytes out of the zone once, unlocks, and appends them to each of its
+ * subscribers.
+ */
+
+#include "ngx_http_sse.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+
+ngx_queue_t  ngx_http_sse_streams;
+ngx_uint_t   ngx_http_sse_nstreams;
+
+
+namespace {
+
+/* a copy of one event taken out of the zone */
+typedef struct {
+    ngx_http_sse_local_t   *local;
+    uint64_t                seq;
+    size_t                  offset;     /* in the scratch buffer */
+    uint32_t                len;
+    uint16_t                id_len;
+} ngx_http_sse_copy_t;
+
+
+void ngx_http_sse_ipc_read_handler(ngx_event_t *ev);
+void ngx_http_sse_wake_handler(ngx_event_t *ev);
+void ngx_http_sse_sweep_handler(ngx_event_t *ev);
+void ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone);
+ngx_int_t ngx_http_sse_gather(ngx_http_sse_local_t *local);
+void ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone);
+void ngx_http_sse_end_local(ngx_http_sse_local_t *local);
+socklen_t ngx_http_sse_ipc_addr(struct sockaddr_un *sa, ngx_pid_t pid);
+ngx_int_t ngx_http_sse_scratch_reserve(size_t size);
+ngx_int_t ngx_http_sse_copies_reserve(ngx_uint_t n);
+ngx_int_t ngx_http_sse_locals_push(ngx_http_sse_local_t *local);
+
+
+ngx_connection_t          *ngx_http_sse_ipc;
+ngx_http_sse_main_conf_t  *ngx_http_sse_main;
+ngx_event_t                ngx_http_sse_wake_event;
+ngx_event_t                ngx_http_sse_sweep_event;
+
+/* per worker scratch space, reused by every fan-out */
+u_char                    *scratch;
+size_t                     scratch_len;
+size_t                     scratch_cap;
+ngx_http_sse_copy_t       *copies;
+ngx_uint_t                 ncopies;
+ngx_uint_t                 copies_cap;
+ngx_http_sse_local_t     **touched;
+ngx_uint_t                 ntouched;
+ngx_uint_t                 touched_cap;
+
+} // namespace
+
+
+ngx_int_t
+ngx_http_sse_ipc_init(ngx_cycle_t *cycle)
+{
+    int                     fd;
+    socklen_t               len;
+    ngx_uint_t              i;
+    ngx_connection_t       *c;
+    struct sockaddr_un      sa;
+    ngx_http_sse_zone_t   **zones, *zone;
+
+    ngx_queue_init(&ngx_http_sse_streams);
+
+    if (ngx_get_conf(cycle->conf_ctx, ngx_http_module) == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_sse_main = (ngx_http_sse_main_conf_t *)
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_sse_module);
+
+    if (ngx_http_sse_main == NULL || ngx_http_sse_main->zones.nelts == 0) {
+        return NGX_OK;
+    }
+
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_socket_errno,
+                      "sse: socket(AF_UNIX) failed");
+        return NGX_ERROR;
+    }
+
+    len = ngx_http_sse_ipc_addr(&sa, ngx_pid);
+
+    if (bind(fd, (struct sockaddr *) &sa, len) == -1) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_socket_errno,
+                      "sse: bind() of the wake-up socket failed");
+        close(fd);
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(fd, cycle->log);
+    if (c == NULL) {
+        close(fd);
+        return NGX_ERROR;
+    }
+
+    /*
+     * Marked idle so that a graceful shutdown (reload, quit) calls its
+     * read handler with c->close set at once: that is where this worker
+     * ends its streams, so clients resume on the new workers without
+     * waiting for worker_shutdown_timeout.
+     */
+
+    c->idle = 1;
+    c->read->handler = ngx_http_sse_ipc_read_handler;
+    c->read->log = cycle->log;
+    c->write->log = cycle->log;
+
+    if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+        ngx_close_connection(c);
+        return NGX_ERROR;
+    }
+
+    ngx_http_sse_ipc = c;
+
+    ngx_http_sse_wake_event.handler = ngx_http_sse_wake_handler;
+    ngx_http_sse_wake_event.log = cycle->log;
+    ngx_http_sse_wake_event.data = c;
+
+    ngx_http_sse_sweep_event.handler = ngx_http_sse_sweep_handler;
+    ngx_http_sse_sweep_event.log = cycle->log;
+    ngx_http_sse_sweep_event.data = c;
+    ngx_http_sse_sweep_event.cancelable = 1;
+
+    zones = (ngx_http_sse_zone_t **) ngx_http_sse_main->zones.elts;
+
+    for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
+        zone = zones[i];
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        zone->slot = ngx_http_sse_slot_register(zone);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        if (zone->slot < 0) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "sse zone \"%V\": all %d worker slots are taken; "
+                          "this worker refuses subscribers with 503",
+                          &zone->name, NGX_HTTP_SSE_MAX_SLOTS);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_sse_ipc_exit(ngx_cycle_t *cycle)
+{
+    ngx_uint_t             i;
+    ngx_http_sse_zone_t  **zones, *zone;
+
+    if (ngx_http_sse_main == NULL) {
+        return;
+    }
+
+    zones = (ngx_http_sse_zone_t **) ngx_http_sse_main->zones.elts;
+
+    for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
+        zone = zones[i];
+
+        if (zone->slot < 0 || zone->sh == NULL) {
+            continue;
+        }
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        ngx_http_sse_slot_release(zone);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+    }
+
+    if (ngx_http_sse_ipc) {
+        ngx_close_connection(ngx_http_sse_ipc);
+        ngx_http_sse_ipc = NULL;
+    }
+
+    ngx_http_sse_main = NULL;
+}
+
+
+/* called after unlocking: sends the wake-ups ngx_http_sse_notify() chose */
+
+void
+ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
+    ngx_uint_t nwake)
+{
+    u_char               byte;
+    ngx_pid_t            pid;
+    ngx_uint_t           i, reap;
+    socklen_t            len;
+    struct sockaddr_un   sa;
+
+    reap = 0;
+    byte = 0;
+
+    for (i = 0; i < nwake; i++) {
+
+        if ((ngx_int_t) wake[i] == zone->slot) {
+            if (!ngx_http_sse_wake_event.posted) {
+                ngx_post_event(&ngx_http_sse_wake_event, &ngx_posted_events);
+            }
+            continue;
+        }
+
+        pid = (ngx_pid_t) zone->sh->slots[wake[i]].pid;
+        if (pid == 0 || ngx_http_sse_ipc == NULL) {
+            continue;
+        }
+
+        len = ngx_http_sse_ipc_addr(&sa, pid);
+
+        if (sendto(ngx_http_sse_ipc->fd, &byte, 1, MSG_DONTWAIT,
+                   (struct sockaddr *) &sa, len)
+            == -1)
+        {
+            /*
+             * EAGAIN: the receiver's queue is full, so it has wake-ups
+             * pending and will see our channel in its queue anyway.
+             * ECONNREFUSED: nobody has the name any more: the worker
+             * exited or died; its slot is reaped below.
+             */
+
+            if (ngx_socket_errno == NGX_ECONNREFUSED
+                || ngx_socket_errno == NGX_ENOENT)
+            {
+                reap = 1;
+            }
+        }
+    }
+
+    if (reap) {
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        ngx_http_sse_reap_slots(zone);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+    }
+}
+
+
+/* expects the zone locked: the subscriber joins the channel */
+
+ngx_http_sse_local_t *
+ngx_http_sse_local_get(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
+{
+    ngx_rbtree_key_t       key;
+    ngx_rbtree_node_t     *node, *sentinel;
+    ngx_http_sse_local_t  *local;
+
+    key = (ngx_rbtree_key_t) (uintptr_t) ch;
+
+    node = zone->locals.root;
+    sentinel = zone->locals.sentinel;
+
+    while (node != sentinel) {
+        if (key == node->key) {
+            return (ngx_http_sse_local_t *) node;
+        }
+
+        node = (key < node->key) ? node->left : node->right;
+    }
+
+    local = (ngx_http_sse_local_t *) ngx_alloc(sizeof(ngx_http_sse_local_t),
+                                               ngx_cycle->log);
+    if (local == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(local, sizeof(ngx_http_sse_local_t));
+
+    local->node.key = key;
+    local->zone = zone;
+    local->channel = ch;
+    local->epoch = ch->epoch;
+    local->cursor = ch->last_seq;
+    ngx_queue_init(&local->subs);
+
+    ngx_rbtree_insert(&zone->locals, &local->node);
+    zone->nlocals++;
+
+    return local;
+}
+
+
+void
+ngx_http_sse_local_put(ngx_http_sse_local_t *local)
+{
+    if (local->nsubs || local->busy) {
+        return;
+    }
+
+    ngx_rbtree_delete(&local->zone->locals, &local->node);
+    local->zone->nlocals--;
+    ngx_free(local);
+}
+
+
+void
+ngx_http_sse_sweep_arm(void)
+{
+    if (!ngx_http_sse_sweep_event.timer_set && ngx_http_sse_nstreams) {
+        ngx_add_timer(&ngx_http_sse_sweep_event, 1000);
+    }
+}
+
+
+void
+ngx_http_sse_end_all(ngx_uint_t graceful)
+{
+    ngx_queue_t         *q, *next;
+    ngx_http_sse_sub_t  *sub;
+
+    for (q = ngx_queue_head(&ngx_http_sse_streams);
+         q != ngx_queue_sentinel(&ngx_http_sse_streams);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sub = ngx_queue_data(q, ngx_http_sse_sub_t, all);
+        ngx_http_sse_sub_end(sub, graceful);
+    }
+}
+
+
+namespace {
+
+void
+ngx_http_sse_ipc_read_handler(ngx_event_t *ev)
+{
+    u_char             buf[64];
+    ngx_connection_t  *c;
+
+    c = (ngx_connection_t *) ev->data;
+
+    if (c->close) {
+        /* graceful shutdown: streams end now, clients resume elsewhere */
+
+        ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                      "sse: worker is shutting down, ending %ui streams",
+                      ngx_http_sse_nstreams);
+
+        ngx_http_sse_end_all(1);
+
+        c->idle = 0;
+        c->close = 0;
+        return;
+    }
+
+    while (recv(c->fd, buf, sizeof(buf), 0) > 0) {
+        /* the datagrams carry nothing: the queues in the zone do */
+    }
+
+    ngx_http_sse_wake_handler(ev);
+}
+
+
+void
+ngx_http_sse_wake_handler(ngx_event_t *ev)
+{
+    ngx_uint_t             i;
+    ngx_http_sse_zone_t  **zones;
+
+    if (ngx_http_sse_main == NULL) {
+        return;
+    }
+
+    zones = (ngx_http_sse_zone_t **) ngx_http_sse_main->zones.elts;
+
+    for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
+        ngx_http_sse_process_zone(zones[i]);
+    }
+}
+
+
+void
+ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone)
+{
+    ngx_uint_t               i, n, overflow;
+    ngx_rbtree_key_t         key;
+    ngx_rbtree_node_t       *node, *sentinel;
+    ngx_http_sse_slot_t     *slot;
+    ngx_http_sse_channel_t  *queue[NGX_HTTP_SSE_SLOT_QUEUE], *ch;
+
+    if (zone->slot < 0) {
+        return;
+    }
+
+    scratch_len = 0;
+    ncopies = 0;
+    ntouched = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    slot = &zone->sh->slots[zone->slot];
+
+    slot->wake_pending = 0;
+
+    n = slot->qlen;
+    overflow = slot->overflow;
+
+    for (i = 0; i < n; i++) {
+        ch = slot->queue[i];
+        ch->notify_mask[zone->slot / 64] &=
+            ~((uint64_t) 1 << (zone->slot % 64));
+        queue[i] = ch;
+    }
+
+    slot->qlen = 0;
+    slot->overflow = 0;
+
+    if (overflow) {
+        /* more channels changed than the queue holds: look at them all */
+
+        sentinel = zone->locals.sentinel;
+
+        for (node = ngx_rbtree_min(zone->locals.root, sentinel);
+             node;
+             node = ngx_rbtree_next(&zone->locals, node))
+        {
+            if (ngx_http_sse_gather((ngx_http_sse_local_t *) node)
+                != NGX_OK)
+            {
+                break;
+            }
+        }
+
+    } else {
+
+        for (i = 0; i < n; i++) {
+            key = (ngx_rbtree_key_t) (uintptr_t) queue[i];
+
+            node = zone->locals.root;
+            sentinel = zone->locals.sentinel;
+
+            while (node != sentinel && node->key != key) {
+                node = (key < node->key) ? node->left : node->right;
+            }
+
+            if (node == sentinel) {
+                /* its last subscriber here left meanwhile */
+                continue;
+            }
+
+            if (ngx_http_sse_gather((ngx_http_sse_local_t *) node)
+                != NGX_OK)
+            {
+                break;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_http_sse_fan_out(zone);
+}
+
+
+/*
+ * Expects the zone locked: copies the channel's events that this worker
+ * has not fanned out yet into the scratch buffer.
+ */
+
+ngx_int_t
+ngx_http_sse_gather(ngx_http_sse_local_t *local)
+{
+    uint64_t                 seq;
+    ngx_http_sse_copy_t     *cp;
+    ngx_http_sse_event_t    *ev;
+    ngx_http_sse_channel_t  *ch = local->channel;
+
+    if (local->busy) {
+        return NGX_OK;
+    }
+
+    if (ch->epoch != local->epoch) {
+        /* deleted and published to again: these streams are over */
+        local->cursor = (uint64_t) -1;
+
+    } else if (local->cursor < ch->last_seq) {
+
+        if (local->cursor + 1 < ch->first_seq) {
+            /*
+             * Evicted before this worker read them: the streams end, and
+             * the clients resume from their last id and get a "gap" reset.
+             */
+            local->cursor = (uint64_t) -1;
+
+        } else {
+
+            if (ngx_http_sse_copies_reserve(ch->last_seq - local->cursor)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            for (seq = local->cursor + 1; seq <= ch->last_seq; seq++) {
+                ev = ngx_http_sse_channel_event(ch, seq);
+
+                if (ngx_http_sse_scratch_reserve(ev->len) != NGX_OK) {
+                    return NGX_ERROR;
+                }
+
+                cp = &copies[ncopies++];
+                cp->local = local;
+                cp->seq = seq;
+                cp->offset = scratch_len;
+                cp->len = ev->len;
+                cp->id_len = ev->id_len;
+
+                ngx_memcpy(scratch + scratch_len, ev->wire, ev->len);
+                scratch_len += ev->len;
+            }
+
+            local->cursor = ch->last_seq;
+        }
+    }
+
+    if (ch->deleted && local->cursor != (uint64_t) -1) {
+        /* the streams end after what was published before the DELETE */
+        local->cursor = (uint64_t) -2;
+    }
+
+    if (ngx_http_sse_locals_push(local) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    local->busy = 1;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
+{
+    ngx_uint_t                i, j, end;
+    ngx_queue_t              *q, *next;
+    ngx_http_sse_copy_t      *cp;
+    ngx_http_sse_local_t     *local;
+    ngx_http_sse_sub_chan_t  *sc;
+
+    j = 0;
+
+    for (i = 0; i < ntouched; i++) {
+        local = touched[i];
+
+        end = (local->cursor >= (uint64_t) -2);
+
+        for (q = ngx_queue_head(&local->subs);
+             q != ngx_queue_sentinel(&local->subs);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            sc = ngx_queue_data(q, ngx_http_sse_sub_chan_t, link);
+
+            for (cp = copies + j;
+                 cp < copies + ncopies && cp->local == local;
+                 cp++)
+            {
+                if (ngx_http_sse_sub_append_event(sc, cp->seq,
+                                                 scratch + cp->offset,
+                                                 cp->len, cp->id_len)
+                    != NGX_OK)
+                {
+                    break;
+                }
+            }
+
+            if (!sc->sub->done) {
+                ngx_http_sse_sub_flush(sc->sub);
+            }
+        }
+
+        while (j < ncopies && copies[j].local == local) {
+            j++;
+        }
+
+        local->busy = 0;
+
+        if (end) {
+            ngx_http_sse_end_local(local);
+        }
+
+        ngx_http_sse_local_put(local);
+    }
+
+    if (zone->delivered) {
+        (void) ngx_atomic_fetch_add(&zone->sh->delivered, zone->delivered);
+        zone->delivered = 0;
+    }
+
+    ntouched = 0;
+    ncopies = 0;
+    scratch_len = 0;
+}
+
+
+void
+ngx_http_sse_end_local(ngx_http_sse_local_t *local)
+{
+    ngx_queue_t              *q, *next;
+    ngx_http_sse_sub_chan_t  *sc;
+
+    local->busy = 1;
+
+    for (q = ngx_queue_head(&local->subs);
+         q != ngx_queue_sentinel(&local->subs);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sc = ngx_queue_data(q, ngx_http_sse_sub_chan_t, link);
+        ngx_http_sse_sub_end(sc->sub, 1);
+    }
+
+    local->busy = 0;
+}
+
+
+void
+ngx_http_sse_sweep_handler(ngx_event_t *ev)
+{
+    time_t                 now;
+    ngx_uint_t             i;
+    ngx_queue_t           *q, *next;
+    ngx_http_sse_sub_t    *sub;
+    ngx_http_sse_zone_t  **zones, *zone;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        ngx_http_sse_end_all(1);
+        return;
+    }
+
+    now = ngx_time();
+
+    for (q = ngx_queue_head(&ngx_http_sse_streams);
+         q != ngx_queue_sentinel(&ngx_http_sse_streams);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sub = ngx_queue_data(q, ngx_http_sse_sub_t, all);
+        ngx_http_sse_sub_tick(sub, now);
+    }
+
+    if (ngx_http_sse_main) {
+        zones = (ngx_http_sse_zone_t **) ngx_http_sse_main->zones.elts;
+
+        for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
+            zone = zones[i];
+
+            ngx_shmtx_lock(&zone->shpool->mutex);
+            ngx_http_sse_reap_slots(zone);
+            ngx_http_sse_store_expire(zone);
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+        }
+    }
+
+    ngx_http_sse_sweep_arm();
+}
+
+
+socklen_t
+ngx_http_sse_ipc_addr(struct sockaddr_un *sa, ngx_pid_t pid)
+{
+    u_char  *p;
+
+    ngx_memzero(sa, sizeof(struct sockaddr_un));
+    sa->sun_family = AF_UNIX;
+
+    /* abstract namespace: sun_path[0] == '\0', no file to clean up */
+    p = ngx_sprintf((u_char *) sa->sun_path + 1, "nginx-sse/%P", pid);
+
+    return (socklen_t) (offsetof(struct sockaddr_un, sun_path)
+                        + (p - (u_char *) sa->sun_path));
+}
+
+
+ngx_int_t
+ngx_http_sse_scratch_reserve(size_t size)
+{
+    u_char  *p;
+    size_t   cap;
+
+    if (scratch_len + size <= scratch_cap) {
+        return NGX_OK;
+    }
+
+    cap = ngx_max(scratch_cap * 2, scratch_len + size);
+    cap = ngx_max(cap, 16384);
+
+    p = (u_char *) realloc(scratch, cap);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    scratch = p;
+    scratch_cap = cap;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_sse_copies_reserve(ngx_uint_t n)
+{
+    void        *p;
+    ngx_uint_t   cap;
+
+    if (ncopies + n <= copies_cap) {
+        return NGX_OK;
+    }
+
+    cap = ngx_max(copies_cap * 2, ncopies + n);
+    cap = ngx_max(cap, 256);
+
+    p = realloc(copies, cap * sizeof(ngx_http_sse_copy_t));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    copies = (ngx_http_sse_copy_t *) p;
+    copies_cap = cap;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_sse_locals_push(ngx_http_sse_local_t *local)
+{
+    void        *p;
+    ngx_uint_t   cap;
+
+    if (ntouched == touched_cap) {
+        cap = ngx_max(touched_cap * 2, 64);
+
+        p = realloc(touched, cap * sizeof(ngx_http_sse_local_t *));
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        touched = (ngx_http_sse_local_t **) p;
+        touched_cap = cap;
+    }
+
+    touched[ntouched++] = local;
+
+    return NGX_OK;
+}
+
+} // namespace

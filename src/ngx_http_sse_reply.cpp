@@ -1,0 +1,133 @@
+/*
+ * Small helpers shared by the locations: JSON replies, errors, and the
+ * channel list of a request.
+ */
+
+#include "ngx_http_sse.h"
+
+
+ngx_int_t
+ngx_http_sse_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *json,
+    size_t len)
+{
+    ngx_int_t    rc;
+    ngx_buf_t   *b;
+    ngx_chain_t  out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+
+    if (r->headers_out.content_type.len == 0) {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+        r->headers_out.content_type_len = sizeof("application/json") - 1;
+        r->headers_out.content_type_lowcase = NULL;
+    }
+
+    if (r->method == NGX_HTTP_HEAD || len == 0) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = (ngx_buf_t *) ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->memory = 1;
+    b->pos = json;
+    b->last = json + len;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_sse_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    u_char  *json, *p;
+    size_t   len;
+
+    len = sizeof("{\"error\":\"\",\"message\":\"\"}\n") - 1
+          + ngx_strlen(code) + ngx_strlen(message);
+
+    json = (u_char *) ngx_pnalloc(r->pool, len);
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* code and message are our own literals: nothing to escape */
+    p = ngx_sprintf(json, "{\"error\":\"%s\",\"message\":\"%s\"}\n",
+                    code, message);
+
+    return ngx_http_sse_send_json(r, status, json, p - json);
+}
+
+
+/* the request's channels: NGX_OK, NGX_DECLINED (an invalid list), NGX_ERROR */
+
+ngx_int_t
+ngx_http_sse_channel_list(ngx_http_request_t *r, ngx_http_complex_value_t *cv,
+    sse::Slice *out, ngx_uint_t *n)
+{
+    int         count;
+    ngx_str_t   value;
+
+    if (ngx_http_complex_value(r, cv, &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    count = sse::parse_channel_list(value.data, value.len, out,
+                                    sse::max_channels_per_stream);
+
+    if (count > 0) {
+        *n = (ngx_uint_t) count;
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "sse: invalid channel list \"%V\"", &value);
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_sse_bad_channels(ngx_http_request_t *r)
+{
+    return ngx_http_sse_send_error(r, NGX_HTTP_BAD_REQUEST, "bad_channel",
+                                   "a request names 1 to 64 channel ids, "
+                                   "each of 1 to 255 printable ASCII bytes "
+                                   "other than space and comma");
+}
+
+
+ngx_int_t
+ngx_http_sse_add_header(ngx_http_request_t *r, const char *key,
+    const char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = (ngx_table_elt_t *) ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
+
+    return NGX_OK;
+}

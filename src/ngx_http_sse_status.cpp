@@ -1,0 +1,212 @@
+/*
+ * sse_status: every zone's gauges and counters, as JSON or, with
+ * ?format=prometheus, in the Prometheus text exposition format.
+ */
+
+#include "ngx_http_sse.h"
+
+
+namespace {
+
+typedef struct {
+    size_t      size;
+    size_t      used;
+    ngx_uint_t  channels;
+    ngx_uint_t  subscribers;
+    ngx_uint_t  stored_events;
+    ngx_uint_t  workers;
+    ngx_uint_t  published;
+    ngx_uint_t  delivered;
+    ngx_uint_t  evicted;
+    ngx_uint_t  dropped_slow;
+    ngx_uint_t  refused_full;
+} ngx_http_sse_figures_t;
+
+
+typedef struct {
+    const char  *name;
+    const char  *help;
+    size_t       offset;
+    unsigned     counter:1;
+} ngx_http_sse_metric_t;
+
+
+#define SSE_FIGURE(f)  offsetof(ngx_http_sse_figures_t, f)
+
+const ngx_http_sse_metric_t  ngx_http_sse_metrics[] = {
+    { "size", "zone size in bytes", SSE_FIGURE(size), 0 },
+    { "used", "bytes of the zone in use", SSE_FIGURE(used), 0 },
+    { "channels", "channels in the zone", SSE_FIGURE(channels), 0 },
+    { "subscribers", "connected subscribers", SSE_FIGURE(subscribers), 0 },
+    { "stored_events", "events held in history",
+      SSE_FIGURE(stored_events), 0 },
+    { "workers", "worker processes attached to the zone",
+      SSE_FIGURE(workers), 0 },
+    { "published", "events published", SSE_FIGURE(published), 1 },
+    { "delivered", "events handed to subscribers",
+      SSE_FIGURE(delivered), 1 },
+    { "evicted", "events evicted to make room", SSE_FIGURE(evicted), 1 },
+    { "dropped_slow", "subscribers dropped as too slow",
+      SSE_FIGURE(dropped_slow), 1 },
+    { "refused_full", "publishes refused with 507",
+      SSE_FIGURE(refused_full), 1 },
+};
+
+
+void ngx_http_sse_figures(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_figures_t *f);
+
+} // namespace
+
+
+ngx_int_t
+ngx_http_sse_status_handler(ngx_http_request_t *r)
+{
+    u_char                     *out, *p;
+    size_t                      len;
+    ngx_int_t                   rc;
+    ngx_str_t                   format;
+    ngx_uint_t                  i, k, prometheus, value;
+    ngx_http_sse_zone_t       **zones;
+    ngx_http_sse_figures_t     *figures;
+    ngx_http_sse_main_conf_t   *smcf;
+    const ngx_http_sse_metric_t *m;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    smcf = (ngx_http_sse_main_conf_t *)
+               ngx_http_get_module_main_conf(r, ngx_http_sse_module);
+
+    zones = (ngx_http_sse_zone_t **) smcf->zones.elts;
+
+    figures = (ngx_http_sse_figures_t *)
+                  ngx_pcalloc(r->pool, (smcf->zones.nelts + 1)
+                                       * sizeof(ngx_http_sse_figures_t));
+    if (figures == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; i < smcf->zones.nelts; i++) {
+        ngx_http_sse_figures(zones[i], &figures[i]);
+    }
+
+    prometheus = (ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
+                  && format.len == 10
+                  && ngx_strncmp(format.data, "prometheus", 10) == 0);
+
+    len = 64;
+    for (i = 0; i < smcf->zones.nelts; i++) {
+        len += (sizeof(ngx_http_sse_metrics) / sizeof(ngx_http_sse_metrics[0]))
+               * (200 + zones[i]->name.len * 6);
+    }
+
+    out = (u_char *) ngx_pnalloc(r->pool, len);
+    if (out == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = out;
+
+    if (prometheus) {
+
+        for (k = 0; k < sizeof(ngx_http_sse_metrics)
+                        / sizeof(ngx_http_sse_metrics[0]); k++)
+        {
+            m = &ngx_http_sse_metrics[k];
+
+            p = ngx_sprintf(p, "# HELP sse_%s%s %s\n# TYPE sse_%s%s %s\n",
+                            m->name, m->counter ? "_total" : "", m->help,
+                            m->name, m->counter ? "_total" : "",
+                            m->counter ? "counter" : "gauge");
+
+            for (i = 0; i < smcf->zones.nelts; i++) {
+                value = *(ngx_uint_t *) ((u_char *) &figures[i] + m->offset);
+
+                /* zone names are nginx config tokens: escape " and \ */
+                p = ngx_sprintf(p, "sse_%s%s{zone=\"", m->name,
+                                m->counter ? "_total" : "");
+                p += sse::json_escape(p, { zones[i]->name.data,
+                                           zones[i]->name.len });
+                p = ngx_sprintf(p, "\"} %ui\n", value);
+            }
+        }
+
+        r->headers_out.status = NGX_HTTP_OK;
+        ngx_str_set(&r->headers_out.content_type,
+                    "text/plain; version=0.0.4; charset=utf-8");
+
+    } else {
+
+        p = ngx_cpymem(p, "{\"zones\":{", 10);
+
+        for (i = 0; i < smcf->zones.nelts; i++) {
+            if (i) {
+                *p++ = ',';
+            }
+
+            *p++ = '"';
+            p += sse::json_escape(p, { zones[i]->name.data,
+                                       zones[i]->name.len });
+            p = ngx_cpymem(p, "\":{", 3);
+
+            for (k = 0; k < sizeof(ngx_http_sse_metrics)
+                            / sizeof(ngx_http_sse_metrics[0]); k++)
+            {
+                m = &ngx_http_sse_metrics[k];
+                value = *(ngx_uint_t *) ((u_char *) &figures[i] + m->offset);
+
+                p = ngx_sprintf(p, "%s\"%s\":%ui", k ? "," : "", m->name,
+                                value);
+            }
+
+            *p++ = '}';
+        }
+
+        p = ngx_cpymem(p, "}}\n", 3);
+
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    return ngx_http_sse_send_json(r, NGX_HTTP_OK, out, p - out);
+}
+
+
+namespace {
+
+void
+ngx_http_sse_figures(ngx_http_sse_zone_t *zone, ngx_http_sse_figures_t *f)
+{
+    ngx_http_sse_shctx_t  *sh = zone->sh;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_http_sse_reap_slots(zone);
+    ngx_http_sse_store_expire(zone);
+
+    f->size = zone->shm_zone->shm.size;
+    f->used = f->size - zone->shpool->pfree * ngx_pagesize;
+    f->channels = sh->channels;
+    f->subscribers = ngx_http_sse_subscribers(zone);
+    f->stored_events = sh->stored_events;
+    f->workers = ngx_http_sse_live_slots(zone);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    f->published = sh->published;
+    f->delivered = sh->delivered;
+    f->evicted = sh->evicted;
+    f->dropped_slow = sh->dropped_slow;
+    f->refused_full = sh->refused_full;
+}
+
+} // namespace

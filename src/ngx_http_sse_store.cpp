@@ -1,0 +1,994 @@
+/*
+ * The shared zone: channels (an rbtree keyed by crc32 + id, as in
+ * limit_req), each with a bounded ring of events stored once as their
+ * finished wire bytes, and the table of worker slots.
+ *
+ * Every function here that touches the zone expects the caller to hold
+ * the slab pool's mutex; nginx's master force-unlocks it if a worker dies
+ * holding it.  Critical sections stay short: nothing here writes to a
+ * socket.
+ */
+
+#include "ngx_http_sse.h"
+
+#include <signal.h>
+
+
+namespace {
+
+void ngx_http_sse_rbtree_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+void *ngx_http_sse_alloc(ngx_http_sse_zone_t *zone, size_t size);
+ngx_uint_t ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone);
+void ngx_http_sse_drop_oldest(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch);
+void ngx_http_sse_drop_all(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch);
+void ngx_http_sse_channel_free(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch);
+void ngx_http_sse_channel_idle(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch);
+ngx_int_t ngx_http_sse_ring_reserve(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch);
+void ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot);
+
+inline void
+mask_set(uint64_t *mask, ngx_uint_t bit)
+{
+    mask[bit / 64] |= (uint64_t) 1 << (bit % 64);
+}
+
+inline void
+mask_clear(uint64_t *mask, ngx_uint_t bit)
+{
+    mask[bit / 64] &= ~((uint64_t) 1 << (bit % 64));
+}
+
+inline bool
+mask_test(const uint64_t *mask, ngx_uint_t bit)
+{
+    return (mask[bit / 64] >> (bit % 64)) & 1;
+}
+
+inline bool
+mask_empty(const uint64_t *mask)
+{
+    for (ngx_uint_t i = 0; i < NGX_HTTP_SSE_MASK_WORDS; i++) {
+        if (mask[i]) {
+            return false;
+        }
+    }
+
+    return true;
+}
+
+} // namespace
+
+
+ngx_int_t
+ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_sse_zone_t *ozone = (ngx_http_sse_zone_t *) data;
+    ngx_http_sse_zone_t *zone = (ngx_http_sse_zone_t *) shm_zone->data;
+
+    size_t                  len;
+    ngx_uint_t              i;
+    ngx_list_part_t        *part;
+    ngx_shm_zone_t         *oshm;
+    ngx_http_sse_shctx_t   *sh;
+
+    if (ozone) {
+        /* a reload kept the zone: adopt it, with its channels and history */
+
+        if (ozone->sh->magic != NGX_HTTP_SSE_ZONE_MAGIC) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "sse_zone \"%V\" was created by an incompatible "
+                          "version of the module; restart nginx to "
+                          "recreate it", &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        zone->shpool = ozone->shpool;
+        zone->sh = ozone->sh;
+
+        /* retention belongs to the zone: the new configuration's values
+         * apply to every worker, old generation included */
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        zone->sh->limits = zone->limits;
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        return NGX_OK;
+    }
+
+    /*
+     * A zone of the same name but another size in the running
+     * configuration would silently lose every channel's history: refuse
+     * the reload instead, the way the size of a zone can't change either
+     * in one configuration.
+     */
+
+    part = &((ngx_cycle_t *) ngx_cycle)->shared_memory.part;
+    oshm = (ngx_shm_zone_t *) part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+            part = part->next;
+            oshm = (ngx_shm_zone_t *) part->elts;
+            i = 0;
+        }
+
+        if (oshm == NULL || part->nelts == 0) {
+            break;
+        }
+
+        if (oshm[i].tag != &ngx_http_sse_module
+            || oshm[i].shm.name.len != shm_zone->shm.name.len
+            || ngx_strncmp(oshm[i].shm.name.data, shm_zone->shm.name.data,
+                           shm_zone->shm.name.len) != 0)
+        {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "sse_zone \"%V\" cannot change its size from %uz to "
+                      "%uz on reload: its channels and history would be "
+                      "lost; restart nginx to resize it, or keep the size",
+                      &shm_zone->shm.name, oshm[i].shm.size,
+                      shm_zone->shm.size);
+        return NGX_ERROR;
+    }
+
+    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    sh = (ngx_http_sse_shctx_t *) ngx_slab_calloc(zone->shpool,
+                                                  sizeof(ngx_http_sse_shctx_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->sh = sh;
+    zone->shpool->data = sh;
+
+    sh->magic = NGX_HTTP_SSE_ZONE_MAGIC;
+    sh->limits = zone->limits;
+
+    ngx_rbtree_init(&sh->rbtree, &sh->sentinel, ngx_http_sse_rbtree_insert);
+    ngx_queue_init(&sh->events);
+    ngx_queue_init(&sh->idle);
+    ngx_queue_init(&sh->tombs);
+
+    /*
+     * Epochs only have to differ from every epoch an earlier zone of this
+     * name handed out: milliseconds since 1970 shifted left by 20 bits
+     * leave room for a million new channels per millisecond of uptime.
+     */
+
+    ngx_time_t *tp = ngx_timeofday();
+    sh->next_epoch = ((uint64_t) tp->sec * 1000 + tp->msec) << 20;
+
+    len = sizeof(" in sse zone \"\"") + shm_zone->shm.name.len;
+
+    zone->shpool->log_ctx = (u_char *) ngx_slab_alloc(zone->shpool, len);
+    if (zone->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(zone->shpool->log_ctx, " in sse zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone is an expected condition, logged by us, rate-limited */
+    zone->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_http_sse_channel_t *
+ngx_http_sse_channel_find(ngx_http_sse_zone_t *zone, u_char *id, size_t len)
+{
+    uint32_t                 hash;
+    ngx_int_t                rc;
+    ngx_rbtree_node_t       *node, *sentinel;
+    ngx_http_sse_channel_t  *ch;
+
+    hash = ngx_crc32_short(id, len);
+
+    node = zone->sh->rbtree.root;
+    sentinel = zone->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        ch = (ngx_http_sse_channel_t *) node;
+
+        rc = ngx_memn2cmp(id, ch->id, len, (size_t) ch->id_len);
+
+        if (rc == 0) {
+            return ch;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Finds a channel or creates it.  A deleted channel is returned as it is:
+ * the caller decides (a subscriber gets 204, a publisher revives it).
+ */
+
+ngx_http_sse_channel_t *
+ngx_http_sse_channel_get(ngx_http_sse_zone_t *zone, u_char *id, size_t len,
+    ngx_int_t *err)
+{
+    ngx_http_sse_shctx_t    *sh = zone->sh;
+    ngx_http_sse_channel_t  *ch;
+
+    ch = ngx_http_sse_channel_find(zone, id, len);
+    if (ch) {
+        return ch;
+    }
+
+    if (sh->limits.max_channels && sh->channels >= sh->limits.max_channels) {
+        ngx_http_sse_store_expire(zone);
+
+        if (sh->channels >= sh->limits.max_channels) {
+            *err = NGX_HTTP_SSE_TOO_MANY;
+            return NULL;
+        }
+    }
+
+    ch = (ngx_http_sse_channel_t *)
+             ngx_http_sse_alloc(zone,
+                                offsetof(ngx_http_sse_channel_t, id) + len);
+    if (ch == NULL) {
+        *err = NGX_HTTP_SSE_ZONE_FULL;
+        return NULL;
+    }
+
+    ngx_memzero(ch, offsetof(ngx_http_sse_channel_t, id));
+
+    ch->node.key = ngx_crc32_short(id, len);
+    ch->epoch = sh->next_epoch++;
+    ch->first_seq = 1;
+    ch->id_len = (u_char) len;
+    ngx_memcpy(ch->id, id, len);
+
+    ngx_rbtree_insert(&sh->rbtree, &ch->node);
+    sh->channels++;
+
+    ngx_http_sse_channel_idle(zone, ch);
+
+    return ch;
+}
+
+
+ngx_http_sse_event_t *
+ngx_http_sse_channel_event(ngx_http_sse_channel_t *ch, uint64_t seq)
+{
+    if (ch->nevents == 0 || seq < ch->first_seq || seq > ch->last_seq) {
+        return NULL;
+    }
+
+    return ch->ring[(ch->ring_head + (seq - ch->first_seq)) % ch->ring_cap];
+}
+
+
+ngx_int_t
+ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
+    sse::Position *pos)
+{
+    size_t                   size, id_len;
+    u_char                   id[sse::max_position_len];
+    uint64_t                 seq;
+    ngx_uint_t               history;
+    ngx_http_sse_shctx_t    *sh = zone->sh;
+    ngx_http_sse_event_t    *ev;
+
+    if (ch->deleted) {
+        /* publishing to a deleted channel starts a new epoch */
+
+        ngx_http_sse_drop_all(zone, ch);
+
+        ngx_queue_remove(&ch->link);
+        ch->in_link = 0;
+        ch->deleted = 0;
+        ch->epoch = sh->next_epoch++;
+        ch->last_seq = 0;
+        ch->first_seq = 1;
+
+        if (ch->subscribers == 0) {
+            ngx_http_sse_channel_idle(zone, ch);
+        }
+    }
+
+    seq = ch->last_seq + 1;
+
+    id_len = ngx_http_sse_format_position(id, ch->epoch, seq);
+
+    size = sse::encoded_size({id, id_len}, type, data);
+
+    ev = (ngx_http_sse_event_t *)
+             ngx_http_sse_alloc(zone,
+                                offsetof(ngx_http_sse_event_t, wire) + size);
+    if (ev == NULL) {
+        (void) ngx_atomic_fetch_add(&sh->refused_full, 1);
+        return NGX_HTTP_SSE_ZONE_FULL;
+    }
+
+    history = sh->limits.history ? sh->limits.history : 1;
+
+    while (ch->nevents >= history) {
+        ngx_http_sse_drop_oldest(zone, ch);
+    }
+
+    if (ngx_http_sse_ring_reserve(zone, ch) != NGX_OK) {
+        ngx_slab_free_locked(zone->shpool, ev);
+        (void) ngx_atomic_fetch_add(&sh->refused_full, 1);
+        return NGX_HTTP_SSE_ZONE_FULL;
+    }
+
+    ev->channel = ch;
+    ev->seq = seq;
+    ev->time = ngx_time();
+    ev->len = (uint32_t) sse::encode(ev->wire, {id, id_len}, type, data);
+    ev->id_len = (uint16_t) sse::id_line_size(id_len);
+
+    if (ch->nevents == 0) {
+        ch->first_seq = seq;
+    }
+
+    ch->ring[(ch->ring_head + ch->nevents) % ch->ring_cap] = ev;
+    ch->nevents++;
+    ch->last_seq = seq;
+    ch->last_publish = ev->time;
+    ch->last_active = ev->time;
+
+    ngx_queue_insert_tail(&sh->events, &ev->age);
+    sh->stored_events++;
+
+    if (ch->in_link && !ch->deleted) {
+        /* keep the idle queue ordered by last activity */
+        ngx_queue_remove(&ch->link);
+        ngx_queue_insert_tail(&sh->idle, &ch->link);
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->published, 1);
+
+    pos->epoch = ch->epoch;
+    pos->seq = seq;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_sse_channel_delete(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch)
+{
+    if (ch->deleted) {
+        return;
+    }
+
+    if (ch->in_link) {
+        ngx_queue_remove(&ch->link);
+    }
+
+    ch->deleted = 1;
+    ch->in_link = 1;
+    ch->last_active = ngx_time();
+    ngx_queue_insert_tail(&zone->sh->tombs, &ch->link);
+
+    /*
+     * Subscribers still get what was published before the DELETE: the
+     * events stay until the last worker with subscribers has read them
+     * and ended its streams (ngx_http_sse_channel_leave()).
+     */
+
+    if (ch->subscribers == 0) {
+        ngx_http_sse_drop_all(zone, ch);
+    }
+}
+
+
+ngx_int_t
+ngx_http_sse_channel_join(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_uint_t slot)
+{
+    ngx_http_sse_shctx_t      *sh = zone->sh;
+    ngx_http_sse_chan_slot_t  *cs;
+
+    for (cs = ch->slots; cs; cs = cs->next) {
+        if (cs->slot == slot) {
+            break;
+        }
+    }
+
+    if (cs == NULL) {
+        cs = (ngx_http_sse_chan_slot_t *)
+                 ngx_http_sse_alloc(zone, sizeof(ngx_http_sse_chan_slot_t));
+        if (cs == NULL) {
+            return NGX_HTTP_SSE_ZONE_FULL;
+        }
+
+        cs->slot = (uint32_t) slot;
+        cs->subscribers = 0;
+        cs->next = ch->slots;
+        ch->slots = cs;
+        mask_set(ch->worker_mask, slot);
+    }
+
+    cs->subscribers++;
+    ch->subscribers++;
+    sh->slots[slot].subscribers++;
+
+    if (ch->in_link && !ch->deleted) {
+        ngx_queue_remove(&ch->link);
+        ch->in_link = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_sse_channel_leave(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_uint_t slot)
+{
+    ngx_http_sse_chan_slot_t  *cs, **csp;
+
+    for (csp = &ch->slots; *csp; csp = &(*csp)->next) {
+        if ((*csp)->slot == slot) {
+            break;
+        }
+    }
+
+    cs = *csp;
+
+    if (cs == NULL) {
+        /* the slot was reaped already */
+        return;
+    }
+
+    cs->subscribers--;
+    ch->subscribers--;
+
+    if (zone->sh->slots[slot].subscribers) {
+        zone->sh->slots[slot].subscribers--;
+    }
+
+    if (cs->subscribers == 0) {
+        *csp = cs->next;
+        ngx_slab_free_locked(zone->shpool, cs);
+        mask_clear(ch->worker_mask, slot);
+    }
+
+    if (ch->subscribers) {
+        return;
+    }
+
+    if (ch->deleted) {
+        ngx_http_sse_drop_all(zone, ch);
+        return;
+    }
+
+    ch->last_active = ngx_time();
+    ngx_http_sse_channel_idle(zone, ch);
+}
+
+
+/*
+ * Queues the channel for every worker slot with subscribers of it; the
+ * slots whose wake-up is not yet pending are returned in wake[] so the
+ * caller can send the wake-ups after unlocking.  A slot is woken once per
+ * batch however many channels and events the batch has.
+ */
+
+void
+ngx_http_sse_notify(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch,
+    ngx_uint_t *wake, ngx_uint_t *nwake)
+{
+    ngx_http_sse_slot_t       *slot;
+    ngx_http_sse_chan_slot_t  *cs;
+
+    for (cs = ch->slots; cs; cs = cs->next) {
+
+        slot = &zone->sh->slots[cs->slot];
+
+        if (!mask_test(ch->notify_mask, cs->slot)) {
+            if (slot->qlen < NGX_HTTP_SSE_SLOT_QUEUE) {
+                mask_set(ch->notify_mask, cs->slot);
+                slot->queue[slot->qlen++] = ch;
+
+            } else {
+                slot->overflow = 1;
+            }
+        }
+
+        if (!slot->wake_pending) {
+            slot->wake_pending = 1;
+            wake[(*nwake)++] = cs->slot;
+        }
+    }
+}
+
+
+/*
+ * Drops expired history (history_ttl), idle channels (channel_ttl) and
+ * tombstones of deleted channels (history_ttl after the DELETE).
+ */
+
+void
+ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone)
+{
+    time_t                   now;
+    ngx_queue_t             *q;
+    ngx_http_sse_shctx_t    *sh = zone->sh;
+    ngx_http_sse_event_t    *ev;
+    ngx_http_sse_channel_t  *ch;
+
+    now = ngx_time();
+
+    while (!ngx_queue_empty(&sh->events)) {
+        q = ngx_queue_head(&sh->events);
+        ev = ngx_queue_data(q, ngx_http_sse_event_t, age);
+
+        if (ev->time + sh->limits.history_ttl > now) {
+            break;
+        }
+
+        ngx_http_sse_drop_oldest(zone, ev->channel);
+    }
+
+    while (!ngx_queue_empty(&sh->idle)) {
+        q = ngx_queue_head(&sh->idle);
+        ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
+
+        if (ch->last_active + sh->limits.channel_ttl > now) {
+            break;
+        }
+
+        if (!mask_empty(ch->notify_mask)) {
+            /* still queued for a worker: next time */
+            break;
+        }
+
+        ngx_http_sse_channel_free(zone, ch);
+    }
+
+    while (!ngx_queue_empty(&sh->tombs)) {
+        q = ngx_queue_head(&sh->tombs);
+        ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
+
+        if (ch->last_active + sh->limits.history_ttl > now
+            || ch->subscribers
+            || !mask_empty(ch->notify_mask))
+        {
+            break;
+        }
+
+        ngx_http_sse_channel_free(zone, ch);
+    }
+}
+
+
+ngx_uint_t
+ngx_http_sse_subscribers(ngx_http_sse_zone_t *zone)
+{
+    ngx_uint_t  i, n;
+
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
+        if (zone->sh->slots[i].pid) {
+            n += zone->sh->slots[i].subscribers;
+        }
+    }
+
+    return n;
+}
+
+
+ngx_uint_t
+ngx_http_sse_live_slots(ngx_http_sse_zone_t *zone)
+{
+    ngx_uint_t  i, n;
+
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
+        if (zone->sh->slots[i].pid) {
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
+/*
+ * A worker that died (kill -9, a crash) cannot leave its channels: its
+ * slot is found dead here and everything it held is given back, so no
+ * phantom subscribers stay counted and no wake-ups go to it.
+ */
+
+void
+ngx_http_sse_reap_slots(ngx_http_sse_zone_t *zone)
+{
+    ngx_pid_t   pid;
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
+        pid = (ngx_pid_t) zone->sh->slots[i].pid;
+
+        if (pid == 0 || pid == ngx_pid) {
+            continue;
+        }
+
+        if (kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "sse zone \"%V\": releasing slot %ui of "
+                          "exited worker %P", &zone->name, i, pid);
+            ngx_http_sse_slot_clear(zone, i);
+        }
+    }
+}
+
+
+ngx_int_t
+ngx_http_sse_slot_register(ngx_http_sse_zone_t *zone)
+{
+    ngx_uint_t  i;
+
+    ngx_http_sse_reap_slots(zone);
+
+    for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
+        if (zone->sh->slots[i].pid == 0) {
+            ngx_http_sse_slot_clear(zone, i);
+            zone->sh->slots[i].pid = ngx_pid;
+            return (ngx_int_t) i;
+        }
+    }
+
+    return -1;
+}
+
+
+void
+ngx_http_sse_slot_release(ngx_http_sse_zone_t *zone)
+{
+    if (zone->slot < 0) {
+        return;
+    }
+
+    ngx_http_sse_slot_clear(zone, zone->slot);
+    zone->slot = -1;
+}
+
+
+void
+ngx_http_sse_log_full(ngx_http_sse_zone_t *zone, ngx_log_t *log)
+{
+    time_t  now;
+
+    /* one line a minute at most, however many publishes are refused */
+
+    now = ngx_time();
+
+    if (zone->sh->nomem_logged + 60 > now) {
+        return;
+    }
+
+    zone->sh->nomem_logged = now;
+
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "sse zone \"%V\" is full: publishes are refused with 507 "
+                  "until memory frees up (this message is rate-limited)",
+                  &zone->name);
+}
+
+
+size_t
+ngx_http_sse_format_position(u_char *out, uint64_t epoch, uint64_t seq)
+{
+    sse::Position  pos = { epoch, seq };
+
+    return sse::format_id(out, &pos, 1);
+}
+
+
+namespace {
+
+void
+ngx_http_sse_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t       **p;
+    ngx_http_sse_channel_t   *ch, *cht;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else { /* node->key == temp->key */
+
+            ch = (ngx_http_sse_channel_t *) node;
+            cht = (ngx_http_sse_channel_t *) temp;
+
+            p = (ngx_memn2cmp(ch->id, cht->id, ch->id_len, cht->id_len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+/* allocates, evicting the zone's oldest history while that makes room */
+
+void *
+ngx_http_sse_alloc(ngx_http_sse_zone_t *zone, size_t size)
+{
+    void  *p;
+
+    for ( ;; ) {
+        p = ngx_slab_alloc_locked(zone->shpool, size);
+        if (p) {
+            return p;
+        }
+
+        if (!ngx_http_sse_evict_oldest(zone)) {
+            return NULL;
+        }
+    }
+}
+
+
+ngx_uint_t
+ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone)
+{
+    ngx_queue_t             *q;
+    ngx_http_sse_shctx_t    *sh = zone->sh;
+    ngx_http_sse_event_t    *ev;
+    ngx_http_sse_channel_t  *ch;
+
+    /* idle channels past their time go first, then the oldest event */
+
+    if (!ngx_queue_empty(&sh->idle)) {
+        q = ngx_queue_head(&sh->idle);
+        ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
+
+        if (ch->last_active + sh->limits.channel_ttl <= ngx_time()
+            && mask_empty(ch->notify_mask))
+        {
+            ngx_http_sse_channel_free(zone, ch);
+            return 1;
+        }
+    }
+
+    if (ngx_queue_empty(&sh->events)) {
+        return 0;
+    }
+
+    q = ngx_queue_head(&sh->events);
+    ev = ngx_queue_data(q, ngx_http_sse_event_t, age);
+
+    ngx_http_sse_drop_oldest(zone, ev->channel);
+    (void) ngx_atomic_fetch_add(&sh->evicted, 1);
+
+    return 1;
+}
+
+
+void
+ngx_http_sse_drop_oldest(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch)
+{
+    ngx_http_sse_event_t  *ev;
+
+    ev = ch->ring[ch->ring_head];
+
+    ch->ring_head = (ch->ring_head + 1) % ch->ring_cap;
+    ch->nevents--;
+    ch->first_seq++;
+
+    ngx_queue_remove(&ev->age);
+    zone->sh->stored_events--;
+
+    ngx_slab_free_locked(zone->shpool, ev);
+}
+
+
+void
+ngx_http_sse_drop_all(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
+{
+    while (ch->nevents) {
+        ngx_http_sse_drop_oldest(zone, ch);
+    }
+
+    if (ch->ring) {
+        ngx_slab_free_locked(zone->shpool, ch->ring);
+        ch->ring = NULL;
+        ch->ring_cap = 0;
+        ch->ring_head = 0;
+    }
+
+    ch->first_seq = ch->last_seq + 1;
+}
+
+
+void
+ngx_http_sse_channel_free(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch)
+{
+    ngx_http_sse_chan_slot_t  *cs, *next;
+
+    ngx_http_sse_drop_all(zone, ch);
+
+    for (cs = ch->slots; cs; cs = next) {
+        next = cs->next;
+        ngx_slab_free_locked(zone->shpool, cs);
+    }
+
+    if (ch->in_link) {
+        ngx_queue_remove(&ch->link);
+    }
+
+    ngx_rbtree_delete(&zone->sh->rbtree, &ch->node);
+    zone->sh->channels--;
+
+    ngx_slab_free_locked(zone->shpool, ch);
+}
+
+
+void
+ngx_http_sse_channel_idle(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch)
+{
+    if (ch->in_link || ch->deleted) {
+        return;
+    }
+
+    ch->last_active = ngx_time();
+    ch->in_link = 1;
+    ngx_queue_insert_tail(&zone->sh->idle, &ch->link);
+}
+
+
+/* makes room in the ring for one more event, growing it up to history */
+
+ngx_int_t
+ngx_http_sse_ring_reserve(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch)
+{
+    uint32_t                 cap, i;
+    ngx_uint_t               history;
+    ngx_http_sse_event_t   **ring;
+
+    if (ch->nevents < ch->ring_cap) {
+        return NGX_OK;
+    }
+
+    history = zone->sh->limits.history ? zone->sh->limits.history : 1;
+
+    cap = ch->ring_cap ? ch->ring_cap * 2 : 4;
+
+    if (cap > history) {
+        cap = (uint32_t) history;
+    }
+
+    if (cap <= ch->nevents) {
+        cap = ch->nevents + 1;
+    }
+
+    ring = (ngx_http_sse_event_t **)
+               ngx_http_sse_alloc(zone, cap * sizeof(ngx_http_sse_event_t *));
+    if (ring == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* ngx_http_sse_alloc() may have evicted events of this very channel */
+
+    for (i = 0; i < ch->nevents; i++) {
+        ring[i] = ch->ring[(ch->ring_head + i) % ch->ring_cap];
+    }
+
+    if (ch->ring) {
+        ngx_slab_free_locked(zone->shpool, ch->ring);
+    }
+
+    ch->ring = ring;
+    ch->ring_cap = cap;
+    ch->ring_head = 0;
+
+    return NGX_OK;
+}
+
+
+/* gives back everything a slot held: for a worker that exited or died */
+
+void
+ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
+{
+    ngx_rbtree_node_t         *node;
+    ngx_http_sse_slot_t       *s = &zone->sh->slots[slot];
+    ngx_http_sse_channel_t    *ch;
+    ngx_http_sse_chan_slot_t  *cs, **csp;
+
+    if (s->subscribers || s->qlen || s->overflow) {
+
+        for (node = ngx_rbtree_min(zone->sh->rbtree.root,
+                                   zone->sh->rbtree.sentinel);
+             node;
+             node = ngx_rbtree_next(&zone->sh->rbtree, node))
+        {
+            ch = (ngx_http_sse_channel_t *) node;
+
+            mask_clear(ch->notify_mask, slot);
+
+            for (csp = &ch->slots; *csp; csp = &(*csp)->next) {
+                if ((*csp)->slot == slot) {
+                    break;
+                }
+            }
+
+            cs = *csp;
+            if (cs == NULL) {
+                continue;
+            }
+
+            *csp = cs->next;
+            ch->subscribers -= cs->subscribers;
+            mask_clear(ch->worker_mask, slot);
+            ngx_slab_free_locked(zone->shpool, cs);
+
+            if (ch->subscribers == 0) {
+                if (ch->deleted) {
+                    ngx_http_sse_drop_all(zone, ch);
+
+                } else {
+                    ngx_http_sse_channel_idle(zone, ch);
+                }
+            }
+        }
+    }
+
+    s->pid = 0;
+    s->wake_pending = 0;
+    s->subscribers = 0;
+    s->qlen = 0;
+    s->overflow = 0;
+}
+
+} // namespace
