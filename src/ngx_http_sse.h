@@ -182,24 +182,36 @@ typedef struct {
 } ngx_http_sse_sub_chan_t;
 
 
+/*
+ * A subscriber stream.  It starts on its request, writing through the
+ * filter chain; an HTTP/1.1 chunked stream then lets the request go
+ * ("detached"): only the connection and this record stay, and events
+ * are written as chunks straight to the socket.
+ */
 struct ngx_http_sse_sub_s {
-    ngx_http_request_t         *request;
+    ngx_http_request_t         *request;    /* NULL once detached */
+    ngx_connection_t           *connection;
     ngx_http_sse_zone_t        *zone;
     ngx_queue_t                 all;        /* every stream of the worker */
+    ngx_pool_cleanup_t         *cleanup;    /* on the request's pool */
 
     ngx_uint_t                  nchans;
     ngx_http_sse_sub_chan_t    *chans;
 
-    /* bytes not yet handed to the filter chain */
+    /* bytes not yet handed on; the first hdr bytes are room for a chunk
+     * header, and two more are kept at the end for its CRLF */
     u_char                     *pend;
     size_t                      pend_len;
     size_t                      pend_cap;
+    size_t                      hdr;
 
-    /* bytes handed to the filter chain, not yet sent */
+    /* bytes handed on, not yet sent */
     u_char                     *out;
     size_t                      out_cap;
-    ngx_buf_t                  *out_buf;
+    ngx_buf_t                  *out_buf;    /* request: in the filter chain */
     ngx_chain_t                 out_cl;
+    u_char                     *out_pos;    /* detached: the unsent part */
+    u_char                     *out_last;
 
     size_t                      max_pending;
     size_t                      limit;      /* max_pending + unsent replay */
@@ -207,11 +219,13 @@ struct ngx_http_sse_sub_s {
     time_t                      deadline;   /* sse_lifetime, 0: none */
     time_t                      last_write;
     time_t                      blocked_since;  /* 0: not blocked */
+    ngx_msec_t                  send_timeout;
 
     unsigned                    out_busy:1;
-    unsigned                    done:1;         /* ended or dropped */
-    unsigned                    dropping:1;     /* finalize on write event */
-    unsigned                    registered:1;   /* counted in the zone */
+    unsigned                    done:1;         /* left its channels */
+    unsigned                    dropping:1;     /* close on write event */
+    unsigned                    detached:1;
+    unsigned                    ending:1;       /* detached: last chunk */
 };
 
 
@@ -294,6 +308,7 @@ ngx_http_sse_local_t *ngx_http_sse_local_get(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch);
 void ngx_http_sse_local_put(ngx_http_sse_local_t *local);
 void ngx_http_sse_sweep_arm(void);
+void ngx_http_sse_shutdown(void);
 
 extern ngx_queue_t  ngx_http_sse_streams;
 extern ngx_uint_t   ngx_http_sse_nstreams;
@@ -305,15 +320,21 @@ ngx_int_t ngx_http_sse_subscribe_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_sse_publish_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_sse_status_handler(ngx_http_request_t *r);
 
+ngx_http_sse_sub_t *ngx_http_sse_sub_create(ngx_http_request_t *r,
+    ngx_uint_t nchans);
+ngx_int_t ngx_http_sse_sub_start(ngx_http_sse_sub_t *sub);
 ngx_int_t ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc,
     uint64_t seq, u_char *wire, size_t len, size_t id_len);
 ngx_int_t ngx_http_sse_sub_append_raw(ngx_http_sse_sub_t *sub, u_char *p,
     size_t len);
+ngx_int_t ngx_http_sse_sub_append_id_line(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_sub_flush(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_sub_leave(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_sub_end(ngx_http_sse_sub_t *sub, ngx_uint_t graceful);
 void ngx_http_sse_sub_drop(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now);
 void ngx_http_sse_end_all(ngx_uint_t graceful);
+void ngx_http_sse_close_detached(void);
 
 
 /* ---- shared helpers ------------------------------------------------- */

@@ -321,19 +321,30 @@ ngx_http_sse_sweep_arm(void)
 }
 
 
-void
-ngx_http_sse_end_all(ngx_uint_t graceful)
-{
-    ngx_queue_t         *q, *next;
-    ngx_http_sse_sub_t  *sub;
+/*
+ * The worker shuts down (reload, quit): streams end now, so clients
+ * resume on the new workers at once rather than after
+ * worker_shutdown_timeout.  Streams that cannot send their last bytes at
+ * once get a second; the sweep, made non-cancelable, keeps the worker
+ * alive that long.
+ */
 
-    for (q = ngx_queue_head(&ngx_http_sse_streams);
-         q != ngx_queue_sentinel(&ngx_http_sse_streams);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        sub = ngx_queue_data(q, ngx_http_sse_sub_t, all);
-        ngx_http_sse_sub_end(sub, graceful);
+void
+ngx_http_sse_shutdown(void)
+{
+    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                  "sse: worker is shutting down, ending %ui streams",
+                  ngx_http_sse_nstreams);
+
+    ngx_http_sse_end_all(1);
+
+    if (ngx_http_sse_nstreams) {
+        if (ngx_http_sse_sweep_event.timer_set) {
+            ngx_del_timer(&ngx_http_sse_sweep_event);
+        }
+
+        ngx_http_sse_sweep_event.cancelable = 0;
+        ngx_add_timer(&ngx_http_sse_sweep_event, 1000);
     }
 }
 
@@ -349,16 +360,9 @@ ngx_http_sse_ipc_read_handler(ngx_event_t *ev)
     c = (ngx_connection_t *) ev->data;
 
     if (c->close) {
-        /* graceful shutdown: streams end now, clients resume elsewhere */
-
-        ngx_log_error(NGX_LOG_INFO, ev->log, 0,
-                      "sse: worker is shutting down, ending %ui streams",
-                      ngx_http_sse_nstreams);
-
-        ngx_http_sse_end_all(1);
-
         c->idle = 0;
         c->close = 0;
+        ngx_http_sse_shutdown();
         return;
     }
 
@@ -641,8 +645,10 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
     ngx_http_sse_sub_t    *sub;
     ngx_http_sse_zone_t  **zones, *zone;
 
-    if (ngx_exiting || ngx_terminate || ngx_quit) {
+    if (ngx_exiting) {
+        /* the second given by ngx_http_sse_shutdown() is over */
         ngx_http_sse_end_all(1);
+        ngx_http_sse_close_detached();
         return;
     }
 

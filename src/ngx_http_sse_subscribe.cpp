@@ -1,12 +1,7 @@
 /*
- * Subscriber streams: the response, replay from history, live events,
- * heartbeats, and the end of a stream.
- *
- * A stream's bytes go through the filter chain (so chunked coding, HTTP/2
- * and add_header all work), every write with flush set, from two buffers
- * per stream that are reused: one handed to the filter chain, one filling
- * up with what arrives meanwhile.  Nothing is allocated per event, and
- * the buffers are given back when a stream has been quiet for a while.
+ * The subscribe location: checks the request, joins the channels, plans
+ * the replay from the Last-Event-ID, and starts the stream (whose life
+ * is in ngx_http_sse_stream.cpp).
  */
 
 #include "ngx_http_sse.h"
@@ -32,12 +27,6 @@ void ngx_http_sse_plan(ngx_http_sse_loc_conf_t *slcf,
 ngx_int_t ngx_http_sse_append_reset(ngx_http_sse_sub_t *sub,
     ngx_http_sse_loc_conf_t *slcf, ngx_http_sse_channel_t *ch,
     const char *reason);
-ngx_int_t ngx_http_sse_append_id_line(ngx_http_sse_sub_t *sub);
-void ngx_http_sse_detach(ngx_http_sse_sub_t *sub);
-void ngx_http_sse_cleanup(void *data);
-void ngx_http_sse_write_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len);
-void ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub);
 
 } // namespace
 
@@ -51,7 +40,6 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     ngx_uint_t                i, n, subscribers;
     sse::Slice                ids[sse::max_channels_per_stream];
     sse::Position             pos[sse::max_channels_per_stream];
-    ngx_pool_cleanup_t       *cln;
     ngx_http_sse_sub_t       *sub;
     ngx_http_sse_zone_t      *zone;
     ngx_http_sse_local_t     *local;
@@ -119,42 +107,15 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
                    == (int) n) ? 1 : -1;
     }
 
-    sub = (ngx_http_sse_sub_t *) ngx_pcalloc(r->pool,
-                                             sizeof(ngx_http_sse_sub_t));
+    sub = ngx_http_sse_sub_create(r, n);
     if (sub == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    sub->chans = (ngx_http_sse_sub_chan_t *)
-                     ngx_pcalloc(r->pool, n * sizeof(ngx_http_sse_sub_chan_t));
-    if (sub->chans == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    sub->out_buf = (ngx_buf_t *) ngx_calloc_buf(r->pool);
-    if (sub->out_buf == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_sse_cleanup;
-    cln->data = sub;
-
-    sub->request = r;
     sub->zone = zone;
-    sub->nchans = n;
     sub->max_pending = slcf->max_pending;
     sub->heartbeat = slcf->heartbeat;
     sub->deadline = slcf->lifetime ? ngx_time() + slcf->lifetime : 0;
-    sub->last_write = ngx_time();
-    sub->out_buf->memory = 1;
-    sub->out_buf->flush = 1;
-    sub->out_cl.buf = sub->out_buf;
-    sub->out_cl.next = NULL;
 
     /* what leaves at once: the retry field and a first comment */
 
@@ -259,8 +220,6 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
         sc->pos.seq = start[i].from - 1;
     }
 
-    sub->registered = 1;
-
     /* resets first, then each channel's history, then live events */
 
     for (i = 0; i < n; i++) {
@@ -306,34 +265,17 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
 
     rc = ngx_http_sse_send_stream_header(r);
     if (rc == NGX_ERROR || rc > NGX_OK) {
-        ngx_http_sse_detach(sub);
+        ngx_http_sse_sub_leave(sub);
         return rc;
     }
 
-    ngx_queue_insert_tail(&ngx_http_sse_streams, &sub->all);
-    ngx_http_sse_nstreams++;
-    ngx_http_sse_sweep_arm();
-
-    ngx_http_set_ctx(r, sub, ngx_http_sse_module);
-
-    r->main->count++;
-    r->read_event_handler = ngx_http_test_reading;
-    r->write_event_handler = ngx_http_sse_write_handler;
-
-    ngx_http_sse_sub_flush(sub);
-
-    if (ngx_exiting && !sub->done) {
-        /* a worker on its way out: the client resumes on a new one */
-        ngx_http_sse_sub_end(sub, 1);
-    }
-
-    return NGX_DONE;
+    return ngx_http_sse_sub_start(sub);
 
 failed:
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    ngx_http_sse_detach(sub);
+    ngx_http_sse_sub_leave(sub);
 
     ngx_http_sse_add_header(r, "Retry-After", "5");
     ngx_http_sse_log_full(zone, r->connection->log);
@@ -341,298 +283,6 @@ failed:
     return ngx_http_sse_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                    "zone_full",
                                    "the sse zone is out of memory");
-}
-
-
-/*
- * Appends one event to a stream, unless the stream has it already.  On a
- * multi-channel stream the id line is the stream's own: the positions of
- * all its channels.
- */
-
-ngx_int_t
-ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
-    u_char *wire, size_t len, size_t id_len)
-{
-    ngx_http_sse_sub_t  *sub = sc->sub;
-
-    if (sub->done || seq <= sc->pos.seq) {
-        return NGX_OK;
-    }
-
-    sc->pos.seq = seq;
-
-    if (sub->nchans == 1) {
-        if (ngx_http_sse_sub_append_raw(sub, wire, len) != NGX_OK) {
-            goto drop;
-        }
-
-    } else {
-        if (ngx_http_sse_append_id_line(sub) != NGX_OK
-            || ngx_http_sse_sub_append_raw(sub, wire + id_len, len - id_len)
-               != NGX_OK)
-        {
-            goto drop;
-        }
-    }
-
-    sub->zone->delivered++;
-
-    return NGX_OK;
-
-drop:
-
-    if (sub->all.next) {
-        /* a live stream that fell sse_max_pending behind */
-        (void) ngx_atomic_fetch_add(&sub->zone->sh->dropped_slow, 1);
-        ngx_log_error(NGX_LOG_INFO, sub->request->connection->log, 0,
-                      "sse: client is too slow, %uz bytes unsent",
-                      sub->pend_len);
-        ngx_http_sse_sub_drop(sub);
-    }
-
-    return NGX_ERROR;
-}
-
-
-/* NGX_DECLINED: the stream is too far behind (sse_max_pending) */
-
-ngx_int_t
-ngx_http_sse_sub_append_raw(ngx_http_sse_sub_t *sub, u_char *p, size_t len)
-{
-    size_t  unsent;
-
-    unsent = sub->pend_len + len;
-
-    if (sub->out_busy) {
-        unsent += ngx_buf_size(sub->out_buf);
-    }
-
-    if (sub->limit && unsent > sub->limit) {
-        return NGX_DECLINED;
-    }
-
-    if (ngx_http_sse_reserve(sub, len) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(sub->pend + sub->pend_len, p, len);
-    sub->pend_len += len;
-
-    return NGX_OK;
-}
-
-
-void
-ngx_http_sse_sub_flush(ngx_http_sse_sub_t *sub)
-{
-    u_char              *p;
-    size_t               cap;
-    ngx_int_t            rc;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r = sub->request;
-
-    if (sub->done) {
-        return;
-    }
-
-    c = r->connection;
-
-    if (sub->out_busy) {
-        rc = ngx_http_output_filter(r, NULL);
-
-        if (rc == NGX_ERROR) {
-            ngx_http_sse_sub_drop(sub);
-            return;
-        }
-
-        if (ngx_buf_size(sub->out_buf) == 0) {
-            sub->out_busy = 0;
-        }
-    }
-
-    if (!sub->out_busy && sub->pend_len) {
-
-        /* the filled buffer goes out, the sent one fills up next */
-
-        p = sub->out;
-        cap = sub->out_cap;
-        sub->out = sub->pend;
-        sub->out_cap = sub->pend_cap;
-        sub->pend = p;
-        sub->pend_cap = cap;
-
-        sub->out_buf->start = sub->out;
-        sub->out_buf->pos = sub->out;
-        sub->out_buf->last = sub->out + sub->pend_len;
-        sub->out_buf->end = sub->out + sub->out_cap;
-        sub->pend_len = 0;
-
-        sub->out_busy = 1;
-        sub->last_write = ngx_time();
-
-        rc = ngx_http_output_filter(r, &sub->out_cl);
-
-        if (rc == NGX_ERROR) {
-            ngx_http_sse_sub_drop(sub);
-            return;
-        }
-
-        if (ngx_buf_size(sub->out_buf) == 0) {
-            sub->out_busy = 0;
-        }
-    }
-
-    if (sub->out_busy || sub->pend_len) {
-        if (sub->blocked_since == 0) {
-            sub->blocked_since = ngx_time();
-        }
-
-        if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
-            ngx_http_sse_sub_drop(sub);
-        }
-
-        return;
-    }
-
-    sub->blocked_since = 0;
-    sub->limit = sub->max_pending;
-}
-
-
-/*
- * Ends a stream.  A graceful end hands what is queued and the end of the
- * response to the filter chain and finalizes the request: nginx's own
- * writer sends the rest (within send_timeout) and the client reconnects
- * and resumes from its last id.  May free the request at once.
- */
-
-void
-ngx_http_sse_sub_end(ngx_http_sse_sub_t *sub, ngx_uint_t graceful)
-{
-    ngx_int_t            rc;
-    ngx_buf_t           *b;
-    ngx_chain_t         *cl;
-    ngx_http_request_t  *r = sub->request;
-
-    if (sub->done) {
-        return;
-    }
-
-    if (!graceful) {
-        ngx_http_sse_sub_drop(sub);
-        return;
-    }
-
-    ngx_http_sse_detach(sub);
-    sub->done = 1;
-
-    rc = NGX_OK;
-
-    if (sub->pend_len) {
-        b = (ngx_buf_t *) ngx_calloc_buf(r->pool);
-        cl = ngx_alloc_chain_link(r->pool);
-
-        if (b == NULL || cl == NULL) {
-            rc = NGX_ERROR;
-
-        } else {
-            /* sub->pend lives until the request's pool is destroyed */
-            b->memory = 1;
-            b->flush = 1;
-            b->start = sub->pend;
-            b->pos = sub->pend;
-            b->last = sub->pend + sub->pend_len;
-            b->end = b->last;
-            cl->buf = b;
-            cl->next = NULL;
-            sub->pend_len = 0;
-
-            rc = ngx_http_output_filter(r, cl);
-        }
-    }
-
-    if (rc != NGX_ERROR) {
-        rc = ngx_http_send_special(r, NGX_HTTP_LAST);
-    }
-
-    ngx_http_finalize_request(r, rc);
-}
-
-
-/*
- * Closes a stream at once.  Deferred to the connection's write event, so
- * that the request is never freed under the caller (a fan-out walking
- * its subscribers, say).
- */
-
-void
-ngx_http_sse_sub_drop(ngx_http_sse_sub_t *sub)
-{
-    ngx_connection_t  *c = sub->request->connection;
-
-    if (sub->done) {
-        return;
-    }
-
-    ngx_http_sse_detach(sub);
-
-    sub->done = 1;
-    sub->dropping = 1;
-    c->error = 1;
-
-    ngx_post_event(c->write, &ngx_posted_events);
-}
-
-
-/* once a second from the worker's sweep: heartbeats, lifetime, stalls */
-
-void
-ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now)
-{
-    ngx_http_core_loc_conf_t  *clcf;
-
-    if (sub->done) {
-        return;
-    }
-
-    if (sub->deadline && now >= sub->deadline) {
-        ngx_http_sse_sub_end(sub, 1);
-        return;
-    }
-
-    if (sub->blocked_since) {
-        clcf = (ngx_http_core_loc_conf_t *)
-                   ngx_http_get_module_loc_conf(sub->request,
-                                                ngx_http_core_module);
-
-        if ((ngx_msec_t) (now - sub->blocked_since) * 1000
-            >= clcf->send_timeout)
-        {
-            ngx_log_error(NGX_LOG_INFO, sub->request->connection->log,
-                          NGX_ETIMEDOUT, "sse: client timed out");
-            (void) ngx_atomic_fetch_add(&sub->zone->sh->dropped_slow, 1);
-            ngx_http_sse_sub_drop(sub);
-        }
-
-        return;
-    }
-
-    if (sub->heartbeat && now - sub->last_write >= sub->heartbeat) {
-        if (ngx_http_sse_sub_append_raw(sub, (u_char *) ":\n\n", 3)
-            != NGX_OK)
-        {
-            ngx_http_sse_sub_drop(sub);
-            return;
-        }
-
-        ngx_http_sse_sub_flush(sub);
-        return;
-    }
-
-    if (now - sub->last_write >= 2) {
-        ngx_http_sse_release_buffers(sub);
-    }
 }
 
 
@@ -805,7 +455,7 @@ ngx_http_sse_append_reset(ngx_http_sse_sub_t *sub,
     u_char     *p;
     sse::Slice  chan;
 
-    if (ngx_http_sse_append_id_line(sub) != NGX_OK) {
+    if (ngx_http_sse_sub_append_id_line(sub) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -820,160 +470,5 @@ ngx_http_sse_append_reset(ngx_http_sse_sub_t *sub,
     return ngx_http_sse_sub_append_raw(sub, buf, p - buf);
 }
 
-
-ngx_int_t
-ngx_http_sse_append_id_line(ngx_http_sse_sub_t *sub)
-{
-    u_char         line[sse::max_id_len + 8];
-    size_t         len;
-    ngx_uint_t     i;
-    sse::Position  pos[sse::max_channels_per_stream];
-
-    for (i = 0; i < sub->nchans; i++) {
-        pos[i] = sub->chans[i].pos;
-    }
-
-    len = sse::format_id(line + 4, pos, sub->nchans);
-
-    ngx_memcpy(line, "id: ", 4);
-    line[4 + len] = '\n';
-
-    return ngx_http_sse_sub_append_raw(sub, line, 4 + len + 1);
-}
-
-
-/* leaves the channels: from now on no event reaches this stream */
-
-void
-ngx_http_sse_detach(ngx_http_sse_sub_t *sub)
-{
-    ngx_uint_t                i;
-    ngx_http_sse_zone_t      *zone = sub->zone;
-    ngx_http_sse_local_t     *local;
-    ngx_http_sse_sub_chan_t  *sc;
-
-    if (sub->all.next) {
-        ngx_queue_remove(&sub->all);
-        sub->all.next = NULL;
-        ngx_http_sse_nstreams--;
-    }
-
-    if (!sub->registered && sub->chans[0].local == NULL) {
-        return;
-    }
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    for (i = 0; i < sub->nchans; i++) {
-        sc = &sub->chans[i];
-
-        if (sc->local) {
-            ngx_http_sse_channel_leave(zone, sc->local->channel, zone->slot);
-        }
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    for (i = 0; i < sub->nchans; i++) {
-        sc = &sub->chans[i];
-        local = sc->local;
-
-        if (local == NULL) {
-            continue;
-        }
-
-        ngx_queue_remove(&sc->link);
-        sc->local = NULL;
-        local->nsubs--;
-        ngx_http_sse_local_put(local);
-    }
-
-    sub->registered = 0;
-}
-
-
-void
-ngx_http_sse_cleanup(void *data)
-{
-    ngx_http_sse_sub_t *sub = (ngx_http_sse_sub_t *) data;
-
-    sub->done = 1;
-
-    ngx_http_sse_detach(sub);
-
-    ngx_free(sub->pend);
-    ngx_free(sub->out);
-    sub->pend = NULL;
-    sub->out = NULL;
-}
-
-
-void
-ngx_http_sse_write_handler(ngx_http_request_t *r)
-{
-    ngx_http_sse_sub_t  *sub;
-
-    sub = (ngx_http_sse_sub_t *) ngx_http_get_module_ctx(r,
-                                                         ngx_http_sse_module);
-    if (sub == NULL) {
-        return;
-    }
-
-    if (sub->dropping) {
-        sub->dropping = 0;
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return;
-    }
-
-    ngx_http_sse_sub_flush(sub);
-}
-
-
-ngx_int_t
-ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len)
-{
-    u_char  *p;
-    size_t   cap;
-
-    if (sub->pend_len + len <= sub->pend_cap) {
-        return NGX_OK;
-    }
-
-    cap = ngx_max(sub->pend_cap * 2, sub->pend_len + len);
-    cap = ngx_max(cap, 512);
-
-    p = (u_char *) realloc(sub->pend, cap);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    sub->pend = p;
-    sub->pend_cap = cap;
-
-    return NGX_OK;
-}
-
-
-/* a quiet stream keeps no buffers: idle memory stays at the request */
-
-void
-ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub)
-{
-    if (!sub->out_busy && sub->out) {
-        ngx_free(sub->out);
-        sub->out = NULL;
-        sub->out_cap = 0;
-        sub->out_buf->start = NULL;
-        sub->out_buf->pos = NULL;
-        sub->out_buf->last = NULL;
-        sub->out_buf->end = NULL;
-    }
-
-    if (sub->pend_len == 0 && sub->pend) {
-        ngx_free(sub->pend);
-        sub->pend = NULL;
-        sub->pend_cap = 0;
-    }
-}
 
 } // namespace

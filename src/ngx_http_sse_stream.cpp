@@ -1,0 +1,973 @@
+/*
+ * The life of a subscriber stream: appending events, writing them out,
+ * heartbeats, lifetime and stalls, and the end.
+ *
+ * A stream starts on its request and writes through the filter chain, so
+ * chunked coding, HTTP/2 and TLS all work, every write with flush set.
+ * Once its headers and first bytes are out, an HTTP/1.1 chunked stream
+ * lets its request go ("detached"): the request's pool, header buffers
+ * and filter contexts are freed, and only the connection and this small
+ * record stay; events are then written as chunks straight to the socket.
+ * That keeps an idle subscriber near one kilobyte of worker memory.  The
+ * price: the access log line is written when the stream starts, and
+ * limit_conn stops counting the stream at that moment.  HTTP/2 streams,
+ * HTTP/1.0 and anything unusual (pipelined requests, a body still being
+ * discarded) stay on the request.
+ *
+ * Both ways use two buffers per stream: one being sent, one filling up
+ * with what arrives meanwhile.  Nothing is allocated per event, and the
+ * buffers are given back when a stream has been quiet for a while.
+ */
+
+#include "ngx_http_sse.h"
+
+
+/* room for a chunk header: 8 hex digits and CRLF */
+#define NGX_HTTP_SSE_CHUNK_HDR  10
+
+
+namespace {
+
+void ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_send_detached(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_write_handler(ngx_http_request_t *r);
+void ngx_http_sse_release_request(ngx_http_sse_sub_t *sub);
+ngx_uint_t ngx_http_sse_can_release(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_detached_read(ngx_event_t *rev);
+void ngx_http_sse_detached_write(ngx_event_t *wev);
+void ngx_http_sse_close(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_cleanup(void *data);
+void ngx_http_sse_free(ngx_http_sse_sub_t *sub);
+ngx_int_t ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len);
+void ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub);
+
+const u_char  ngx_http_sse_last_chunk[] = "0\r\n\r\n";
+
+} // namespace
+
+
+ngx_http_sse_sub_t *
+ngx_http_sse_sub_create(ngx_http_request_t *r, ngx_uint_t nchans)
+{
+    ngx_http_sse_sub_t        *sub;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    /* not on the request's pool: the stream may outlive the request */
+
+    sub = (ngx_http_sse_sub_t *)
+              ngx_calloc(sizeof(ngx_http_sse_sub_t)
+                         + nchans * sizeof(ngx_http_sse_sub_chan_t),
+                         r->connection->log);
+    if (sub == NULL) {
+        return NULL;
+    }
+
+    sub->out_buf = (ngx_buf_t *) ngx_calloc_buf(r->pool);
+    if (sub->out_buf == NULL) {
+        ngx_free(sub);
+        return NULL;
+    }
+
+    cln->handler = ngx_http_sse_cleanup;
+    cln->data = sub;
+
+    clcf = (ngx_http_core_loc_conf_t *)
+               ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    sub->request = r;
+    sub->connection = r->connection;
+    sub->cleanup = cln;
+    sub->nchans = nchans;
+    sub->chans = (ngx_http_sse_sub_chan_t *) (sub + 1);
+    sub->last_write = ngx_time();
+    sub->send_timeout = clcf->send_timeout;
+
+    sub->out_buf->memory = 1;
+    sub->out_buf->flush = 1;
+    sub->out_cl.buf = sub->out_buf;
+    sub->out_cl.next = NULL;
+
+    return sub;
+}
+
+
+/* the headers are sent and the replay is queued: the stream goes live */
+
+ngx_int_t
+ngx_http_sse_sub_start(ngx_http_sse_sub_t *sub)
+{
+    ngx_http_request_t  *r = sub->request;
+
+    ngx_queue_insert_tail(&ngx_http_sse_streams, &sub->all);
+    ngx_http_sse_nstreams++;
+    ngx_http_sse_sweep_arm();
+
+    ngx_http_set_ctx(r, sub, ngx_http_sse_module);
+
+    r->main->count++;
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_sse_write_handler;
+
+    ngx_http_sse_flush_request(sub);
+
+    if (ngx_exiting) {
+        /* a worker on its way out: the client resumes on a new one */
+        ngx_http_sse_sub_end(sub, 1);
+        return NGX_DONE;
+    }
+
+    /*
+     * The request can only be let go after the content phase has
+     * returned: the write event does it, later in this event cycle.
+     */
+
+    if (!sub->dropping) {
+        ngx_post_event(r->connection->write, &ngx_posted_events);
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * Appends one event to a stream, unless the stream has it already.  On a
+ * multi-channel stream the id line is the stream's own: the positions of
+ * all its channels.
+ */
+
+ngx_int_t
+ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
+    u_char *wire, size_t len, size_t id_len)
+{
+    ngx_http_sse_sub_t  *sub = sc->sub;
+
+    if (sub->done || seq <= sc->pos.seq) {
+        return NGX_OK;
+    }
+
+    sc->pos.seq = seq;
+
+    if (sub->nchans == 1) {
+        if (ngx_http_sse_sub_append_raw(sub, wire, len) != NGX_OK) {
+            goto drop;
+        }
+
+    } else {
+        if (ngx_http_sse_sub_append_id_line(sub) != NGX_OK
+            || ngx_http_sse_sub_append_raw(sub, wire + id_len, len - id_len)
+               != NGX_OK)
+        {
+            goto drop;
+        }
+    }
+
+    sub->zone->delivered++;
+
+    return NGX_OK;
+
+drop:
+
+    if (sub->all.next) {
+        /* a live stream that fell sse_max_pending behind */
+        (void) ngx_atomic_fetch_add(&sub->zone->sh->dropped_slow, 1);
+        ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
+                      "sse: client is too slow, %uz bytes unsent",
+                      sub->pend_len);
+        ngx_http_sse_sub_drop(sub);
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* NGX_DECLINED: the stream is too far behind (sse_max_pending) */
+
+ngx_int_t
+ngx_http_sse_sub_append_raw(ngx_http_sse_sub_t *sub, u_char *p, size_t len)
+{
+    size_t  unsent;
+
+    unsent = sub->pend_len + len;
+
+    if (sub->out_busy) {
+        unsent += sub->detached ? (size_t) (sub->out_last - sub->out_pos)
+                                : (size_t) ngx_buf_size(sub->out_buf);
+    }
+
+    if (sub->limit && unsent > sub->limit) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_sse_reserve(sub, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(sub->pend + sub->hdr + sub->pend_len, p, len);
+    sub->pend_len += len;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_sse_sub_append_id_line(ngx_http_sse_sub_t *sub)
+{
+    u_char         line[sse::max_id_len + 8];
+    size_t         len;
+    ngx_uint_t     i;
+    sse::Position  pos[sse::max_channels_per_stream];
+
+    for (i = 0; i < sub->nchans; i++) {
+        pos[i] = sub->chans[i].pos;
+    }
+
+    len = sse::format_id(line + 4, pos, sub->nchans);
+
+    ngx_memcpy(line, "id: ", 4);
+    line[4 + len] = '\n';
+
+    return ngx_http_sse_sub_append_raw(sub, line, 4 + len + 1);
+}
+
+
+void
+ngx_http_sse_sub_flush(ngx_http_sse_sub_t *sub)
+{
+    if (sub->dropping) {
+        return;
+    }
+
+    if (sub->detached) {
+        ngx_http_sse_flush_detached(sub);
+
+    } else if (!sub->done) {
+        ngx_http_sse_flush_request(sub);
+    }
+}
+
+
+/* leaves the channels: from now on no event reaches this stream */
+
+void
+ngx_http_sse_sub_leave(ngx_http_sse_sub_t *sub)
+{
+    ngx_uint_t                i, joined;
+    ngx_http_sse_zone_t      *zone = sub->zone;
+    ngx_http_sse_local_t     *local;
+    ngx_http_sse_sub_chan_t  *sc;
+
+    joined = 0;
+
+    for (i = 0; i < sub->nchans; i++) {
+        if (sub->chans[i].local) {
+            joined = 1;
+        }
+    }
+
+    if (!joined) {
+        return;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < sub->nchans; i++) {
+        sc = &sub->chans[i];
+
+        if (sc->local) {
+            ngx_http_sse_channel_leave(zone, sc->local->channel, zone->slot);
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    for (i = 0; i < sub->nchans; i++) {
+        sc = &sub->chans[i];
+        local = sc->local;
+
+        if (local == NULL) {
+            continue;
+        }
+
+        ngx_queue_remove(&sc->link);
+        sc->local = NULL;
+        local->nsubs--;
+        ngx_http_sse_local_put(local);
+    }
+}
+
+
+/*
+ * Ends a stream: what is queued goes out, then the end of the response;
+ * the client reconnects and resumes from its last id.  May free the
+ * stream at once.
+ */
+
+void
+ngx_http_sse_sub_end(ngx_http_sse_sub_t *sub, ngx_uint_t graceful)
+{
+    ngx_int_t            rc;
+    ngx_buf_t           *b;
+    ngx_chain_t         *cl;
+    ngx_http_request_t  *r;
+
+    if (sub->done || sub->dropping) {
+        return;
+    }
+
+    if (!graceful) {
+        ngx_http_sse_sub_drop(sub);
+        return;
+    }
+
+    ngx_http_sse_sub_leave(sub);
+    sub->done = 1;
+
+    if (sub->detached) {
+        sub->ending = 1;
+        ngx_http_sse_flush_detached(sub);
+        return;
+    }
+
+    /*
+     * On the request, nginx's own writer sends the rest, within
+     * send_timeout, and finalizes the request.
+     */
+
+    r = sub->request;
+    rc = NGX_OK;
+
+    if (sub->pend_len) {
+        b = (ngx_buf_t *) ngx_calloc_buf(r->pool);
+        cl = ngx_alloc_chain_link(r->pool);
+
+        if (b == NULL || cl == NULL) {
+            rc = NGX_ERROR;
+
+        } else {
+            /* sub->pend lives until the request's pool is destroyed */
+            b->memory = 1;
+            b->flush = 1;
+            b->start = sub->pend;
+            b->pos = sub->pend;
+            b->last = sub->pend + sub->pend_len;
+            b->end = b->last;
+            cl->buf = b;
+            cl->next = NULL;
+            sub->pend_len = 0;
+
+            rc = ngx_http_output_filter(r, cl);
+        }
+    }
+
+    if (rc != NGX_ERROR) {
+        rc = ngx_http_send_special(r, NGX_HTTP_LAST);
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * Closes a stream at once.  Deferred to the connection's write event, so
+ * that the stream is never freed under its caller (a fan-out walking its
+ * subscribers, say).
+ */
+
+void
+ngx_http_sse_sub_drop(ngx_http_sse_sub_t *sub)
+{
+    ngx_connection_t  *c = sub->connection;
+
+    if (sub->dropping) {
+        return;
+    }
+
+    ngx_http_sse_sub_leave(sub);
+
+    sub->done = 1;
+    sub->dropping = 1;
+    c->error = 1;
+
+    ngx_post_event(c->write, &ngx_posted_events);
+}
+
+
+/* once a second from the worker's sweep: heartbeats, lifetime, stalls */
+
+void
+ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now)
+{
+    if (sub->dropping || (sub->done && !sub->detached)) {
+        /* nginx's writer owns an ended request */
+        return;
+    }
+
+    if (!sub->done && sub->deadline && now >= sub->deadline) {
+        ngx_http_sse_sub_end(sub, 1);
+        return;
+    }
+
+    if (sub->blocked_since) {
+        if ((ngx_msec_t) (now - sub->blocked_since) * 1000
+            >= sub->send_timeout)
+        {
+            ngx_log_error(NGX_LOG_INFO, sub->connection->log, NGX_ETIMEDOUT,
+                          "sse: client timed out");
+
+            if (!sub->done) {
+                (void) ngx_atomic_fetch_add(&sub->zone->sh->dropped_slow, 1);
+            }
+
+            ngx_http_sse_sub_drop(sub);
+        }
+
+        return;
+    }
+
+    if (sub->done) {
+        return;
+    }
+
+    if (sub->heartbeat && now - sub->last_write >= sub->heartbeat) {
+        if (ngx_http_sse_sub_append_raw(sub, (u_char *) ":\n\n", 3)
+            != NGX_OK)
+        {
+            ngx_http_sse_sub_drop(sub);
+            return;
+        }
+
+        ngx_http_sse_sub_flush(sub);
+        return;
+    }
+
+    if (now - sub->last_write >= 2) {
+        ngx_http_sse_release_buffers(sub);
+    }
+}
+
+
+/* the worker shuts down or reloads: every stream ends now */
+
+void
+ngx_http_sse_end_all(ngx_uint_t graceful)
+{
+    ngx_queue_t         *q, *next;
+    ngx_http_sse_sub_t  *sub;
+
+    for (q = ngx_queue_head(&ngx_http_sse_streams);
+         q != ngx_queue_sentinel(&ngx_http_sse_streams);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sub = ngx_queue_data(q, ngx_http_sse_sub_t, all);
+
+        ngx_http_sse_sub_end(sub, graceful);
+    }
+}
+
+
+/*
+ * An exiting worker gave its detached streams a moment to send their
+ * last bytes: whatever is still blocked now is closed.
+ */
+
+void
+ngx_http_sse_close_detached(void)
+{
+    ngx_queue_t         *q, *next;
+    ngx_http_sse_sub_t  *sub;
+
+    for (q = ngx_queue_head(&ngx_http_sse_streams);
+         q != ngx_queue_sentinel(&ngx_http_sse_streams);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sub = ngx_queue_data(q, ngx_http_sse_sub_t, all);
+
+        if (sub->detached) {
+            ngx_http_sse_close(sub);
+        }
+    }
+}
+
+
+namespace {
+
+void
+ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
+{
+    u_char              *p;
+    size_t               cap;
+    ngx_int_t            rc;
+    ngx_http_request_t  *r = sub->request;
+
+    if (sub->out_busy) {
+        rc = ngx_http_output_filter(r, NULL);
+
+        if (rc == NGX_ERROR) {
+            ngx_http_sse_sub_drop(sub);
+            return;
+        }
+
+        if (ngx_buf_size(sub->out_buf) == 0) {
+            sub->out_busy = 0;
+        }
+    }
+
+    if (!sub->out_busy && sub->pend_len) {
+
+        /* the filled buffer goes out, the sent one fills up next */
+
+        p = sub->out;
+        cap = sub->out_cap;
+        sub->out = sub->pend;
+        sub->out_cap = sub->pend_cap;
+        sub->pend = p;
+        sub->pend_cap = cap;
+
+        sub->out_buf->start = sub->out;
+        sub->out_buf->pos = sub->out;
+        sub->out_buf->last = sub->out + sub->pend_len;
+        sub->out_buf->end = sub->out + sub->out_cap;
+        sub->pend_len = 0;
+
+        sub->out_busy = 1;
+        sub->last_write = ngx_time();
+
+        rc = ngx_http_output_filter(r, &sub->out_cl);
+
+        if (rc == NGX_ERROR) {
+            ngx_http_sse_sub_drop(sub);
+            return;
+        }
+
+        if (ngx_buf_size(sub->out_buf) == 0) {
+            sub->out_busy = 0;
+        }
+    }
+
+    if (sub->out_busy || sub->pend_len) {
+        if (sub->blocked_since == 0) {
+            sub->blocked_since = ngx_time();
+        }
+
+        if (ngx_handle_write_event(r->connection->write, 0) != NGX_OK) {
+            ngx_http_sse_sub_drop(sub);
+        }
+
+        return;
+    }
+
+    sub->blocked_since = 0;
+    sub->limit = sub->max_pending;
+}
+
+
+void
+ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub)
+{
+    u_char      *p, *start, *end;
+    u_char       head[NGX_HTTP_SSE_CHUNK_HDR + 1];
+    size_t       cap, len;
+
+    if (sub->out_busy) {
+        ngx_http_sse_send_detached(sub);
+
+        if (sub->dropping || sub->out_busy) {
+            goto blocked;
+        }
+    }
+
+    if (sub->pend_len) {
+
+        /* the filled buffer becomes one chunk: header, data, CRLF */
+
+        p = sub->out;
+        cap = sub->out_cap;
+        sub->out = sub->pend;
+        sub->out_cap = sub->pend_cap;
+        sub->pend = p;
+        sub->pend_cap = cap;
+
+        len = ngx_sprintf(head, "%xz\r\n", sub->pend_len) - head;
+
+        start = sub->out + sub->hdr - len;
+        ngx_memcpy(start, head, len);
+
+        end = sub->out + sub->hdr + sub->pend_len;
+        *end++ = CR;
+        *end++ = LF;
+
+        sub->out_pos = start;
+        sub->out_last = end;
+        sub->pend_len = 0;
+        sub->out_busy = 1;
+        sub->last_write = ngx_time();
+
+        ngx_http_sse_send_detached(sub);
+
+        if (sub->dropping || sub->out_busy) {
+            goto blocked;
+        }
+    }
+
+    sub->blocked_since = 0;
+    sub->limit = sub->max_pending;
+
+    if (!sub->ending) {
+        return;
+    }
+
+    if (sub->out_last != ngx_http_sse_last_chunk + 5) {
+        /* the end of the response: the client will resume */
+        sub->out_pos = (u_char *) ngx_http_sse_last_chunk;
+        sub->out_last = (u_char *) ngx_http_sse_last_chunk + 5;
+        sub->out_busy = 1;
+
+        ngx_http_sse_send_detached(sub);
+
+        if (sub->dropping || sub->out_busy) {
+            goto blocked;
+        }
+    }
+
+    ngx_http_sse_close(sub);
+    return;
+
+blocked:
+
+    if (sub->dropping) {
+        return;
+    }
+
+    if (sub->blocked_since == 0) {
+        sub->blocked_since = ngx_time();
+    }
+
+    if (ngx_handle_write_event(sub->connection->write, 0) != NGX_OK) {
+        ngx_http_sse_sub_drop(sub);
+    }
+}
+
+
+void
+ngx_http_sse_send_detached(ngx_http_sse_sub_t *sub)
+{
+    ssize_t            n;
+    ngx_connection_t  *c = sub->connection;
+
+    while (sub->out_pos < sub->out_last) {
+        n = c->send(c, sub->out_pos, sub->out_last - sub->out_pos);
+
+        if (n == NGX_AGAIN) {
+            return;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_http_sse_sub_drop(sub);
+            return;
+        }
+
+        sub->out_pos += n;
+        c->sent += n;
+    }
+
+    sub->out_busy = 0;
+}
+
+
+void
+ngx_http_sse_write_handler(ngx_http_request_t *r)
+{
+    ngx_http_sse_sub_t  *sub;
+
+    sub = (ngx_http_sse_sub_t *) ngx_http_get_module_ctx(r,
+                                                         ngx_http_sse_module);
+    if (sub == NULL) {
+        return;
+    }
+
+    if (sub->dropping) {
+        sub->dropping = 0;
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    ngx_http_sse_flush_request(sub);
+
+    if (ngx_http_sse_can_release(sub)) {
+        ngx_http_sse_release_request(sub);
+    }
+}
+
+
+ngx_uint_t
+ngx_http_sse_can_release(ngx_http_sse_sub_t *sub)
+{
+    ngx_http_request_t  *r = sub->request;
+
+    return r == r->main
+           && r->main->count == 1
+#if (NGX_HTTP_V2)
+           && r->stream == NULL
+#endif
+           && r->http_version == NGX_HTTP_VERSION_11
+           && r->chunked
+           && !r->header_only
+           && !r->buffered
+           && !r->postponed
+           && !r->reading_body
+           && !r->discard_body
+           && !r->lingering_close
+           && !r->blocked
+           && r->out == NULL
+           && r->header_in->pos == r->header_in->last
+           && !r->connection->buffered
+           && !r->connection->error
+           && !sub->done
+           && !sub->dropping
+           && !sub->out_busy
+           && sub->pend_len == 0;
+}
+
+
+/*
+ * The stream keeps the connection and lets its request go, freeing what
+ * an idle connection does not need, as nginx does for keepalive.
+ */
+
+void
+ngx_http_sse_release_request(ngx_http_sse_sub_t *sub)
+{
+    ngx_buf_t              *b;
+    ngx_chain_t            *cl, *ln;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r = sub->request;
+    ngx_http_connection_t  *hc;
+
+    c = r->connection;
+    hc = r->http_connection;
+
+    /* the request's pool goes now; the stream stays */
+    sub->cleanup->handler = NULL;
+    sub->cleanup = NULL;
+    sub->out_buf = NULL;
+    sub->request = NULL;
+    sub->detached = 1;
+
+    ngx_http_sse_release_buffers(sub);
+    sub->hdr = NGX_HTTP_SSE_CHUNK_HDR;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    r->keepalive = 0;
+    ngx_http_free_request(r, 0);
+
+    c->data = sub;
+
+    b = c->buffer;
+
+    if (b && ngx_pfree(c->pool, b->start) == NGX_OK) {
+        c->buffer = NULL;
+    }
+
+    for (cl = hc->free; cl; /* void */) {
+        ln = cl;
+        cl = cl->next;
+        ngx_pfree(c->pool, ln->buf->start);
+        ngx_free_chain(c->pool, ln);
+    }
+
+    hc->free = NULL;
+
+    for (cl = hc->busy; cl; /* void */) {
+        ln = cl;
+        cl = cl->next;
+        ngx_pfree(c->pool, ln->buf->start);
+        ngx_free_chain(c->pool, ln);
+    }
+
+    hc->busy = NULL;
+    hc->nbusy = 0;
+
+#if (NGX_HTTP_SSL)
+    if (c->ssl) {
+        ngx_ssl_free_buffer(c);
+    }
+#endif
+
+    c->log->action = (char *) "streaming events";
+    c->read->handler = ngx_http_sse_detached_read;
+    c->write->handler = ngx_http_sse_detached_write;
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_http_sse_close(sub);
+        return;
+    }
+
+    if (c->read->ready) {
+        /* whatever arrived meanwhile, an end of file included */
+        ngx_post_event(c->read, &ngx_posted_events);
+    }
+}
+
+
+/* a detached stream's client sends nothing: watch for it going away */
+
+void
+ngx_http_sse_detached_read(ngx_event_t *rev)
+{
+    u_char               buf[256];
+    ssize_t              n;
+    ngx_uint_t           i;
+    ngx_connection_t    *c = (ngx_connection_t *) rev->data;
+    ngx_http_sse_sub_t  *sub = (ngx_http_sse_sub_t *) c->data;
+
+    for (i = 0; i < 16; i++) {
+        n = c->recv(c, buf, sizeof(buf));
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "sse: client closed the stream");
+            ngx_http_sse_close(sub);
+            return;
+        }
+
+        /* bytes from a client that only listens are ignored */
+    }
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_http_sse_close(sub);
+    }
+}
+
+
+void
+ngx_http_sse_detached_write(ngx_event_t *wev)
+{
+    ngx_connection_t    *c = (ngx_connection_t *) wev->data;
+    ngx_http_sse_sub_t  *sub = (ngx_http_sse_sub_t *) c->data;
+
+    if (sub->dropping) {
+        ngx_http_sse_close(sub);
+        return;
+    }
+
+    ngx_http_sse_flush_detached(sub);
+}
+
+
+/* frees a detached stream and closes its connection */
+
+void
+ngx_http_sse_close(ngx_http_sse_sub_t *sub)
+{
+    ngx_connection_t  *c = sub->connection;
+
+    ngx_http_sse_free(sub);
+
+    c->data = NULL;
+    ngx_http_close_connection(c);
+}
+
+
+void
+ngx_http_sse_cleanup(void *data)
+{
+    ngx_http_sse_free((ngx_http_sse_sub_t *) data);
+}
+
+
+void
+ngx_http_sse_free(ngx_http_sse_sub_t *sub)
+{
+    ngx_http_sse_sub_leave(sub);
+
+    if (sub->all.next) {
+        ngx_queue_remove(&sub->all);
+        ngx_http_sse_nstreams--;
+    }
+
+    if (sub->zone->delivered) {
+        (void) ngx_atomic_fetch_add(&sub->zone->sh->delivered,
+                                    sub->zone->delivered);
+        sub->zone->delivered = 0;
+    }
+
+    ngx_free(sub->pend);
+    ngx_free(sub->out);
+    ngx_free(sub);
+}
+
+
+ngx_int_t
+ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len)
+{
+    u_char  *p;
+    size_t   cap, need;
+
+    /* the chunk header in front, the chunk's CRLF behind */
+    need = sub->hdr + sub->pend_len + len + 2;
+
+    if (need <= sub->pend_cap) {
+        return NGX_OK;
+    }
+
+    cap = ngx_max(sub->pend_cap * 2, need);
+    cap = ngx_max(cap, 512);
+
+    p = (u_char *) realloc(sub->pend, cap);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    sub->pend = p;
+    sub->pend_cap = cap;
+
+    return NGX_OK;
+}
+
+
+/* a quiet stream keeps no buffers: idle memory stays small */
+
+void
+ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub)
+{
+    if (!sub->out_busy && sub->out) {
+        ngx_free(sub->out);
+        sub->out = NULL;
+        sub->out_cap = 0;
+
+        if (sub->out_buf) {
+            sub->out_buf->start = NULL;
+            sub->out_buf->pos = NULL;
+            sub->out_buf->last = NULL;
+            sub->out_buf->end = NULL;
+        }
+    }
+
+    if (sub->pend_len == 0 && sub->pend) {
+        ngx_free(sub->pend);
+        sub->pend = NULL;
+        sub->pend_cap = 0;
+    }
+}
+
+} // namespace
