@@ -1,0 +1,30 @@
+# Unit tests of the pure C++ parts (no nginx): GoogleTest.
+#
+#   make unit     build build/unit/sse_unit_tests and run it
+#
+# Objects carry -MMD dependency files, so editing a header rebuilds what
+# includes it.
+
+.PHONY: unit
+
+UNIT_DIR      := $(BUILD)/unit
+UNIT_BIN      := $(UNIT_DIR)/sse_unit_tests
+UNIT_CXX      ?= g++
+UNIT_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror -I$(ROOT)/src
+UNIT_LIBS     := -lgtest_main -lgtest -pthread
+
+UNIT_SRCS := $(ROOT)/src/sse_wire.cpp $(ROOT)/src/sse_event_stream.cpp \
+             $(sort $(wildcard $(ROOT)/tests/unit/*.cpp))
+UNIT_OBJS := $(patsubst $(ROOT)/%.cpp,$(UNIT_DIR)/%.o,$(UNIT_SRCS))
+
+unit: $(UNIT_BIN)
+	$(UNIT_BIN) $(UNIT_ARGS)
+
+$(UNIT_BIN): $(UNIT_OBJS)
+	$(UNIT_CXX) $(UNIT_CXXFLAGS) -o $@ $^ $(UNIT_LIBS)
+
+$(UNIT_DIR)/%.o: $(ROOT)/%.cpp $(ROOT)/mk/unit.mk
+	@mkdir -p $(@D)
+	$(UNIT_CXX) $(UNIT_CXXFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(UNIT_OBJS:.o=.d)
