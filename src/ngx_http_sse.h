@@ -244,7 +244,7 @@ typedef struct {
 
     time_t                      heartbeat;
     ngx_msec_t                  retry;
-    ngx_int_t                   replay;     /* -1: all, 0: none, n */
+    ngx_int_t                   replay;     /* 0: none, n, or REPLAY_ALL */
     ngx_http_complex_value_t   *last_event_id;
     ngx_str_t                   reset_event;
     size_t                      max_pending;
@@ -257,7 +257,7 @@ typedef struct {
 #define NGX_HTTP_SSE_ROLE_PUBLISH    2
 #define NGX_HTTP_SSE_ROLE_STATUS     3
 
-#define NGX_HTTP_SSE_REPLAY_ALL      -1
+#define NGX_HTTP_SSE_REPLAY_ALL      NGX_MAX_INT_T_VALUE
 
 
 extern ngx_module_t  ngx_http_sse_module;
