@@ -66,6 +66,8 @@ my $listener = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$app_port",
 
 my $app = fork // die "fork: $!";
 if ($app == 0) {
+    # the harness's cleanup handlers belong to the test process, not to us
+    $SIG{$_} = 'DEFAULT' for qw(TERM INT HUP ALRM);
     alarm 60;                       # never outlives a stuck test
     while (my $c = $listener->accept) {
         my $head = '';
@@ -133,7 +135,7 @@ $s->close;
 $r = $t->get('/internal/sse/job-7');
 is($r->status, 404, 'the internal subscribe location is not public');
 
-kill 'TERM', $app;
+kill 'KILL', $app;
 waitpid($app, 0);
 
 $t->done;
