@@ -215,9 +215,9 @@ struct ngx_http_sse_sub_s {
 
     size_t                      max_pending;
     size_t                      limit;      /* max_pending + unsent replay */
-    time_t                      heartbeat;  /* seconds, 0: off */
+    ngx_msec_t                  heartbeat;  /* 0: off */
     time_t                      deadline;   /* sse_lifetime, 0: none */
-    time_t                      last_write;
+    ngx_msec_t                  last_write; /* ngx_current_msec */
     time_t                      blocked_since;  /* 0: not blocked */
     ngx_msec_t                  send_timeout;
 
@@ -242,7 +242,7 @@ typedef struct {
     ngx_str_t                   zone_name;
     ngx_http_sse_zone_t        *zone;
 
-    time_t                      heartbeat;
+    ngx_msec_t                  heartbeat;
     ngx_msec_t                  retry;
     ngx_int_t                   replay;     /* 0: none, n, or REPLAY_ALL */
     ngx_http_complex_value_t   *last_event_id;

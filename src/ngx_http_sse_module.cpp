@@ -16,6 +16,7 @@ char *ngx_http_sse_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_sse_time_or_off(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_sse_replay(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_sse_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_sse_reset_event(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_sse_init_process(ngx_cycle_t *cycle);
@@ -91,7 +92,7 @@ ngx_command_t  ngx_http_sse_commands[] = {
 
     { ngx_string("sse_max_pending"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_size_slot,
+      ngx_http_sse_size,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_sse_loc_conf_t, max_pending),
       NULL },
@@ -185,7 +186,7 @@ ngx_http_sse_create_loc_conf(ngx_conf_t *cf)
      *     slcf->reset_event = { 0, NULL };
      */
 
-    slcf->heartbeat = NGX_CONF_UNSET;
+    slcf->heartbeat = NGX_CONF_UNSET_MSEC;
     slcf->retry = NGX_CONF_UNSET_MSEC;
     slcf->replay = NGX_CONF_UNSET;
     slcf->last_event_id = (ngx_http_complex_value_t *) NGX_CONF_UNSET_PTR;
@@ -207,7 +208,7 @@ ngx_http_sse_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_sse_zone_t       **zones;
     ngx_http_sse_main_conf_t   *smcf;
 
-    ngx_conf_merge_sec_value(conf->heartbeat, prev->heartbeat, 15);
+    ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);
     ngx_conf_merge_msec_value(conf->retry, prev->retry, 0);
     ngx_conf_merge_value(conf->replay, prev->replay, 0);
     ngx_conf_merge_ptr_value(conf->last_event_id, prev->last_event_id, NULL);
@@ -566,7 +567,7 @@ ngx_http_sse_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* "time | off": seconds (time_t) or milliseconds (ngx_msec_t) fields */
+/* "time | off": milliseconds (retry, heartbeat) or seconds (lifetime) */
 
 char *
 ngx_http_sse_time_or_off(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -591,7 +592,9 @@ ngx_http_sse_time_or_off(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    if (cmd->offset == offsetof(ngx_http_sse_loc_conf_t, retry)) {
+    if (cmd->offset == offsetof(ngx_http_sse_loc_conf_t, retry)
+        || cmd->offset == offsetof(ngx_http_sse_loc_conf_t, heartbeat))
+    {
         ngx_msec_t  *mp = (ngx_msec_t *) (p + cmd->offset);
 
         if (*mp != NGX_CONF_UNSET_MSEC) {
@@ -610,6 +613,37 @@ ngx_http_sse_time_or_off(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     /* whole seconds, at least one: the sweep ticks once a second */
     *tp = (time_t) ((ms + 999) / 1000);
+
+    return NGX_CONF_OK;
+}
+
+
+/* a size, with an error message that names the bad value */
+
+char *
+ngx_http_sse_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    size_t     *sp = (size_t *) ((u_char *) conf + cmd->offset);
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (*sp != NGX_CONF_UNSET_SIZE) {
+        return (char *) "is duplicate";
+    }
+
+    value = (ngx_str_t *) cf->args->elts;
+
+    size = ngx_parse_size(&value[1]);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": invalid size \"%V\" "
+                           "(expected a size such as 256k)",
+                           &cmd->name, &value[1]);
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    *sp = (size_t) size;
 
     return NGX_CONF_OK;
 }

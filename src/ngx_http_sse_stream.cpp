@@ -86,7 +86,7 @@ ngx_http_sse_sub_create(ngx_http_request_t *r, ngx_uint_t nchans)
     sub->cleanup = cln;
     sub->nchans = nchans;
     sub->chans = (ngx_http_sse_sub_chan_t *) (sub + 1);
-    sub->last_write = ngx_time();
+    sub->last_write = ngx_current_msec;
     sub->send_timeout = clcf->send_timeout;
 
     sub->out_buf->memory = 1;
@@ -435,7 +435,10 @@ ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now)
         return;
     }
 
-    if (sub->heartbeat && now - sub->last_write >= sub->heartbeat) {
+    if (sub->heartbeat
+        && (ngx_msec_int_t) (ngx_current_msec - sub->last_write)
+           >= (ngx_msec_int_t) sub->heartbeat)
+    {
         if (ngx_http_sse_sub_append_raw(sub, (u_char *) ":\n\n", 3)
             != NGX_OK)
         {
@@ -447,7 +450,7 @@ ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now)
         return;
     }
 
-    if (now - sub->last_write >= 2) {
+    if (ngx_current_msec - sub->last_write >= 2000) {
         ngx_http_sse_release_buffers(sub);
     }
 }
@@ -539,7 +542,7 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
         sub->pend_len = 0;
 
         sub->out_busy = 1;
-        sub->last_write = ngx_time();
+        sub->last_write = ngx_current_msec;
 
         rc = ngx_http_output_filter(r, &sub->out_cl);
 
@@ -609,7 +612,7 @@ ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub)
         sub->out_last = end;
         sub->pend_len = 0;
         sub->out_busy = 1;
-        sub->last_write = ngx_time();
+        sub->last_write = ngx_current_msec;
 
         ngx_http_sse_send_detached(sub);
 
