@@ -43,7 +43,9 @@ $(NGX_TREE)/.configured: $(NGX_SRC)/conf_flags config
 
 $(MODULE): $(NGX_TREE)/.configured $(SOURCES)
 	$(MAKE) -C $(NGX_TREE) -f objs/Makefile modules
-	cp $(NGX_TREE)/objs/ngx_http_sse_module.so $@
+	@# a new file, not an overwrite: running nginx processes keep the old
+	@# mapping intact (an in-place copy would crash them)
+	cp $(NGX_TREE)/objs/ngx_http_sse_module.so $@.tmp && mv -f $@.tmp $@
 
 $(NGX_SRC)/conf_flags:
 	@echo "nginx-dev is not installed: run 'make deps' (as root)" >&2; exit 1
