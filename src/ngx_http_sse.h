@@ -57,10 +57,12 @@ typedef struct {
 
 typedef struct ngx_http_sse_chan_slot_s  ngx_http_sse_chan_slot_t;
 
+/* a worker slot's share of a channel */
 struct ngx_http_sse_chan_slot_s {
     ngx_http_sse_chan_slot_t   *next;
     uint32_t                    slot;
     uint32_t                    subscribers;
+    uint64_t                    cursor;     /* last seq that worker read */
 };
 
 
@@ -96,7 +98,8 @@ struct ngx_http_sse_channel_s {
 typedef struct {
     ngx_atomic_t                pid;        /* 0: free */
     ngx_atomic_t                wake_pending;
-    ngx_uint_t                  subscribers;
+    ngx_uint_t                  subscribers;    /* channel joins */
+    ngx_uint_t                  streams;
     ngx_uint_t                  qlen;
     ngx_uint_t                  overflow;
     ngx_http_sse_channel_t     *queue[NGX_HTTP_SSE_SLOT_QUEUE];
@@ -128,6 +131,7 @@ typedef struct {
     /* gauges, under the lock */
     ngx_uint_t                  channels;
     ngx_uint_t                  stored_events;
+    size_t                      stored_bytes;
 
     /* counters */
     ngx_atomic_t                published;
@@ -226,6 +230,7 @@ struct ngx_http_sse_sub_s {
     unsigned                    dropping:1;     /* close on write event */
     unsigned                    detached:1;
     unsigned                    ending:1;       /* detached: last chunk */
+    unsigned                    counted:1;      /* in its slot's streams */
 };
 
 
@@ -282,6 +287,8 @@ void ngx_http_sse_channel_delete(ngx_http_sse_zone_t *zone,
 ngx_int_t ngx_http_sse_channel_join(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, ngx_uint_t slot);
 void ngx_http_sse_channel_leave(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_uint_t slot);
+void ngx_http_sse_channel_consumed(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, ngx_uint_t slot);
 void ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone);
 ngx_uint_t ngx_http_sse_subscribers(ngx_http_sse_zone_t *zone);

@@ -243,6 +243,16 @@ ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
                 || ngx_socket_errno == NGX_ENOENT)
             {
                 reap = 1;
+
+            } else if (ngx_socket_errno != NGX_EAGAIN) {
+                /*
+                 * The wake-up is lost: clear its flag, so that the next
+                 * publish sends another (that worker's sweep also looks
+                 * at its queue every second).
+                 */
+                ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, ngx_socket_errno,
+                              "sse: wake-up of worker %P failed", pid);
+                zone->sh->slots[wake[i]].wake_pending = 0;
             }
         }
     }
@@ -535,6 +545,10 @@ ngx_http_sse_gather(ngx_http_sse_local_t *local)
         }
     }
 
+    if (local->cursor != (uint64_t) -1) {
+        ngx_http_sse_channel_consumed(local->zone, ch, local->zone->slot);
+    }
+
     if (ch->deleted && local->cursor != (uint64_t) -1) {
         /* the streams end after what was published before the DELETE */
         local->cursor = (uint64_t) -2;
@@ -673,6 +687,9 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
             ngx_http_sse_reap_slots(zone);
             ngx_http_sse_store_expire(zone);
             ngx_shmtx_unlock(&zone->shpool->mutex);
+
+            /* a wake-up that got lost on the way is made up for here */
+            ngx_http_sse_process_zone(zone);
         }
     }
 

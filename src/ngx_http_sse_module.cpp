@@ -401,7 +401,9 @@ ngx_http_sse_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.data = value[i].data + 12;
             s.len = value[i].len - 12;
             limits.history_ttl = ngx_parse_time(&s, 1);
-            if (limits.history_ttl == (time_t) NGX_ERROR) {
+            if (limits.history_ttl == (time_t) NGX_ERROR
+                || limits.history_ttl == 0)
+            {
                 goto invalid;
             }
             continue;
@@ -411,7 +413,9 @@ ngx_http_sse_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.data = value[i].data + 12;
             s.len = value[i].len - 12;
             limits.channel_ttl = ngx_parse_time(&s, 1);
-            if (limits.channel_ttl == (time_t) NGX_ERROR) {
+            if (limits.channel_ttl == (time_t) NGX_ERROR
+                || limits.channel_ttl == 0)
+            {
                 goto invalid;
             }
             continue;
@@ -709,6 +713,13 @@ ngx_http_sse_reset_event(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         slcf->reset_event.len = 0;
         slcf->reset_event.data = (u_char *) "";
         return NGX_CONF_OK;
+    }
+
+    if (value[1].len > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sse_reset_event\": the event name \"%V\" is "
+                           "longer than 64 bytes", &value[1]);
+        return (char *) NGX_CONF_ERROR;
     }
 
     for (i = 0; i < value[1].len; i++) {

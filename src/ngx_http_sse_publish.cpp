@@ -16,6 +16,10 @@
 #include <new>
 
 
+/* a reply lists at most this many ids per channel (and the last one) */
+#define NGX_HTTP_SSE_REPLY_IDS  1000
+
+
 namespace {
 
 /* events parsed but not yet published: their bytes, back to back */
@@ -31,7 +35,10 @@ typedef struct {
 
     ngx_uint_t                  nchans;
     sse::Slice                  ids[sse::max_channels_per_stream];
+    /* the ids for the reply: the first ones, and always the last one */
     ngx_array_t                 positions[sse::max_channels_per_stream];
+    sse::Position               last[sse::max_channels_per_stream];
+    ngx_uint_t                  published[sse::max_channels_per_stream];
     ngx_uint_t                  subscribers[sse::max_channels_per_stream];
 
     sse::EventStreamParser     *parser;     /* text/event-stream bodies */
@@ -61,6 +68,8 @@ ngx_int_t ngx_http_sse_publish_part(ngx_http_sse_pub_t *pub, u_char *p,
     size_t len);
 ngx_int_t ngx_http_sse_publish_end(ngx_http_sse_pub_t *pub);
 bool ngx_http_sse_collect(void *ctx, sse::Slice type, sse::Slice data);
+bool ngx_http_sse_fits(ngx_http_sse_pub_t *pub, sse::Slice type,
+    sse::Slice data);
 ngx_int_t ngx_http_sse_publish_pending(ngx_http_sse_pub_t *pub);
 ngx_int_t ngx_http_sse_publish_reply(ngx_http_sse_pub_t *pub);
 void ngx_http_sse_publish_fail(ngx_http_sse_pub_t *pub, ngx_uint_t status,
@@ -251,17 +260,31 @@ ngx_http_sse_publish_read(ngx_http_request_t *r)
 {
     ngx_int_t            rc;
     ngx_buf_t           *b;
-    ngx_chain_t         *cl;
+    ngx_chain_t         *cl, *ln;
     ngx_http_sse_pub_t  *pub;
 
     pub = (ngx_http_sse_pub_t *) ngx_http_get_module_ctx(r,
                                                          ngx_http_sse_module);
+    if (pub == NULL) {
+        /* an error_page redirect took the request elsewhere */
+        return;
+    }
 
     for ( ;; ) {
 
         if (r->request_body) {
-            for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            for (cl = r->request_body->bufs; cl; cl = ln) {
+                ln = cl->next;
                 b = cl->buf;
+
+                if (b->in_file && !ngx_buf_in_memory(b)) {
+                    /* read before us into a file (e.g. by mirror) */
+                    ngx_http_sse_publish_fail(pub,
+                                              NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                              "body_in_file",
+                                              "the request body was buffered "
+                                              "to a file before publishing");
+                }
 
                 if (pub->status == 0) {
                     (void) ngx_http_sse_publish_part(pub, b->pos,
@@ -269,6 +292,7 @@ ngx_http_sse_publish_read(ngx_http_request_t *r)
                 }
 
                 b->pos = b->last;
+                ngx_free_chain(r->pool, cl);
             }
 
             r->request_body->bufs = NULL;
@@ -285,6 +309,7 @@ ngx_http_sse_publish_read(ngx_http_request_t *r)
              * The events before the bad one stay published; the reply
              * goes out now and nginx drops the rest of the body.
              */
+            r->read_event_handler = ngx_http_block_reading;
             ngx_http_finalize_request(r, ngx_http_sse_publish_error(r, pub));
             return;
         }
@@ -300,6 +325,7 @@ ngx_http_sse_publish_read(ngx_http_request_t *r)
              * The publisher went away or sent a broken body: the complete
              * events are published already, a partial one is dropped.
              */
+            r->read_event_handler = ngx_http_block_reading;
             ngx_http_finalize_request(r, rc);
             return;
         }
@@ -435,6 +461,10 @@ ngx_http_sse_publish_end(ngx_http_sse_pub_t *pub)
         return NGX_ERROR;
     }
 
+    if (!ngx_http_sse_fits(pub, pub->type, { pub->buf, pub->buf_len })) {
+        return NGX_ERROR;
+    }
+
     /* the type goes in front of the data, as ngx_http_sse_collect() does */
 
     if (ngx_http_sse_buf_reserve(pub, pub->type.len) != NGX_OK
@@ -474,6 +504,10 @@ ngx_http_sse_collect(void *ctx, sse::Slice type, sse::Slice data)
 
     offset = pub->buf_len;
 
+    if (!ngx_http_sse_fits(pub, type, data)) {
+        return false;
+    }
+
     if (pub->npending == pub->pending_cap) {
         cap = ngx_max(pub->pending_cap * 2, 16);
 
@@ -505,6 +539,29 @@ nomem:
 
     ngx_http_sse_publish_fail(pub, NGX_HTTP_INTERNAL_SERVER_ERROR,
                               "no_memory", "out of memory");
+    return false;
+}
+
+
+/*
+ * On the wire every line of data costs "data: " and a line end: data made
+ * of nothing but line breaks would take 7 times max_message.  The stored
+ * form is held to twice max_message (and some room for the fields).
+ */
+
+bool
+ngx_http_sse_fits(ngx_http_sse_pub_t *pub, sse::Slice type, sse::Slice data)
+{
+    sse::Slice  id = { NULL, sse::max_position_len };
+
+    if (sse::encoded_size(id, type, data) <= 2 * pub->max_message + 1024) {
+        return true;
+    }
+
+    ngx_http_sse_publish_fail(pub, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                              "too_large",
+                              "the event has too many lines for the zone's "
+                              "max_message");
     return false;
 }
 
@@ -553,16 +610,20 @@ ngx_http_sse_publish_pending(ngx_http_sse_pub_t *pub)
             data.len = pub->pending[k].data_len;
             p += type.len + data.len;
 
-            pos = (sse::Position *) ngx_array_push(&pub->positions[i]);
-            if (pos == NULL) {
-                rc = NGX_ERROR;
+            rc = ngx_http_sse_channel_append(zone, ch, type, data,
+                                             &pub->last[i]);
+            if (rc != NGX_OK) {
                 break;
             }
 
-            rc = ngx_http_sse_channel_append(zone, ch, type, data, pos);
-            if (rc != NGX_OK) {
-                pub->positions[i].nelts--;
-                break;
+            pub->published[i]++;
+
+            /* a long streaming publish must not grow the request's pool */
+            if (pub->positions[i].nelts < NGX_HTTP_SSE_REPLY_IDS) {
+                pos = (sse::Position *) ngx_array_push(&pub->positions[i]);
+                if (pos) {
+                    *pos = pub->last[i];
+                }
             }
         }
 
@@ -618,7 +679,7 @@ ngx_http_sse_publish_reply(ngx_http_sse_pub_t *pub)
     total = 0;
 
     for (i = 0; i < pub->nchans; i++) {
-        len += 160 + 6 * pub->ids[i].len
+        len += 200 + 6 * pub->ids[i].len
                + (pub->positions[i].nelts + 1) * (sse::max_position_len + 3);
         total += pub->subscribers[i];
     }
@@ -646,9 +707,9 @@ ngx_http_sse_publish_reply(ngx_http_sse_pub_t *pub)
 
         p = ngx_cpymem(p, ",\"id\":", 6);
 
-        if (pub->positions[i].nelts) {
+        if (pub->published[i]) {
             *p++ = '"';
-            p += sse::format_id(p, &pos[pub->positions[i].nelts - 1], 1);
+            p += sse::format_id(p, &pub->last[i], 1);
             *p++ = '"';
 
         } else {
@@ -666,8 +727,10 @@ ngx_http_sse_publish_reply(ngx_http_sse_pub_t *pub)
             *p++ = '"';
         }
 
-        p = ngx_sprintf(p, "],\"events\":%ui,\"subscribers\":%ui}",
-                        pub->positions[i].nelts, pub->subscribers[i]);
+        p = ngx_sprintf(p, "]%s,\"events\":%ui,\"subscribers\":%ui}",
+                        pub->published[i] > pub->positions[i].nelts
+                        ? ",\"ids_truncated\":true" : "",
+                        pub->published[i], pub->subscribers[i]);
     }
 
     if (pub->nchans > 1) {

@@ -31,6 +31,8 @@ void ngx_http_sse_channel_idle(ngx_http_sse_zone_t *zone,
 ngx_int_t ngx_http_sse_ring_reserve(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch);
 void ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot);
+void ngx_http_sse_trim(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch);
+uint64_t ngx_http_sse_min_cursor(ngx_http_sse_channel_t *ch);
 
 inline void
 mask_set(uint64_t *mask, ngx_uint_t bit)
@@ -325,6 +327,18 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
 
     size = sse::encoded_size({id, id_len}, type, data);
 
+    /*
+     * An event larger than all free pages and all stored history together
+     * can never fit: refuse it before evicting anybody's history for it.
+     */
+
+    if (offsetof(ngx_http_sse_event_t, wire) + size
+        > zone->shpool->pfree * ngx_pagesize + sh->stored_bytes)
+    {
+        (void) ngx_atomic_fetch_add(&sh->refused_full, 1);
+        return NGX_HTTP_SSE_ZONE_FULL;
+    }
+
     ev = (ngx_http_sse_event_t *)
              ngx_http_sse_alloc(zone,
                                 offsetof(ngx_http_sse_event_t, wire) + size);
@@ -333,9 +347,18 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
         return NGX_HTTP_SSE_ZONE_FULL;
     }
 
+    /*
+     * history bounds what is kept for replay, not what live readers are
+     * still to read: an event leaves for history only once every worker
+     * with subscribers has read it (a burst larger than history must not
+     * cut live streams); ngx_http_sse_channel_consumed() trims the rest.
+     */
+
     history = sh->limits.history ? sh->limits.history : 1;
 
-    while (ch->nevents >= history) {
+    while (ch->nevents >= history
+           && ch->first_seq <= ngx_http_sse_min_cursor(ch))
+    {
         ngx_http_sse_drop_oldest(zone, ch);
     }
 
@@ -363,6 +386,7 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
 
     ngx_queue_insert_tail(&sh->events, &ev->age);
     sh->stored_events++;
+    sh->stored_bytes += offsetof(ngx_http_sse_event_t, wire) + ev->len;
 
     if (ch->in_link && !ch->deleted) {
         /* keep the idle queue ordered by last activity */
@@ -430,6 +454,7 @@ ngx_http_sse_channel_join(ngx_http_sse_zone_t *zone,
 
         cs->slot = (uint32_t) slot;
         cs->subscribers = 0;
+        cs->cursor = ch->last_seq;
         cs->next = ch->slots;
         ch->slots = cs;
         mask_set(ch->worker_mask, slot);
@@ -478,6 +503,7 @@ ngx_http_sse_channel_leave(ngx_http_sse_zone_t *zone,
         *csp = cs->next;
         ngx_slab_free_locked(zone->shpool, cs);
         mask_clear(ch->worker_mask, slot);
+        ngx_http_sse_trim(zone, ch);
     }
 
     if (ch->subscribers) {
@@ -491,6 +517,25 @@ ngx_http_sse_channel_leave(ngx_http_sse_zone_t *zone,
 
     ch->last_active = ngx_time();
     ngx_http_sse_channel_idle(zone, ch);
+}
+
+
+/* a worker has read the channel up to its last event */
+
+void
+ngx_http_sse_channel_consumed(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_uint_t slot)
+{
+    ngx_http_sse_chan_slot_t  *cs;
+
+    for (cs = ch->slots; cs; cs = cs->next) {
+        if (cs->slot == slot) {
+            cs->cursor = ch->last_seq;
+            break;
+        }
+    }
+
+    ngx_http_sse_trim(zone, ch);
 }
 
 
@@ -598,7 +643,7 @@ ngx_http_sse_subscribers(ngx_http_sse_zone_t *zone)
 
     for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
         if (zone->sh->slots[i].pid) {
-            n += zone->sh->slots[i].subscribers;
+            n += zone->sh->slots[i].streams;
         }
     }
 
@@ -825,6 +870,7 @@ ngx_http_sse_drop_oldest(ngx_http_sse_zone_t *zone,
 
     ngx_queue_remove(&ev->age);
     zone->sh->stored_events--;
+    zone->sh->stored_bytes -= offsetof(ngx_http_sse_event_t, wire) + ev->len;
 
     ngx_slab_free_locked(zone->shpool, ev);
 }
@@ -904,7 +950,8 @@ ngx_http_sse_ring_reserve(ngx_http_sse_zone_t *zone,
 
     cap = ch->ring_cap ? ch->ring_cap * 2 : 4;
 
-    if (cap > history) {
+    if (cap > history && ch->nevents < history) {
+        /* past history only while live readers are behind */
         cap = (uint32_t) history;
     }
 
@@ -936,6 +983,41 @@ ngx_http_sse_ring_reserve(ngx_http_sse_zone_t *zone,
 }
 
 
+/* drops history past the limit that every live reader has read */
+
+void
+ngx_http_sse_trim(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
+{
+    ngx_uint_t  history;
+
+    history = zone->sh->limits.history ? zone->sh->limits.history : 1;
+
+    while (ch->nevents > history
+           && ch->first_seq <= ngx_http_sse_min_cursor(ch))
+    {
+        ngx_http_sse_drop_oldest(zone, ch);
+    }
+}
+
+
+uint64_t
+ngx_http_sse_min_cursor(ngx_http_sse_channel_t *ch)
+{
+    uint64_t                   min;
+    ngx_http_sse_chan_slot_t  *cs;
+
+    min = ch->last_seq;
+
+    for (cs = ch->slots; cs; cs = cs->next) {
+        if (cs->cursor < min) {
+            min = cs->cursor;
+        }
+    }
+
+    return min;
+}
+
+
 /* gives back everything a slot held: for a worker that exited or died */
 
 void
@@ -946,7 +1028,7 @@ ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
     ngx_http_sse_channel_t    *ch;
     ngx_http_sse_chan_slot_t  *cs, **csp;
 
-    if (s->subscribers || s->qlen || s->overflow) {
+    if (s->subscribers || s->streams || s->qlen || s->overflow) {
 
         for (node = ngx_rbtree_min(zone->sh->rbtree.root,
                                    zone->sh->rbtree.sentinel);
@@ -972,6 +1054,7 @@ ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
             ch->subscribers -= cs->subscribers;
             mask_clear(ch->worker_mask, slot);
             ngx_slab_free_locked(zone->shpool, cs);
+            ngx_http_sse_trim(zone, ch);
 
             if (ch->subscribers == 0) {
                 if (ch->deleted) {
@@ -987,6 +1070,7 @@ ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
     s->pid = 0;
     s->wake_pending = 0;
     s->subscribers = 0;
+    s->streams = 0;
     s->qlen = 0;
     s->overflow = 0;
 }

@@ -22,8 +22,8 @@
 #include "ngx_http_sse.h"
 
 
-/* room for a chunk header: 8 hex digits and CRLF */
-#define NGX_HTTP_SSE_CHUNK_HDR  10
+/* room for a chunk header: up to 16 hex digits and CRLF */
+#define NGX_HTTP_SSE_CHUNK_HDR  18
 
 
 namespace {
@@ -103,7 +103,21 @@ ngx_http_sse_sub_create(ngx_http_request_t *r, ngx_uint_t nchans)
 ngx_int_t
 ngx_http_sse_sub_start(ngx_http_sse_sub_t *sub)
 {
-    ngx_http_request_t  *r = sub->request;
+    ngx_http_request_t        *r = sub->request;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    /*
+     * nginx sets TCP_NODELAY only on keepalive, TLS and HTTP/2
+     * connections; without it, two events published close together
+     * would wait for the client's delayed ACK.
+     */
+
+    clcf = (ngx_http_core_loc_conf_t *)
+               ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->tcp_nodelay) {
+        (void) ngx_tcp_nodelay(r->connection);
+    }
 
     ngx_queue_insert_tail(&ngx_http_sse_streams, &sub->all);
     ngx_http_sse_nstreams++;
@@ -263,7 +277,7 @@ ngx_http_sse_sub_leave(ngx_http_sse_sub_t *sub)
     ngx_http_sse_local_t     *local;
     ngx_http_sse_sub_chan_t  *sc;
 
-    joined = 0;
+    joined = sub->counted;
 
     for (i = 0; i < sub->nchans; i++) {
         if (sub->chans[i].local) {
@@ -276,6 +290,14 @@ ngx_http_sse_sub_leave(ngx_http_sse_sub_t *sub)
     }
 
     ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (sub->counted) {
+        if (zone->sh->slots[zone->slot].streams) {
+            zone->sh->slots[zone->slot].streams--;
+        }
+
+        sub->counted = 0;
+    }
 
     for (i = 0; i < sub->nchans; i++) {
         sc = &sub->chans[i];
@@ -315,6 +337,7 @@ ngx_http_sse_sub_end(ngx_http_sse_sub_t *sub, ngx_uint_t graceful)
     ngx_int_t            rc;
     ngx_buf_t           *b;
     ngx_chain_t         *cl;
+    ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
     if (sub->done || sub->dropping) {
@@ -370,7 +393,10 @@ ngx_http_sse_sub_end(ngx_http_sse_sub_t *sub, ngx_uint_t graceful)
         rc = ngx_http_send_special(r, NGX_HTTP_LAST);
     }
 
+    /* not inside an HTTP event handler: run what finalizing posted */
+    c = r->connection;
     ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -577,7 +603,7 @@ void
 ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub)
 {
     u_char      *p, *start, *end;
-    u_char       head[NGX_HTTP_SSE_CHUNK_HDR + 1];
+    u_char       head[NGX_HTTP_SSE_CHUNK_HDR + 2];
     size_t       cap, len;
 
     if (sub->out_busy) {
@@ -854,6 +880,12 @@ ngx_http_sse_detached_read(ngx_event_t *rev)
         }
 
         /* bytes from a client that only listens are ignored */
+    }
+
+    if (rev->ready) {
+        /* more to read: later, so a chatty client cannot hog the worker */
+        ngx_post_event(rev, &ngx_posted_events);
+        return;
     }
 
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {

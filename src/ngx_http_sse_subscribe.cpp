@@ -220,6 +220,9 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
         sc->pos.seq = start[i].from - 1;
     }
 
+    zone->sh->slots[zone->slot].streams++;
+    sub->counted = 1;
+
     /* resets first, then each channel's history, then live events */
 
     for (i = 0; i < n; i++) {
@@ -452,7 +455,7 @@ ngx_http_sse_append_reset(ngx_http_sse_sub_t *sub,
     const char *reason)
 {
     u_char      buf[512 + 2 * sse::max_channel_id_len * 6];
-    u_char     *p;
+    u_char     *p, *last;
     sse::Slice  chan;
 
     if (ngx_http_sse_sub_append_id_line(sub) != NGX_OK) {
@@ -462,8 +465,11 @@ ngx_http_sse_append_reset(ngx_http_sse_sub_t *sub,
     chan.data = ch->id;
     chan.len = ch->id_len;
 
-    p = ngx_sprintf(buf, "event: %V\ndata: {\"reason\":\"%s\",\"channel\":\"",
-                    &slcf->reset_event, reason);
+    /* the event name is at most 64 bytes (checked in the configuration) */
+    last = buf + sizeof(buf);
+    p = ngx_snprintf(buf, last - buf,
+                     "event: %V\ndata: {\"reason\":\"%s\",\"channel\":\"",
+                     &slcf->reset_event, reason);
     p += sse::json_escape(p, chan);
     p = ngx_cpymem(p, "\"}\n\n", 4);
 
