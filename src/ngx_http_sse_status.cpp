@@ -72,13 +72,20 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
     ngx_http_sse_main_conf_t   *smcf;
     const ngx_http_sse_metric_t *m;
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        if (ngx_http_sse_add_header(r, "Allow", "GET, HEAD") != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_sse_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                       "method_not_allowed",
+                                       "the status location takes GET or "
+                                       "HEAD");
     }
 
     smcf = (ngx_http_sse_main_conf_t *)
