@@ -23,10 +23,15 @@ SOURCES   := config $(wildcard src/*.cpp src/*.h)
 # the ones that are missing; it is a no-op on a prepared machine.
 APT_PACKAGES := nginx nginx-dev libnginx-mod-nchan g++ make perl curl \
                 openssl libssl-dev libpcre2-dev zlib1g-dev \
-                googletest libgtest-dev cmake \
-                nodejs npm chromium \
+                googletest libgtest-dev \
+                chromium \
                 clang libclang-rt-14-dev gnuplot-nox procps psmisc \
-                dpkg-dev devscripts
+                dpkg-dev
+
+# Node.js may come from elsewhere than Debian (with its own npm, which
+# Debian's npm package would conflict with): only when node or npm is
+# missing are Debian's nodejs and npm installed.
+NODE_PACKAGES := nodejs npm
 
 .PHONY: build deps run test clean check-nginx
 
@@ -56,6 +61,9 @@ deps:
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
 	        || missing="$$missing $$p"; \
 	done; \
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	    missing="$$missing $(NODE_PACKAGES)"; \
+	fi; \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
 	    if [ "$$(id -u)" != 0 ]; then echo "run 'make deps' as root" >&2; exit 1; fi; \
