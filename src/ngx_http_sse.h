@@ -27,7 +27,7 @@
 /* channels queued for one worker's wake-up; past that, a full local scan */
 #define NGX_HTTP_SSE_SLOT_QUEUE     64
 
-#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534531  /* "SSE1": layout version */
+#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534532  /* "SSE2": layout version */
 
 #define NGX_HTTP_SSE_DEFAULT_ZONE   "sse"
 #define NGX_HTTP_SSE_DEFAULT_SIZE   (32 * 1024 * 1024)
@@ -98,6 +98,8 @@ struct ngx_http_sse_channel_s {
 typedef struct {
     ngx_atomic_t                pid;        /* 0: free */
     ngx_atomic_t                wake_pending;
+    u_char                      addr[16];   /* its wake-up socket's name */
+    uint32_t                    addr_len;
     ngx_uint_t                  subscribers;    /* channel joins */
     ngx_uint_t                  streams;
     ngx_uint_t                  qlen;
@@ -294,7 +296,8 @@ void ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone);
 ngx_uint_t ngx_http_sse_subscribers(ngx_http_sse_zone_t *zone);
 ngx_uint_t ngx_http_sse_live_slots(ngx_http_sse_zone_t *zone);
 void ngx_http_sse_reap_slots(ngx_http_sse_zone_t *zone);
-ngx_int_t ngx_http_sse_slot_register(ngx_http_sse_zone_t *zone);
+ngx_int_t ngx_http_sse_slot_register(ngx_http_sse_zone_t *zone,
+    u_char *addr, size_t addr_len);
 void ngx_http_sse_slot_release(ngx_http_sse_zone_t *zone);
 void ngx_http_sse_log_full(ngx_http_sse_zone_t *zone, ngx_log_t *log);
 size_t ngx_http_sse_format_position(u_char *out, uint64_t epoch,

@@ -1,7 +1,9 @@
 /*
  * Wake-ups between workers and the fan-out to a worker's own streams.
  *
- * Every worker binds an abstract unix datagram socket named after its pid.
+ * Every worker binds an abstract unix datagram socket with a name the
+ * kernel picks (autobind: unique, nothing to clean up, nothing another
+ * process could squat on) and writes that name into its slot of the zone.
  * A publisher appends to a channel under the zone lock, queues the
  * channel for every worker slot with subscribers of it, and sends one
  * datagram to each slot whose wake-up was not pending yet: one wake per
@@ -45,7 +47,6 @@ void ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_gather(ngx_http_sse_local_t *local);
 void ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone);
 void ngx_http_sse_end_local(ngx_http_sse_local_t *local);
-socklen_t ngx_http_sse_ipc_addr(struct sockaddr_un *sa, ngx_pid_t pid);
 ngx_int_t ngx_http_sse_scratch_reserve(size_t size);
 ngx_int_t ngx_http_sse_copies_reserve(ngx_uint_t n);
 ngx_int_t ngx_http_sse_locals_push(ngx_http_sse_local_t *local);
@@ -100,14 +101,30 @@ ngx_http_sse_ipc_init(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    len = ngx_http_sse_ipc_addr(&sa, ngx_pid);
+    /* an address of just the family: the kernel picks an abstract name */
 
-    if (bind(fd, (struct sockaddr *) &sa, len) == -1) {
+    ngx_memzero(&sa, sizeof(struct sockaddr_un));
+    sa.sun_family = AF_UNIX;
+
+    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa_family_t)) == -1) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_socket_errno,
                       "sse: bind() of the wake-up socket failed");
         close(fd);
         return NGX_ERROR;
     }
+
+    len = sizeof(struct sockaddr_un);
+
+    if (getsockname(fd, (struct sockaddr *) &sa, &len) == -1
+        || len > offsetof(struct sockaddr_un, sun_path) + 16)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_socket_errno,
+                      "sse: getsockname() of the wake-up socket failed");
+        close(fd);
+        return NGX_ERROR;
+    }
+
+    len -= offsetof(struct sockaddr_un, sun_path);
 
     c = ngx_get_connection(fd, cycle->log);
     if (c == NULL) {
@@ -149,7 +166,8 @@ ngx_http_sse_ipc_init(ngx_cycle_t *cycle)
         zone = zones[i];
 
         ngx_shmtx_lock(&zone->shpool->mutex);
-        zone->slot = ngx_http_sse_slot_register(zone);
+        zone->slot = ngx_http_sse_slot_register(zone,
+                                                (u_char *) sa.sun_path, len);
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
         if (zone->slot < 0) {
@@ -203,9 +221,10 @@ void
 ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
     ngx_uint_t nwake)
 {
-    u_char               byte;
-    ngx_pid_t            pid;
-    ngx_uint_t           i, reap;
+    u_char                byte;
+    ngx_pid_t             pid;
+    ngx_uint_t            i, reap;
+    ngx_http_sse_slot_t  *slot;
     socklen_t            len;
     struct sockaddr_un   sa;
 
@@ -221,12 +240,17 @@ ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
             continue;
         }
 
-        pid = (ngx_pid_t) zone->sh->slots[wake[i]].pid;
+        slot = &zone->sh->slots[wake[i]];
+
+        pid = (ngx_pid_t) slot->pid;
         if (pid == 0 || ngx_http_sse_ipc == NULL) {
             continue;
         }
 
-        len = ngx_http_sse_ipc_addr(&sa, pid);
+        ngx_memzero(&sa, sizeof(struct sockaddr_un));
+        sa.sun_family = AF_UNIX;
+        ngx_memcpy(sa.sun_path, slot->addr, slot->addr_len);
+        len = offsetof(struct sockaddr_un, sun_path) + slot->addr_len;
 
         if (sendto(ngx_http_sse_ipc->fd, &byte, 1, MSG_DONTWAIT,
                    (struct sockaddr *) &sa, len)
@@ -252,7 +276,7 @@ ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
                  */
                 ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, ngx_socket_errno,
                               "sse: wake-up of worker %P failed", pid);
-                zone->sh->slots[wake[i]].wake_pending = 0;
+                slot->wake_pending = 0;
             }
         }
     }
@@ -694,22 +718,6 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
     }
 
     ngx_http_sse_sweep_arm();
-}
-
-
-socklen_t
-ngx_http_sse_ipc_addr(struct sockaddr_un *sa, ngx_pid_t pid)
-{
-    u_char  *p;
-
-    ngx_memzero(sa, sizeof(struct sockaddr_un));
-    sa->sun_family = AF_UNIX;
-
-    /* abstract namespace: sun_path[0] == '\0', no file to clean up */
-    p = ngx_sprintf((u_char *) sa->sun_path + 1, "nginx-sse/%P", pid);
-
-    return (socklen_t) (offsetof(struct sockaddr_un, sun_path)
-                        + (p - (u_char *) sa->sun_path));
 }
 
 

@@ -80,18 +80,22 @@ ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_sse_shctx_t   *sh;
 
     if (ozone) {
-        /* a reload kept the zone: adopt it, with its channels and history */
+        /*
+         * A reload kept the zone: adopt it, with its channels and history.
+         * Read through the zone itself, not through ozone: the old
+         * configuration may come from another build of the module.
+         */
 
-        if (ozone->sh->magic != NGX_HTTP_SSE_ZONE_MAGIC) {
+        zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+        zone->sh = (ngx_http_sse_shctx_t *) zone->shpool->data;
+
+        if (zone->sh == NULL || zone->sh->magic != NGX_HTTP_SSE_ZONE_MAGIC) {
             ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                           "sse_zone \"%V\" was created by an incompatible "
                           "version of the module; restart nginx to "
                           "recreate it", &shm_zone->shm.name);
             return NGX_ERROR;
         }
-
-        zone->shpool = ozone->shpool;
-        zone->sh = ozone->sh;
 
         /* retention belongs to the zone: the new configuration's values
          * apply to every worker, old generation included */
@@ -698,7 +702,8 @@ ngx_http_sse_reap_slots(ngx_http_sse_zone_t *zone)
 
 
 ngx_int_t
-ngx_http_sse_slot_register(ngx_http_sse_zone_t *zone)
+ngx_http_sse_slot_register(ngx_http_sse_zone_t *zone, u_char *addr,
+    size_t addr_len)
 {
     ngx_uint_t  i;
 
@@ -707,6 +712,8 @@ ngx_http_sse_slot_register(ngx_http_sse_zone_t *zone)
     for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
         if (zone->sh->slots[i].pid == 0) {
             ngx_http_sse_slot_clear(zone, i);
+            ngx_memcpy(zone->sh->slots[i].addr, addr, addr_len);
+            zone->sh->slots[i].addr_len = (uint32_t) addr_len;
             zone->sh->slots[i].pid = ngx_pid;
             return (ngx_int_t) i;
         }
