@@ -479,8 +479,14 @@ ngx_http_sse_publish_end(ngx_http_sse_pub_t *pub)
 
     pub->pending_cap = ngx_max(pub->pending_cap, 1);
 
-    ngx_memmove(pub->buf + pub->type.len, pub->buf, pub->buf_len);
-    ngx_memcpy(pub->buf, pub->type.data, pub->type.len);
+    /* (an empty body and no type leave pub->buf NULL: copy nothing) */
+    if (pub->buf_len && pub->type.len) {
+        ngx_memmove(pub->buf + pub->type.len, pub->buf, pub->buf_len);
+    }
+
+    if (pub->type.len) {
+        ngx_memcpy(pub->buf, pub->type.data, pub->type.len);
+    }
 
     pub->pending[0].type_len = pub->type.len;
     pub->pending[0].data_len = pub->buf_len;
@@ -524,8 +530,13 @@ ngx_http_sse_collect(void *ctx, sse::Slice type, sse::Slice data)
         goto nomem;
     }
 
-    ngx_memcpy(pub->buf + offset, type.data, type.len);
-    ngx_memcpy(pub->buf + offset + type.len, data.data, data.len);
+    if (type.len) {
+        ngx_memcpy(pub->buf + offset, type.data, type.len);
+    }
+
+    if (data.len) {
+        ngx_memcpy(pub->buf + offset + type.len, data.data, data.len);
+    }
 
     pub->buf_len = offset + type.len + data.len;
 
