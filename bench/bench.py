@@ -1,0 +1,1251 @@
+#!/usr/bin/env python3
+"""Benchmarks of ngx_http_sse_module against nchan, a floor server and nginx.
+
+For every workload each server is started fresh in a directory of its own
+under <build>/run/, measured and stopped, one server after the other (module,
+nchan, floor, and plain nginx where it applies), so that the columns of a row
+come from the same run on the same machine.  The results go to
+<build>/results.json, a markdown report (ratios, targets met or not, method,
+machine) and gnuplot plots.  `make bench` and `make bench-quick` run this;
+docs/benchmarks.md is its output.
+"""
+
+import argparse
+import atexit
+import json
+import os
+import platform
+import random
+import re
+import resource
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = ROOT / "bench" / "conf"
+NCHAN_SO = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
+NGINX = "/usr/sbin/nginx"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------------ profiles
+
+@dataclass
+class Profile:
+    """The sizes of the workloads (see docs/benchmarks.md, Method)."""
+    broadcast_subs: int
+    broadcast_events: int
+    many_channels: int
+    many_subs_per_channel: int
+    many_events: int
+    many_publishers: int
+    rate_seconds: float
+    rate_channels: int
+    rate_publishers: int
+    rate_subs_per_channel: int
+    idle_subs: int
+    idle_channels: int
+    held_subs: int
+    held_workers: int
+    held_channels: int
+    storm_clients: int
+    storm_channels: int
+    storm_before: int
+    storm_missed: int
+    paced_events: int
+    paced_rate: float        # events per second
+    rounds: int              # of the workloads measured more than once (median kept)
+    budget_s: float          # the whole run stops starting workloads after this
+    workers: int = 2
+    event_size: int = 64     # bytes of data per event
+    src_ips: int = 8         # client source addresses 127.0.0.1 .. 127.0.0.8
+
+
+PROFILES = {
+    "full": Profile(
+        broadcast_subs=10000, broadcast_events=100,
+        many_channels=1000, many_subs_per_channel=10, many_events=50, many_publishers=10,
+        rate_seconds=5, rate_channels=100, rate_publishers=16, rate_subs_per_channel=10,
+        idle_subs=18000, idle_channels=1000,
+        held_subs=100000, held_workers=8, held_channels=1000,
+        storm_clients=1000, storm_channels=100, storm_before=10, storm_missed=50,
+        paced_events=20, paced_rate=5, rounds=3, budget_s=450),
+    "quick": Profile(
+        broadcast_subs=2000, broadcast_events=20,
+        many_channels=200, many_subs_per_channel=10, many_events=10, many_publishers=10,
+        rate_seconds=2, rate_channels=100, rate_publishers=16, rate_subs_per_channel=10,
+        idle_subs=3000, idle_channels=300,
+        held_subs=10000, held_workers=4, held_channels=100,
+        storm_clients=200, storm_channels=20, storm_before=5, storm_missed=20,
+        paced_events=10, paced_rate=5, rounds=1, budget_s=240),
+}
+
+SERVER_ORDER = ["module", "nchan", "floor", "plain"]
+
+
+class BenchError(Exception):
+    """A workload could not be measured on one server."""
+
+
+# ------------------------------------------------------------------ /proc
+
+def children_of(pid):
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(entry))
+    return kids
+
+
+def cpu_ticks(pid):
+    """utime + stime of one process, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def host_busy_s():
+    """CPU time the whole host spent busy (all cores; steal counts as busy)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK
+
+
+def own_cpu_s():
+    """CPU time of this process and every descendant reaped so far: the
+    servers and load generators (each reaps its own children)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def pss_kib(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+# ------------------------------------------------------------------ processes
+
+LIVE = set()   # servers and load generators to stop whatever happens
+
+
+def stop_everything():
+    for thing in list(LIVE):
+        thing.kill()
+
+
+def free_port():
+    """A free port on 127.0.0.1 outside the ephemeral range the clients use."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise BenchError("no free port")
+
+
+def kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class Loadgen:
+    """One run of bench/loadgen, whose stdout is a stream of JSON events."""
+
+    def __init__(self, exe, mode, args, log_path):
+        self.name = f"loadgen {mode}"
+        self.log = open(log_path, "wb")
+        cmd = [str(exe), mode] + [str(a) for a in args]
+        self.log.write((" ".join(cmd) + "\n").encode())
+        self.log.flush()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log,
+                                     start_new_session=True)
+        self.buf = b""
+        self.report = None
+        LIVE.add(self)
+
+    def wait_for(self, event, timeout):
+        """The next JSON event of that name, within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._readline(deadline)
+            if line is None:
+                status = self.proc.poll()
+                why = f"exited with {status}" if status is not None else f"nothing in {timeout:.0f}s"
+                raise BenchError(f"{self.name}: no '{event}' event ({why})")
+            msg = json.loads(line)
+            if msg.get("event") == "report":
+                self.report = msg
+            if msg.get("event") == event:
+                return msg
+
+    def _readline(self, deadline):
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self.proc.stdout], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def finish(self, timeout=30):
+        """Stops it (a subscriber closes its connections) and returns its report."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            if self.report is None:
+                self.wait_for("report", timeout)
+            self.proc.wait(timeout)
+        except (BenchError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+        return self.report
+
+    def kill(self):
+        if self.proc.poll() is None:
+            kill_group(self.proc)
+            self.proc.wait()
+        kill_group(self.proc)   # children left behind, if any
+        self.proc.stdout.close()
+        self.log.close()
+        LIVE.discard(self)
+
+
+class Server:
+    """A server in its own directory, on a port picked at start."""
+
+    def __init__(self, kind, rundir, workers):
+        self.kind = kind
+        self.dir = rundir
+        self.workers = workers
+        self.port = None
+        self.proc = None
+
+    def command(self):
+        raise NotImplementedError
+
+    def start(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        cmd = self.command()
+        with open(self.dir / "stderr.log", "wb") as err:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
+                                         cwd=self.dir, start_new_session=True)
+        LIVE.add(self)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.kind} did not start: {self.startup_error()}")
+            if len(children_of(self.proc.pid)) >= self.workers and self.accepts():
+                return
+            time.sleep(0.05)
+        raise BenchError(f"{self.kind} not ready in 15s")
+
+    def accepts(self):
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def startup_error(self):
+        text = (self.dir / "stderr.log").read_text(errors="replace").strip()
+        return text.splitlines()[-1] if text else "no output"
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def kill(self):
+        if self.proc:
+            kill_group(self.proc)   # workers left behind, if any
+            if self.proc.poll() is None:
+                self.proc.wait()
+        LIVE.discard(self)
+
+    def url(self, what):
+        return f"http://127.0.0.1:{self.port}/{what}/c{{ch}}"
+
+    def pids(self):
+        return [self.proc.pid] + children_of(self.proc.pid)
+
+    def cpu_snapshot(self):
+        snap = {}
+        for pid in self.pids():
+            try:
+                snap[pid] = cpu_ticks(pid)
+            except OSError:
+                pass
+        return snap
+
+    def cpu_since(self, before):
+        """CPU-seconds spent since a snapshot; a process that vanished is an error."""
+        after = self.cpu_snapshot()
+        gone = set(before) - set(after)
+        if gone:
+            raise BenchError(f"{self.kind}: processes {sorted(gone)} died during the workload")
+        return sum(after[p] - before.get(p, 0) for p in after) / CLK_TCK
+
+    def pss_kib(self):
+        return sum(pss_kib(pid) for pid in self.pids())
+
+    def log_problems(self):
+        return []
+
+
+class Nginx(Server):
+    """nginx with one of bench/conf/*.conf.in."""
+
+    def __init__(self, kind, rundir, workers, module_so):
+        super().__init__(kind, rundir, workers)
+        self.module_so = module_so
+
+    def command(self):
+        (self.dir / "tmp").mkdir(exist_ok=True)
+        values = {
+            "USER": "user root root;" if os.geteuid() == 0 else "",
+            "WORKERS": str(self.workers),
+            "DIR": str(self.dir),
+            "PORT": str(self.port),
+            "MODULE_SO": str(self.module_so),
+            "NCHAN_SO": str(NCHAN_SO),
+        }
+        text = (CONF_DIR / f"{self.kind}.conf.in").read_text()
+        text = re.sub(r"@([A-Z_]+)@", lambda m: values[m.group(1)], text)
+        conf = self.dir / "nginx.conf"
+        conf.write_text(text)
+        return [NGINX, "-p", str(self.dir), "-c", str(conf), "-g", "daemon off;"]
+
+    def log_problems(self):
+        """error.log lines at [warn] or worse, counted by message."""
+        log = self.dir / "error.log"
+        if not log.exists():
+            return []
+        seen = {}
+        for line in log.read_text(errors="replace").splitlines():
+            m = re.search(r"\[(warn|error|crit|alert|emerg)\] \d+#\d+: (?:\*\d+ )?(.*)", line)
+            if m:
+                text = re.sub(r"client: .*", "", m.group(2)).strip()[:200]
+                # one entry per kind of message, whatever channel or address
+                text = re.sub(r"\b[0-9A-Fa-f]{8,}\b|\d+", "N", text)
+                key = f"[{m.group(1)}] {text}"
+                seen[key] = seen.get(key, 0) + 1
+        return [f"{n}x {k}" for k, n in sorted(seen.items(), key=lambda kv: -kv[1])]
+
+
+class Floor(Server):
+    def __init__(self, rundir, workers, exe):
+        super().__init__("floor", rundir, workers)
+        self.exe = exe
+
+    def command(self):
+        return [str(self.exe), "--listen", f"127.0.0.1:{self.port}",
+                "--workers", str(self.workers), "--pid-file", str(self.dir / "floor.pid")]
+
+    def log_problems(self):
+        text = (self.dir / "stderr.log").read_text(errors="replace")
+        return [line for line in text.splitlines() if line.strip()][:10]
+
+
+# ------------------------------------------------------------------ workloads
+
+class Bench:
+    """What every workload needs: the tools, the profile, the servers."""
+
+    def __init__(self, args):
+        self.profile = PROFILES[args.profile]
+        self.build = Path(args.build)
+        self.loadgen = self.build / "loadgen"
+        self.floor = self.build / "floor"
+        self.module_so = Path(args.module)
+        self.rundir = self.build / "run"
+        self.problems = {}   # "workload/server" -> error.log findings
+
+    def snapshot_module(self):
+        """Copies the module into the run directory: a rebuild during the run
+        (cp rewrites the file in place) would crash the workers mapping it,
+        and every workload should measure the same build."""
+        copy = self.rundir / self.module_so.name
+        shutil.copy2(self.module_so, copy)
+        stat = copy.stat()
+        self.module_so = copy
+        return {"built": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stat.st_mtime)),
+                "bytes": stat.st_size}
+
+    @contextmanager
+    def server(self, kind, workload, workers=None):
+        workers = workers or self.profile.workers
+        rundir = self.rundir / f"{workload}-{kind}"
+        shutil.rmtree(rundir, ignore_errors=True)
+        if kind == "floor":
+            srv = Floor(rundir, workers, self.floor)
+        else:
+            srv = Nginx(kind, rundir, workers, self.module_so)
+        srv.start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
+            found = srv.log_problems()
+            if found:
+                self.problems[f"{workload}/{kind}"] = found
+
+    def subscribe(self, srv, name, conns, channels, expect=0, procs=None, timeout=300,
+                  extra=()):
+        """Starts subscribers (expect=0: they hold until stopped)."""
+        p = self.profile
+        procs = procs or max(2, -(-conns // 15000))
+        args = ["--url", srv.url("sub"), "--conns", conns, "--channels", channels,
+                "--expect", expect, "--procs", procs, "--src-ips", p.src_ips,
+                "--timeout", timeout, *extra]
+        return Loadgen(self.loadgen, "subscribe" if expect else "hold", args,
+                       srv.dir / f"{name}.log")
+
+    def publish(self, srv, name, channels, publishers, events=0, duration=0, procs=1,
+                first_seq=1, rate=0, timeout=120):
+        """Runs publishers to the end and returns their report."""
+        args = ["--url", srv.url("pub"), "--channels", channels, "--publishers", publishers,
+                "--procs", procs, "--size", self.profile.event_size,
+                "--first-seq", first_seq, "--rate", rate, "--timeout", timeout]
+        args += ["--events", events] if events else ["--duration", duration]
+        gen = Loadgen(self.loadgen, "publish", args, srv.dir / f"{name}.log")
+        try:
+            report = gen.wait_for("report", timeout + 10)
+        finally:
+            gen.finish()
+        if report["errors"]:
+            raise BenchError(f"{report['errors']} publish errors")
+        return report
+
+
+def established(gen, want, timeout):
+    up = gen.wait_for("established", timeout)
+    if up["established"] != want:
+        raise BenchError(f"{up['established']} of {want} subscribers established "
+                         f"({up['failed']} failed)")
+    return up
+
+
+def integrity(rep):
+    """Lost, duplicated and reordered events, and streams the server ended."""
+    return {"lost": rep["lost"], "duplicates": rep["duplicates"] + rep["stale"],
+            "reordered": rep["reordered"], "closed": rep["closed"], "resets": rep["resets"]}
+
+
+def fanout(bench, srv, conns, channels, events, publishers, rate=0):
+    """Subscribers connect, events are published (back to back, or at a
+    rate), every delivery is awaited."""
+    subs = bench.subscribe(srv, "subscribers", conns, channels, expect=events)
+    try:
+        up = established(subs, conns, 120)
+        time.sleep(0.5)   # let the server finish the last handshakes
+        before = srv.cpu_snapshot()
+        pub = bench.publish(srv, "publisher", channels, publishers, events=events, rate=rate)
+        rep = subs.wait_for("report", 120)
+        cpu = srv.cpu_since(before)
+    finally:
+        subs.finish()
+    lat = rep["latency"]
+    return {
+        "subscribers": up["established"],
+        "connect_s": up["seconds"],
+        "published": pub["requests"],
+        "publish_status": pub["status"],
+        "publish_rps": pub["rps"],
+        "publish_p99_ms": pub["latency"]["p99_us"] / 1e3,
+        "deliveries": rep["unique"],
+        "cpu_s": cpu,
+        "deliveries_per_cpu_s": rep["unique"] / cpu if cpu else None,
+        "latency_p50_ms": lat["p50_us"] / 1e3,
+        "latency_p99_ms": lat["p99_us"] / 1e3,
+        "latency_max_ms": lat["max_us"] / 1e3,
+        "all_delivered_s": (rep["t_complete_ns"] - pub["t_first_ns"]) / 1e9,
+        "latency_cdf": rep["latency_cdf"],
+        **integrity(rep),
+    }
+
+
+def w_broadcast(bench, kind):
+    p = bench.profile
+    with bench.server(kind, "broadcast") as srv:
+        return fanout(bench, srv, p.broadcast_subs, 1, p.broadcast_events, 1)
+
+
+def w_broadcast_paced(bench, kind):
+    p = bench.profile
+    with bench.server(kind, "broadcast_paced") as srv:
+        return fanout(bench, srv, p.broadcast_subs, 1, p.paced_events, 1, rate=p.paced_rate)
+
+
+def w_many_channels(bench, kind):
+    p = bench.profile
+    with bench.server(kind, "many_channels") as srv:
+        return fanout(bench, srv, p.many_channels * p.many_subs_per_channel, p.many_channels,
+                      p.many_events, p.many_publishers)
+
+
+def publish_rate(bench, kind, workload, subs_per_channel):
+    """Publishers as fast as they get answers, for a fixed time."""
+    p = bench.profile
+    with bench.server(kind, workload) as srv:
+        subs = None
+        if subs_per_channel:
+            conns = p.rate_channels * subs_per_channel
+            subs = bench.subscribe(srv, "subscribers", conns, p.rate_channels)
+        try:
+            if subs:
+                established(subs, p.rate_channels * subs_per_channel, 60)
+                time.sleep(0.5)
+            before = srv.cpu_snapshot()
+            pub = bench.publish(srv, "publishers", p.rate_channels, p.rate_publishers,
+                                duration=p.rate_seconds, procs=2)
+            cpu = srv.cpu_since(before)
+            if subs:
+                time.sleep(1)   # the last deliveries
+        finally:
+            rep = subs.finish() if subs else None
+    ok = sum(n for code, n in pub["status"].items() if code.startswith("2"))
+    result = {
+        "rps": pub["rps"],
+        "requests": pub["requests"],
+        "publish_status": pub["status"],
+        "non_2xx": pub["requests"] - ok,
+        "cpu_s": cpu,
+        "rps_per_cpu_s": pub["requests"] / cpu if cpu else None,
+        "publish_p99_ms": pub["latency"]["p99_us"] / 1e3,
+    }
+    if rep:
+        result["deliveries"] = rep["unique"]
+        result["deliveries_per_s"] = rep["unique"] / pub["seconds"]
+        result["missing"] = ok * subs_per_channel - rep["unique"]
+        result.update(integrity(rep))
+    return result
+
+
+def w_publish_0(bench, kind):
+    return publish_rate(bench, kind, "publish_0", 0)
+
+
+def w_publish_10(bench, kind):
+    return publish_rate(bench, kind, "publish_10", bench.profile.rate_subs_per_channel)
+
+
+def w_idle_memory(bench, kind):
+    """PSS of the server's processes before and after holding idle subscribers."""
+    p = bench.profile
+    with bench.server(kind, "idle_memory") as srv:
+        time.sleep(0.3)
+        before = srv.pss_kib()
+        subs = bench.subscribe(srv, "subscribers", p.idle_subs, p.idle_channels)
+        try:
+            up = established(subs, p.idle_subs, 120)
+            time.sleep(1.5)
+            after = srv.pss_kib()
+        finally:
+            rep = subs.finish()
+    return {
+        "subscribers": up["established"],
+        "pss_before_kib": before,
+        "pss_after_kib": after,
+        "bytes_per_sub": (after - before) * 1024 / up["established"],
+        "closed": rep["closed"] if rep else None,
+    }
+
+
+def w_held(bench, kind):
+    """Many subscribers at once, on more workers; one probe event reaches each."""
+    p = bench.profile
+    with bench.server(kind, "held", workers=p.held_workers) as srv:
+        before = srv.pss_kib()
+        subs = bench.subscribe(srv, "subscribers", p.held_subs, p.held_channels, expect=1,
+                               timeout=400, extra=["--connect-timeout", 30])
+        try:
+            up = subs.wait_for("established", 240)
+            after = srv.pss_kib()
+            bench.publish(srv, "probe", p.held_channels, 10, events=1)
+            rep = subs.wait_for("report", 60)
+        finally:
+            subs.finish()
+    return {
+        "established": up["established"],
+        "failed": up["failed"],
+        "connect_s": up["seconds"],
+        "probe_received": rep["complete"],
+        "bytes_per_sub": (after - before) * 1024 / max(1, up["established"]),
+        "closed": rep["closed"],
+    }
+
+
+def w_storm(bench, kind):
+    """Clients drop, miss events, and all resume with Last-Event-ID at once."""
+    p = bench.profile
+    n, channels = p.storm_clients, p.storm_channels
+    with bench.server(kind, "storm") as srv:
+        ids = srv.dir / "last-event-ids.txt"
+        first = bench.subscribe(srv, "before", n, channels, expect=p.storm_before, procs=1,
+                                extra=["--save-ids", ids])
+        try:
+            established(first, n, 60)
+            bench.publish(srv, "publish-before", channels, 10, events=p.storm_before)
+            first.wait_for("report", 60)
+        finally:
+            first.finish()   # every client disconnects
+        bench.publish(srv, "publish-missed", channels, 10, events=p.storm_missed,
+                      first_seq=p.storm_before + 1)
+        before = srv.cpu_snapshot()
+        second = bench.subscribe(srv, "resume", n, channels, expect=p.storm_missed, procs=1,
+                                 extra=["--resume", ids, "--max-inflight", n])
+        try:
+            rep = second.wait_for("report", 120)
+            cpu = srv.cpu_since(before)
+        finally:
+            second.finish()
+    return {
+        "clients": n,
+        "caught_up": rep["complete"],
+        "catch_up_s": (rep["t_complete_ns"] - rep["t_start_ns"]) / 1e9 if rep["complete"] else None,
+        "completion_p99_ms": rep["completion"]["p99_us"] / 1e3,
+        "cpu_s": cpu,
+        **integrity(rep),
+    }
+
+
+@dataclass
+class Workload:
+    name: str
+    title: str
+    run: object            # function(bench, server kind) -> dict of metrics
+    servers: tuple
+    repeat_key: str = ""   # measured `rounds` times; the median round by this metric is kept
+
+
+FANOUT = ("module", "nchan", "floor")
+WORKLOADS = [
+    Workload("broadcast", "broadcast", w_broadcast, FANOUT, "deliveries_per_cpu_s"),
+    Workload("broadcast_paced", "broadcast, paced", w_broadcast_paced, FANOUT),
+    Workload("many_channels", "many channels", w_many_channels, FANOUT, "deliveries_per_cpu_s"),
+    Workload("publish_0", "publish, no subscribers", w_publish_0, FANOUT + ("plain",), "rps"),
+    Workload("publish_10", "publish, 10 subscribers per channel", w_publish_10, FANOUT),
+    Workload("idle_memory", "idle memory", w_idle_memory, FANOUT),
+    Workload("held", "concurrent subscribers held", w_held, FANOUT),
+    Workload("storm", "reconnect storm", w_storm, ("module", "nchan")),
+]
+
+
+def measure_one(bench, w, kind):
+    t0 = time.monotonic()
+    log(f"{w.title}: {kind} ...")
+    try:
+        r = w.run(bench, kind)
+    except BenchError as e:
+        r = {"error": str(e)}
+    r["wall_s"] = round(time.monotonic() - t0, 1)
+    log(f"{w.title}: {kind}: {summary(r)}")
+    return r
+
+
+def run_all(bench, servers, only):
+    """Every workload on every server, then more rounds of the repeated ones
+    while the time budget lasts; returns {workload: {server: metrics}}."""
+    chosen = [w for w in WORKLOADS if not only or w.name in only]
+    runs = {}   # (workload name, server) -> results of every round
+    start = time.monotonic()
+    for round_no in range(1, bench.profile.rounds + 1):
+        for w in chosen:
+            if round_no > 1 and not w.repeat_key:
+                continue
+            for kind in (k for k in w.servers if k in servers):
+                done = runs.setdefault((w.name, kind), [])
+                # a later round must fit, judging by the first one
+                need = done[0]["wall_s"] if done else 0
+                if time.monotonic() - start + need > bench.profile.budget_s:
+                    if not done:
+                        done.append({"error": "skipped: time budget spent"})
+                    continue
+                done.append(measure_one(bench, w, kind))
+    return {w.name: {kind: pick_round(w, runs[(w.name, kind)])
+                     for kind in w.servers if (w.name, kind) in runs}
+            for w in chosen}
+
+
+def pick_round(w, results):
+    """The round with the median value of the workload's key metric."""
+    good = [r for r in results if "error" not in r]
+    if not good:
+        return results[0]
+    if not w.repeat_key:
+        return good[0]
+    good.sort(key=lambda r: r.get(w.repeat_key) or 0)
+    chosen = dict(good[(len(good) - 1) // 2])
+    chosen["rounds"] = [r.get(w.repeat_key) for r in results if "error" not in r]
+    chosen["failed_rounds"] = len(results) - len(good)
+    return chosen
+
+
+def summary(r):
+    if "error" in r:
+        return "ERROR " + r["error"]
+    return ", ".join(f"{k}={fmt_num(v)}" for k, v in r.items()
+                     if not isinstance(v, (list, dict)))
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ------------------------------------------------------------------ report
+
+def fmt_num(v):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        if abs(v) >= 10:
+            return f"{v:.1f}"
+        return f"{v:.3g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def rounds_text(r):
+    values = r.get("rounds") or []
+    if len(values) < 2:
+        return None
+    return " / ".join(fmt_num(v) for v in values)
+
+
+def integrity_text(r):
+    if "lost" not in r:
+        return None
+    return f"{r['lost']} / {r['duplicates']} / {r['reordered']} / {r['closed']}"
+
+
+# workload, label, key (or a function of the result)
+ROWS = [
+    ("broadcast", "deliveries per server CPU-second", "deliveries_per_cpu_s"),
+    ("broadcast", "… in each round", rounds_text),
+    ("broadcast", "server CPU-seconds", "cpu_s"),
+    ("broadcast", "p50 publish→receive (ms)", "latency_p50_ms"),
+    ("broadcast", "p99 publish→receive (ms)", "latency_p99_ms"),
+    ("broadcast", "first publish → last delivery (s)", "all_delivered_s"),
+    ("broadcast", "publishes per second achieved", "publish_rps"),
+    ("broadcast", "lost / dup / reordered / streams ended", integrity_text),
+    ("broadcast_paced", "p50 publish→receive (ms)", "latency_p50_ms"),
+    ("broadcast_paced", "p99 publish→receive (ms)", "latency_p99_ms"),
+    ("broadcast_paced", "deliveries per server CPU-second", "deliveries_per_cpu_s"),
+    ("broadcast_paced", "lost / dup / reordered / streams ended", integrity_text),
+    ("many_channels", "deliveries per server CPU-second", "deliveries_per_cpu_s"),
+    ("many_channels", "… in each round", rounds_text),
+    ("many_channels", "server CPU-seconds", "cpu_s"),
+    ("many_channels", "p99 publish→receive (ms)", "latency_p99_ms"),
+    ("many_channels", "first publish → last delivery (s)", "all_delivered_s"),
+    ("many_channels", "lost / dup / reordered / streams ended", integrity_text),
+    ("publish_0", "publishes per second", "rps"),
+    ("publish_0", "… in each round", rounds_text),
+    ("publish_0", "publishes per server CPU-second", "rps_per_cpu_s"),
+    ("publish_0", "p99 publish round trip (ms)", "publish_p99_ms"),
+    ("publish_10", "publishes per second", "rps"),
+    ("publish_10", "deliveries per second", "deliveries_per_s"),
+    ("publish_10", "deliveries missing", "missing"),
+    ("idle_memory", "PSS per idle subscriber (bytes)", "bytes_per_sub"),
+    ("held", "subscribers established", "established"),
+    ("held", "of them received the probe event", "probe_received"),
+    ("held", "seconds to connect them all", "connect_s"),
+    ("held", "PSS per subscriber (bytes)", "bytes_per_sub"),
+    ("storm", "clients caught up", "caught_up"),
+    ("storm", "seconds until all caught up", "catch_up_s"),
+    ("storm", "p99 time to catch up per client (ms)", "completion_p99_ms"),
+    ("storm", "server CPU-seconds", "cpu_s"),
+    ("storm", "lost / dup / reordered / streams ended", integrity_text),
+]
+
+
+def value(results, workload, kind, key):
+    r = results.get(workload, {}).get(kind)
+    if r is None:
+        return None
+    if "error" in r:
+        return "error"
+    return key(r) if callable(key) else r.get(key)
+
+
+def ratio(a, b):
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
+        return a / b
+    return None
+
+
+def results_table(results, servers):
+    titles = {w.name: w.title for w in WORKLOADS}
+    others = [k for k in ("nchan", "floor", "plain") if k in servers]
+    head = ["workload", "metric"] + servers + [f"module/{k}" for k in others if "module" in servers]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for workload, label, key in ROWS:
+        if workload not in results:
+            continue
+        vals = [value(results, workload, k, key) for k in servers]
+        if all(v is None for v in vals):
+            continue
+        cells = [titles[workload], label] + [fmt_num(v) for v in vals]
+        if "module" in servers:
+            mod = vals[servers.index("module")]
+            cells += [fmt_ratio(ratio(mod, value(results, workload, k, key))) for k in others]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def fmt_ratio(r):
+    return "–" if r is None else f"{r:.2f}×"
+
+
+def targets(results, profile):
+    """(target, measured, met) for every target the project set itself."""
+    out = []
+
+    def relative(label, workload, key, other, op, bound):
+        m = ratio(value(results, workload, "module", key), value(results, workload, other, key))
+        met = None if m is None else (m >= bound if op == ">=" else m <= bound)
+        out.append((label, fmt_ratio(m), met))
+
+    for w, title in (("broadcast", "broadcast"), ("many_channels", "many channels")):
+        relative(f"deliveries per CPU-second ≥ 1.5× nchan ({title})",
+                 w, "deliveries_per_cpu_s", "nchan", ">=", 1.5)
+        relative(f"deliveries per CPU-second ≥ 0.85× floor ({title})",
+                 w, "deliveries_per_cpu_s", "floor", ">=", 0.85)
+    relative("p99 publish→receive ≤ 1/3 of nchan's (broadcast)",
+             "broadcast", "latency_p99_ms", "nchan", "<=", 1 / 3)
+    relative("… the same, publishing paced (see Method; not a target of its own)",
+             "broadcast_paced", "latency_p99_ms", "nchan", "<=", 1 / 3)
+    mem = value(results, "idle_memory", "module", "bytes_per_sub")
+    out.append(("idle memory ≤ 4 KB per subscriber",
+                fmt_num(mem) + " B" if isinstance(mem, float) else fmt_num(mem),
+                mem <= 4096 if isinstance(mem, float) else None))
+    relative("idle memory ≤ 1/2.5 of nchan's", "idle_memory", "bytes_per_sub", "nchan",
+             "<=", 1 / 2.5)
+    relative("publishes per second, no subscribers, ≥ 1.4× nchan",
+             "publish_0", "rps", "nchan", ">=", 1.4)
+    relative("publishes per second, no subscribers, ≥ 0.8× `return 201`",
+             "publish_0", "rps", "plain", ">=", 0.8)
+    relative("… the same per server CPU-second (see Method; not a target of its own)",
+             "publish_0", "rps_per_cpu_s", "plain", ">=", 0.8)
+    held = value(results, "held", "module", "probe_received")
+    out.append((f"{profile.held_subs:,} concurrent subscribers held (and reached)",
+                fmt_num(held), held == profile.held_subs if isinstance(held, int) else None))
+    return out
+
+
+def targets_table(rows):
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    for label, measured, met in rows:
+        verdict = {True: "met", False: "**not met**", None: "not measured"}[met]
+        lines.append(f"| {label} | {measured} | {verdict} |")
+    return "\n".join(lines)
+
+
+def machine():
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    nginx_v = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
+    nchan_v = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "libnginx-mod-nchan"],
+                             capture_output=True, text=True).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "open_files": resource.getrlimit(resource.RLIMIT_NOFILE)[1],
+        "nginx": nginx_v.replace("nginx version: ", ""),
+        "nchan": nchan_v,
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+
+
+HOW_TO_RUN = """\
+## How to run
+
+    make bench                   # all of it, under 10 minutes: rewrites this page
+                                 # and docs/bench/*.png
+    make bench-quick             # small counts, for development: build/bench/quick/
+    make bench-quick BENCH_SERVERS=nchan,floor      # without the module
+    make bench-quick BENCH_ONLY=broadcast,storm     # some workloads only
+
+Each server runs in `build/bench/run/<workload>-<server>/` (its config,
+error.log and the clients' logs stay there for inspection) and is stopped at
+the end, also when the run fails or is interrupted.  Files: `bench/bench.py`
+(this driver), `bench/loadgen.cpp` (clients), `bench/floor.cpp` (floor
+server), `bench/conf/*.conf.in` (nginx configs), `bench/plots.gp`.
+"""
+
+
+METHOD = """\
+## Method
+
+Every workload runs on each server in turn (this module, nchan, the floor
+server; plain nginx for the publish ceiling), each started fresh from
+`bench/conf/*.conf.in` or `build/bench/floor` in its own directory under
+`build/bench/run/`, on a free port of 127.0.0.1, and stopped afterwards.
+All nginx configs share the main and events settings: {workers} workers
+(8 for the concurrent-subscribers workload), `worker_rlimit_nofile 20000`,
+`worker_connections 19000`, `listen ... reuseport backlog=4096` (the kernel
+spreads connections evenly over the workers), `access_log off`,
+`keepalive_requests 1000000`.  The module keeps 100 events per channel
+(`sse_zone ... history=100`), nchan likewise (`nchan_message_buffer_length
+100`, `nchan_subscriber_first_message newest`).
+
+**Clients.**  `bench/loadgen` (C++, epoll, non-blocking) opens the
+subscriber connections from several processes (a process may hold at most
+~20000 descriptors) and from source addresses 127.0.0.1–127.0.0.{src_ips}, so that
+ephemeral ports never run short.  It parses the HTTP/1.1 response, chunked
+coding and the event stream incrementally.  Each event's data is
+`<seq> <CLOCK_MONOTONIC ns> <padding>` ({event_size} bytes): per connection
+the client counts events, detects loss, duplicates and reordering from the
+sequence number, and takes the publish→receive latency from the timestamp
+(publishers and subscribers share the host's monotonic clock; the timestamp
+is taken just before the POST is written).  Publishers are keep-alive
+connections that each own a set of channels and post one event at a time
+(`Content-Type: text/plain`, the body is the event's data), so events of a
+channel leave in order.
+
+**CPU.**  utime + stime from `/proc/<pid>/stat` of the server's processes
+(nginx master and workers; the floor's processes), read after all
+subscribers are connected and again after the last expected delivery, so
+connection set-up and teardown are not counted; publish handling is.
+Deliveries are events counted by the clients.
+
+**Memory.**  PSS from `/proc/<pid>/smaps_rollup`, summed over master and
+workers (PSS shares the shared-memory zone's pages out among the processes
+that map it, so the sum counts them once), before and after the subscribers
+connect, divided by their number.  Kernel socket buffers are not included:
+they are the same for every server.
+
+**Rounds.**  broadcast, many channels and publish-with-no-subscribers run
+up to {rounds} times, interleaved (module, nchan, floor, then again), as long
+as the time budget allows; the table shows the round with the median of the
+row's key metric and lists every round's value.
+
+**The machine is shared.**  Clients and servers run on the same
+{nproc} cores: client CPU limits throughput and adds to latency alike for
+every server, so compare columns, not absolute numbers with other machines.
+The report states how much CPU other processes took during the run.
+
+### Workloads
+- **broadcast**: {broadcast_subs:,} subscribers of one channel; {broadcast_events}
+  events published back to back by one publisher (each POST after the reply
+  to the previous one); ends when every subscriber has every event.
+- **broadcast, paced**: the same {broadcast_subs:,} subscribers, {paced_events}
+  events at {paced_rate:g} per second, so that each event's fan-out ends before
+  the next publish: the latency of a delivery itself.  Back to back, an
+  event's latency is mostly the time it waits behind the earlier ones, which
+  depends on how fast the server lets the publisher go on.
+- **many channels**: {many_channels:,} channels × {many_subs_per_channel}
+  subscribers; {many_events} events per channel from {many_publishers}
+  concurrent publishers.
+- **publish, no subscribers / 10 subscribers per channel**: {rate_publishers}
+  keep-alive publishers (2 client processes) over {rate_channels} channels as
+  fast as replies come, for {rate_seconds:g} s.  `plain` is nginx answering
+  `return 201` on the same location: the ceiling of HTTP handling alone.
+- **idle memory**: {idle_subs:,} subscribers over {idle_channels:,} channels,
+  held idle.
+- **concurrent subscribers held**: {held_subs:,} subscribers over
+  {held_channels:,} channels, {held_workers} workers, several client
+  processes; then one event per channel, which must reach every subscriber.
+- **reconnect storm**: {storm_clients:,} clients over {storm_channels}
+  channels receive {storm_before} events each and disconnect; {storm_missed}
+  more events per channel are published; then all clients reconnect at once
+  with `Last-Event-ID`.  Measured: from the first reconnect until every client
+  has all {storm_missed} missed events (each client's own time: p99).  The
+  floor keeps no history, so it is not in this row.
+
+### Reading the numbers
+- **Back-to-back latency rewards a slow publish reply.**  The publisher sends
+  the next event when the reply to the previous one arrives.  A server that
+  replies only after its own fan-out holds the publisher back, so fewer events
+  wait inside it and each one's latency is lower, while the whole broadcast
+  takes longer (compare *first publish → last delivery*).  A server that
+  replies at once takes events faster than it can deliver them and their
+  latency grows with the queue.  The paced broadcast row compares delivery
+  latency at the same event rate for every server.
+- **Publish rates are limited by the clients here.**  With two cores shared,
+  the publishing clients use about as much CPU as the server, so the rate of
+  plain `return 201` is not a true ceiling and run-to-run spread is large.
+  Publishes per server CPU-second compare the servers' own cost.
+- **Latency includes the clients.**  10,000 subscribers are read by two
+  client processes on the same cores as the server: the floor server's
+  latency shows how much of it no server can avoid here.
+
+### The floor server
+`bench/floor.cpp`: the least an SSE fan-out server can do.  It answers
+`GET /sub/<ch>` with chunked `text/event-stream` headers (the wire format
+nginx produces, so clients do the same work for every server) and takes
+`POST /pub/<ch>`: the body becomes one `data:` frame, built once and written
+with one `write()` per subscriber.  No history, ids or heartbeats.  Like
+nginx it runs {workers} worker processes on one port with `SO_REUSEPORT`; a
+publish taken by one worker is passed to the others over a `SOCK_SEQPACKET`
+socket, one message per event and worker, so each delivers to its own
+subscribers.
+"""
+
+
+def write_report(path, results, servers, profile, profile_name, info, plots, elapsed,
+                 problems, raw):
+    t = targets(results, profile)
+    p = asdict(profile)
+    parts = [
+        "# Benchmarks",
+        "",
+        f"Generated by `make bench{'' if profile_name == 'full' else '-quick'}` "
+        f"({info['date']}, {elapsed:.0f} s); do not edit by hand.  Raw numbers: "
+        f"`{raw}`.",
+        "",
+        "## Targets",
+        "",
+        targets_table(t),
+        "",
+        "## Results",
+        "",
+        "Ratios are module ÷ other server: above 1 is better for rates, below 1 for",
+        "times and memory.  *lost / dup / reordered / streams ended* are counted by",
+        "the clients (an ended stream is one the server closed before the last",
+        "expected event).",
+        "",
+        results_table(results, servers),
+        "",
+    ]
+    if plots:
+        parts += ["## Plots", ""] + [f"![{name}]({rel})" for name, rel in plots] + [""]
+    parts += [HOW_TO_RUN, "## Machine",
+        "",
+        f"- {info['nproc']} cores: {info['cpu']}; {info['memory_gib']} GiB",
+        f"- Linux {info['kernel']}; open files limit {info['open_files']}",
+        f"- {info['nginx']} (Debian), nchan {info['nchan']}",
+        f"- module build: {info['module_build']['built']}" if info.get("module_build")
+        else "- module: not measured",
+        f"- other processes used {info['background_cpu_share']:.0%} of the host's CPU during "
+        "the run" + ("" if info["background_cpu_share"] < 0.1 else
+                     " — **the machine was not quiet: rates and latencies are pessimistic "
+                     "and noisy; CPU-second and memory ratios hold up better**"),
+        "",
+        METHOD.format(**p, nproc=info["nproc"]),
+    ]
+    clean = [k for k in servers if not any(where.endswith("/" + k) for where in problems)]
+    parts += ["## error.log findings", ""]
+    if clean:
+        parts += [f"Nothing at [warn] or worse in any log of: {', '.join(clean)}.", ""]
+    if problems:
+        parts += ["Lines at [warn] or worse, by workload/server (numbers replaced by N):", ""]
+        parts += [f"- {where}: `{line}`" for where, lines in problems.items()
+                  for line in lines[:6]] + [""]
+    errors = {f"{w}/{k}": r["error"] for w, row in results.items() for k, r in row.items()
+              if "error" in r}
+    if errors:
+        parts += ["## Failed measurements", ""] + [f"- {k}: {v}" for k, v in errors.items()] + [""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts))
+    return t
+
+
+PLOTS = [  # name, title, workloads it draws on
+    ("fanout", "deliveries per CPU-second", ("broadcast", "many_channels")),
+    ("latency", "broadcast latency", ("broadcast", "broadcast_paced")),
+    ("publish", "publish rate", ("publish_0", "publish_10")),
+    ("memory", "memory per subscriber", ("idle_memory", "held")),
+]
+
+
+def write_plots(results, servers, datadir, outdir, docs_dir):
+    """gnuplot PNGs from bench/plots.gp; returns (title, path relative to the report)."""
+    if not shutil.which("gnuplot"):
+        log("gnuplot not found: no plots")
+        return []
+    datadir.mkdir(parents=True, exist_ok=True)
+    outdir.mkdir(parents=True, exist_ok=True)
+
+    def num(workload, kind, key, scale=1.0):
+        v = value(results, workload, kind, key)
+        return f"{v * scale:.3f}" if isinstance(v, (int, float)) else "-"
+
+    def table(name, workloads, keys, scale=1.0):
+        with open(datadir / f"{name}.dat", "w") as f:
+            for k in servers:
+                cells = [num(w, k, key, scale) for w, key in zip(workloads, keys)]
+                if any(c != "-" for c in cells):
+                    f.write(f"{k} {' '.join(cells)}\n")
+
+    table("fanout", ("broadcast", "many_channels"), ("deliveries_per_cpu_s",) * 2, 1e-3)
+    table("publish", ("publish_0", "publish_10"), ("rps", "rps"), 1e-3)
+    table("memory", ("idle_memory", "held"), ("bytes_per_sub",) * 2)
+    def cdf_files(workload, prefix):
+        written = []
+        for k in servers:
+            cdf = value(results, workload, k, "latency_cdf")
+            if isinstance(cdf, list) and cdf:
+                (datadir / f"{prefix}-{k}.dat").write_text(
+                    "".join(f"{us / 1e3} {frac}\n" for us, frac in cdf))
+                written.append(k)
+        return written
+
+    latency = cdf_files("broadcast", "latency")
+    paced = cdf_files("broadcast_paced", "paced")
+
+    def has_data(workloads):
+        return any(isinstance(r, dict) and "error" not in r
+                   for w in workloads for r in results.get(w, {}).values())
+
+    wanted = [p for p in PLOTS if has_data(p[2]) and (p[0] != "latency" or (latency and paced))]
+    if not wanted:
+        return []
+    names = " ".join(p[0] for p in wanted)
+    cmd = ["gnuplot", "-e",
+           f"datadir='{datadir}'; outdir='{outdir}'; plots='{names}'; "
+           f"latency='{' '.join(latency)}'; paced='{' '.join(paced)}'",
+           str(ROOT / "bench" / "plots.gp")]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        log("gnuplot failed: " + res.stderr.strip())
+        return []
+    return [(title, os.path.relpath(outdir / f"{name}.png", docs_dir))
+            for name, title, _ in wanted if (outdir / f"{name}.png").exists()]
+
+
+# ------------------------------------------------------------------ main
+
+def check_prerequisites(bench, servers):
+    missing = [str(p) for p in (bench.loadgen, bench.floor) if not p.exists()]
+    if "nchan" in servers and not NCHAN_SO.exists():
+        missing.append(f"{NCHAN_SO} (apt-get install libnginx-mod-nchan)")
+    if "module" in servers and not bench.module_so.exists():
+        missing.append(f"{bench.module_so} (make build)")
+    if missing:
+        sys.exit("bench: missing " + ", ".join(missing))
+
+
+def on_signal(signum, _frame):
+    raise SystemExit(f"bench: stopped by signal {signum}")
+
+
+def measure_all(args):
+    """Runs the workloads; returns what results.json holds."""
+    bench = Bench(args)
+    wanted = {s for s in args.servers.split(",") if s} | {"plain"}
+    servers = [s for s in SERVER_ORDER if s in wanted]
+    check_prerequisites(bench, servers)
+    only = {w for w in args.only.split(",") if w}
+
+    atexit.register(stop_everything)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    shutil.rmtree(bench.rundir, ignore_errors=True)
+    bench.rundir.mkdir(parents=True)
+    module_build = bench.snapshot_module() if "module" in servers else None
+
+    started = time.monotonic()
+    busy0, own0 = host_busy_s(), own_cpu_s()
+    try:
+        results = run_all(bench, servers, only)
+    finally:
+        stop_everything()
+    elapsed = time.monotonic() - started
+    others = (host_busy_s() - busy0) - (own_cpu_s() - own0)
+
+    info = machine()
+    info["module_build"] = module_build
+    # what other processes took of the host while the benchmark ran
+    info["background_cpu_share"] = max(0.0, others / (elapsed * os.cpu_count()))
+    return {"profile": args.profile, "servers": servers, "machine": info, "results": results,
+            "log_problems": bench.problems, "seconds": elapsed}
+
+
+def report(out, results_json, args):
+    """Prints the tables; writes the markdown report and plots if asked to."""
+    results, profile = out["results"], PROFILES[out["profile"]]
+    shown = [s for s in out["servers"] if any(s in row for row in results.values())]
+    path = Path(args.report) if args.report else None
+    if path:
+        plots = []
+        if args.plots:
+            plots = write_plots(results, shown, Path(args.build) / "plotdata", Path(args.plots),
+                                path.parent)
+        t = write_report(path, results, shown, profile, out["profile"], out["machine"], plots,
+                         out["seconds"], out["log_problems"],
+                         os.path.relpath(results_json, ROOT))
+    else:
+        t = targets(results, profile)
+
+    print()
+    print(results_table(results, shown))
+    print()
+    print(targets_table(t))
+    for where, lines in out["log_problems"].items():
+        for line in lines[:8]:
+            print(f"  error.log {where}: {line}")
+    print(f"\nbench: {out['seconds']:.0f} s; results in {results_json}"
+          + (f", report {path}" if path else ""))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", choices=PROFILES, default="quick")
+    ap.add_argument("--build", default=str(ROOT / "build" / "bench"))
+    ap.add_argument("--module", default=str(ROOT / "build" / "ngx_http_sse_module.so"))
+    ap.add_argument("--servers", default="module,nchan,floor",
+                    help="comma-separated: module, nchan, floor (plain always runs)")
+    ap.add_argument("--only", default="", help="comma-separated workloads: "
+                    + ", ".join(w.name for w in WORKLOADS))
+    ap.add_argument("--report", default=None, help="markdown report to write")
+    ap.add_argument("--plots", default=None, help="directory for the PNG plots")
+    ap.add_argument("--from-json", default=None,
+                    help="measure nothing: report the results.json of an earlier run")
+    args = ap.parse_args()
+
+    if args.from_json:
+        results_json = Path(args.from_json)
+        out = json.loads(results_json.read_text())
+    else:
+        out = measure_all(args)
+        name = "results.json" if args.profile == "full" else f"results-{args.profile}.json"
+        results_json = Path(args.build) / name
+        results_json.write_text(json.dumps(out, indent=1))
+    report(out, results_json, args)
+
+
+if __name__ == "__main__":
+    main()
