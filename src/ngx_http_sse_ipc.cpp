@@ -223,20 +223,19 @@ ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
 {
     u_char                byte;
     ngx_pid_t             pid;
-    ngx_uint_t            i, reap;
+    ngx_uint_t            i, reap, local;
+    socklen_t             len;
+    struct sockaddr_un    sa;
     ngx_http_sse_slot_t  *slot;
-    socklen_t            len;
-    struct sockaddr_un   sa;
 
     reap = 0;
+    local = 0;
     byte = 0;
 
     for (i = 0; i < nwake; i++) {
 
         if ((ngx_int_t) wake[i] == zone->slot) {
-            if (!ngx_http_sse_wake_event.posted) {
-                ngx_post_event(&ngx_http_sse_wake_event, &ngx_posted_events);
-            }
+            local = 1;
             continue;
         }
 
@@ -285,6 +284,17 @@ ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
         ngx_shmtx_lock(&zone->shpool->mutex);
         ngx_http_sse_reap_slots(zone);
         ngx_shmtx_unlock(&zone->shpool->mutex);
+    }
+
+    /*
+     * This worker's own subscribers get the events now, before the
+     * publisher's reply: the other workers are already woken and fan out
+     * in parallel, and a publisher posting back to back is paced by the
+     * fan-out instead of queueing events behind it.
+     */
+
+    if (local) {
+        ngx_http_sse_process_zone(zone);
     }
 }
 
