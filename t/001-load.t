@@ -90,4 +90,23 @@ is($t2->status->{zones}{events}{published}, 1, 'counted in that zone');
 $t2->stop;
 $t2->check_log('no alert with a declared zone');
 
+# -- without zone=, a location uses the first declared zone -------------------
+
+my $t3 = SSETest->new(workers => 1)->run(<<'EOF');
+http {
+    sse_zone first 1m;
+    sse_zone second 1m;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /pub { sse_publish $arg_ch; }
+        location = /status { sse_status; }
+    }
+}
+EOF
+is($t3->publish('/pub?ch=x', 'y')->status, 202, 'publish without zone=');
+is($t3->zone_status('first')->{published}, 1, '... goes to the first declared zone');
+is($t3->zone_status('second')->{published}, 0, '... not to the second');
+$t3->stop;
+$t3->check_log('no alert with two zones');
+
 $t->done;

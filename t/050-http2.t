@@ -29,6 +29,7 @@ http {
 
         location /sub { sse_subscribe \$arg_ch; }
         location /pub { sse_publish \$arg_ch; }
+        location /hb  { sse_subscribe \$arg_ch; sse_heartbeat 1s; sse_retry 3s; }
     }
 }
 EOF
@@ -91,6 +92,15 @@ for my $name (sort keys %how) {
     is($t->publish("/pub?ch=$ch", 'nobody')->status, 202,
         "$name: publishing now gives 202");
 }
+
+# retry: and heartbeats over HTTP/2
+my $hb = $t->curl_subscribe($t->url('/hb?ch=h2hb', 2), '--http2-prior-knowledge');
+my $c0 = $hb->wait_comment(2);
+ok($c0, 'h2c: first comment on a heartbeat stream');
+is($hb->retry, 3000, 'h2c: sse_retry 3s gives retry: 3000');
+my $c1 = $hb->wait_comment(3);
+ok($c1 && $c1->{time} - $c0->{time} > 0.8, 'h2c: a heartbeat after a second of silence');
+$hb->close;
 
 # publishing over HTTP/2 works as well
 my ($code, $out, $err) = $t->curl('--http2-prior-knowledge', '-i',

@@ -52,7 +52,7 @@ my $hb = $s->wait_comment(3);
 ok($hb, 'sse_heartbeat 1s: a comment comes after a second of silence');
 my $gap = $hb ? $hb->{time} - $first->{time} : 0;
 ok($gap > 0.8, sprintf('... not before the second has passed (%.2fs)', $gap));
-ok($gap < tmo(2.5), sprintf('... and not much after (%.2fs)', $gap));
+ok($gap < tmo(3), sprintf('... and not much after (%.2fs)', $gap));
 my $hb2 = $s->wait_comment(3);
 ok($hb2, 'heartbeats continue while the silence lasts');
 ok($hb2 && $hb2->{time} - $hb->{time} > 0.8, '... about once a second');
@@ -64,14 +64,23 @@ $s = $t->subscribe('/hb?ch=busy');
 ok($s->wait_comment(1), 'a second stream');
 my $until = time + 2.5;
 my $n = 0;
+my ($last, $max_gap) = (time, 0);
 while (time < $until) {
     $t->publish('/pub?ch=busy', 'tick ' . $n++);
+    my $now = time;
+    $max_gap = $now - $last if $now - $last > $max_gap;
+    $last = $now;
     sleep 0.25;      # a gap shorter than the heartbeat interval
 }
 ok($s->wait_events($n, 2), "all $n events arrived");
-is(scalar(@{$s->comments}), 1,
-    'no heartbeat while an event left at least every 0.25s')
-    or diag(explain [map { $_->{text} } @{$s->comments}]);
+SKIP: {
+    # on a machine so loaded that this process stalled, the server may
+    # rightly have seen a second of silence
+    skip sprintf('publishing stalled for %.2fs', $max_gap), 1 if $max_gap > 0.7;
+    is(scalar(@{$s->comments}), 1,
+        'no heartbeat while an event left at least every 0.25s')
+        or diag(explain [map { $_->{text} } @{$s->comments}]);
+}
 ok($s->wait_comment(3), 'the heartbeat resumes once it is silent');
 
 # -- sse_heartbeat off --------------------------------------------------------

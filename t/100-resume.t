@@ -80,6 +80,12 @@ ok($s->wait_events(2, 2), 'sse_last_event_id $arg_from resumes');
 is_deeply([$s->data], [qw(e6 e7)], '... after that id');
 $s->close;
 
+# with sse_last_event_id the header is not used (docs/directives.md)
+$s = $t->subscribe("/from?ch=r", headers => { 'Last-Event-ID' => $ids[4] });
+ok($s->wait_comment(1), 'sse_last_event_id with an empty value');
+ok(!$s->wait_events(1, 0.3), '... means no id: the header is not used');
+$s->close;
+
 # -- nothing lost or repeated while events keep coming --------------------------
 
 # a publisher publishes 300 events while a subscriber drops its connection

@@ -73,4 +73,10 @@ is_deeply([grep { /^rb/ } @d], [qw(rb1 rb2 rb3 rb4)], '... all of rb, in order')
 like($s->events->[-1]{id} // '', qr/^[0-9a-z]+-4\.[0-9a-z]+-4$/,
     '... the last replayed id has both channels at their newest event');
 
+# a number is per channel (docs/directives.md)
+$s = sub_and_settle('/three?ch=ra,rb', 6);
+@d = $s->data;
+is_deeply([grep { /^ra/ } @d], [qw(ra2 ra3 ra4)], 'two channels, replay 3: the last 3 of ra');
+is_deeply([grep { /^rb/ } @d], [qw(rb2 rb3 rb4)], '... and the last 3 of rb');
+
 $t->done;

@@ -104,6 +104,34 @@ for my $i (0 .. $#f) {
 }
 $_->close for @f;
 
+# -- a streaming POST on an old worker keeps publishing to the new ones --------
+
+my $req = $t->open_request('POST', '/pub?ch=gen', chunked => 1,
+    headers => { 'Content-Type' => 'text/event-stream' });
+$req->send_chunk("data: before reload\n\n");
+my $g = $t->subscribe('/sub?ch=gen');
+ok($g->wait_comment(1), 'a subscriber, and a streaming POST in progress');
+ok($t->reload(wait_old => 0), 'reload while the POST is open');
+ok($g->wait_closed(3), 'the subscriber of the old generation is ended');
+# it reconnects like an EventSource: right after the SIGHUP a connection may
+# still land on an old worker, which ends the stream at once; the client
+# then reconnects again, until a new worker counts it as a subscriber
+my $gf = SSETest::Follower->new($t, '/sub?ch=gen');
+ok($gf->wait_for(sub { ($t->channel_info('/pub?ch=gen') // {})->{subscribers} }, 3),
+    'it reconnects to a new worker');
+my @old_gen = grep { my $p = $_; !grep { $_ == $p } $t->active_workers } $t->workers;
+ok(@old_gen >= 1, 'an old worker is still there, finishing the POST');
+$req->send_chunk("data: from the old generation $_\n\n") for 1 .. 3;
+ok($gf->wait_events(3, 2), 'events streamed into the old worker reach the new one');
+is_deeply([$gf->data], [map { "from the old generation $_" } 1 .. 3], '... in order');
+$gf->close;
+$req->finish;
+my $gr = $req->response(3);
+is($gr->status, 201, 'the POST ends with 201');
+is($gr->json->{events}, 4, '... all 4 events');
+ok(wait_until(sub { !grep { my $p = $_; grep { $_ == $p } @old_gen } $t->workers }, 5),
+    'then the old worker exits');
+
 # -- a reload with a broken config keeps everything running ------------------
 
 $s = $t->subscribe('/sub?ch=stay');

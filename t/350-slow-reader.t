@@ -21,24 +21,6 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use SSETest;
 
-# A chunk whose data arrives in several reads (a reader with a small
-# receive buffer) must be dechunked when the rest arrives.  Make sure the
-# stream parser does that even if the harness only dechunks when it waits
-# for a chunk size.
-{
-    no warnings 'redefine';
-    my $orig = \&SSETest::Stream::_feed;
-    *SSETest::Stream::_feed = sub {
-        my ($self, $data) = @_;
-        if (($self->{state} // '') =~ /^(?:chunk-data|chunk-crlf|trailer)$/) {
-            $self->{buf} .= $data;
-            $data = '';
-            $self->_dechunk;
-        }
-        $orig->($self, $data);
-    };
-}
-
 my $t = SSETest->new(workers => 1)->run(<<'EOF');
 http {
     sse_zone z 16m history=1000;
@@ -248,11 +230,18 @@ ok(wait_until(sub { ($t->zone_status('m')->{subscribers} // 0) == 1 }, 3),
 my ($rss1, $anon1) = mem($worker);
 $rss_max = $rss1 if $rss1 > $rss_max;
 $anon_max = $anon1 if $anon1 > $anon_max;
-# unbounded, the 50 stalled readers would hold 50 x 5 MB
-cmp_ok($rss_max - $rss0, '<', 32 * 1024,
-    "worker VmRSS grew by at most 32 MB (grew " . ($rss_max - $rss0) . " kB)");
-cmp_ok($anon_max - $anon0, '<', 24 * 1024,
-    "worker heap (RssAnon) grew by at most 24 MB (grew " . ($anon_max - $anon0) . " kB)");
+# unbounded, the 50 stalled readers would hold 50 x 5 MB.  (Under a
+# sanitizer, freed memory sits in a quarantine: RSS says nothing there.)
+my $bin = SSETest::binary();
+my $sanitized = (`ldd '$bin' 2>/dev/null` // '') =~ /libasan|libubsan|libtsan/
+    || system("grep -q __asan_init '$bin' 2>/dev/null") == 0;
+SKIP: {
+    skip 'worker memory is not measurable under a sanitizer', 2 if $sanitized;
+    cmp_ok($rss_max - $rss0, '<', 32 * 1024,
+        "worker VmRSS grew by at most 32 MB (grew " . ($rss_max - $rss0) . " kB)");
+    cmp_ok($anon_max - $anon0, '<', 24 * 1024,
+        "worker heap (RssAnon) grew by at most 24 MB (grew " . ($anon_max - $anon0) . " kB)");
+}
 is(scalar $t->active_workers, 1, 'the worker is still the same one');
 is(($t->active_workers)[0], $worker, '...');
 $_->close for @stalled;

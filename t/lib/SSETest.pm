@@ -235,7 +235,7 @@ sub make_config {
         "scgi_temp_path $dir/scgi_temp;",
         "access_log $dir/access.log;",
     );
-    $conf =~ s/^(\s*http\s*\{[^\n]*\n)/$1$paths/m;
+    $conf =~ s/^(\s*http\s*\{)/$1\n$paths/m;
 
     return $head . $conf;
 }
@@ -292,6 +292,7 @@ sub start {
     }
     $self->{master} = $pid;
     $self->{running} = 1;
+    $self->_watchdog;
 
     my $ok = wait_until(sub {
         return -1 if $self->_reap;
@@ -302,9 +303,53 @@ sub start {
     if (!$ok || $ok == -1 || !$self->{running}) {
         my $log = $self->error_log . (_slurp("$dir/stderr.log") // '');
         $self->_kill_all;
+        # another test (prove -j) took one of our free ports in the meantime:
+        # take new ones and try again
+        if ($log =~ /Address already in use/ && ($self->{port_retries} // 0) < 3
+            && defined $self->{config_text})
+        {
+            $self->{port_retries}++;
+            $self->{ports} = [free_ports($self->{nports})];
+            truncate "$dir/error.log", 0;
+            truncate "$dir/stderr.log", 0;
+            $self->write_config($self->{config_text});
+            return $self->start;
+        }
         die "nginx did not start:\n$log\n";
     }
     return $self;
+}
+
+# a small process that stops nginx if this test process disappears without
+# running END (SIGKILL, a prove timeout): no nginx is ever left behind
+sub _watchdog {
+    my ($self) = @_;
+    my ($owner, $master) = ($$, $self->{master});
+    my $pid = fork;
+    return unless defined $pid;
+    if ($pid == 0) {
+        $SIG{$_} = 'DEFAULT' for qw(INT PIPE);
+        $SIG{TERM} = sub { POSIX::_exit(0) };
+        close STDIN;
+        while (1) {
+            sleep 0.5;
+            POSIX::_exit(0) unless kill 0, $master;
+            next if kill 0, $owner;
+            my @w = _children_of($master);
+            kill 'TERM', $master;
+            for (1 .. 40) { last unless kill 0, $master; sleep 0.05 }
+            kill 'KILL', $master, @w;
+            POSIX::_exit(0);
+        }
+    }
+    $self->{watchdog} = $pid;
+}
+
+sub _stop_watchdog {
+    my ($self) = @_;
+    my $pid = delete $self->{watchdog} or return;
+    kill 'TERM', $pid;
+    waitpid($pid, 0);
 }
 
 # true when the master has exited (and reaps it)
@@ -315,6 +360,7 @@ sub _reap {
     if ($r == $self->{master} || $r == -1) {
         $self->{running} = 0;
         $self->{master_status} = $?;
+        $self->_stop_watchdog;
         return 1;
     }
     return 0;
@@ -451,6 +497,7 @@ sub _kill_all {
         waitpid($self->{master}, 0);
         $self->{running} = 0;
     }
+    $self->_stop_watchdog;
     for my $p (@w) { kill('KILL', $p) if kill(0, $p); }
 }
 
@@ -495,6 +542,25 @@ sub bad_log_lines {
             $text .= "\n" . (_slurp("$self->{dir}/$f") // '');
         }
         closedir $d;
+    }
+    # ... or where ASAN_OPTIONS/UBSAN_OPTIONS log_path points: <path>.<pid>
+    # for the pids of our nginx (master, and every worker it logged)
+    my %paths;
+    for my $v (@ENV{qw(ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS)}) {
+        $paths{$1} = 1 if defined $v && $v =~ /(?:^|:)log_path=([^:]+)/;
+    }
+    if (%paths && $self->{master}) {
+        my %pids = ($self->{master} => 1);
+        $pids{$_} = 1 for $self->error_log =~ /start (?:worker|cache \w+) process (\d+)/g;
+        $pids{$_} = 1 for @{$self->{seen_pids} // []};
+        # <path>.<pid>, and <path>.<tool>.<pid> (UBSan next to ASan)
+        for my $p (keys %paths) {
+            for my $f (glob("$p.*")) {
+                my ($pid) = $f =~ /\.(\d+)$/ or next;
+                next unless $pids{$pid};
+                $text .= "\n" . (_slurp($f) // '');
+            }
+        }
     }
     my @bad;
     for my $line (split /\n/, $text) {
