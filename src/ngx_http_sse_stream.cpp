@@ -215,7 +215,12 @@ ngx_http_sse_sub_append_raw(ngx_http_sse_sub_t *sub, u_char *p, size_t len)
                                 : (size_t) ngx_buf_size(sub->out_buf);
     }
 
-    if (sub->limit && unsent > sub->limit) {
+    /*
+     * sse_max_pending bounds how far a stream falls behind, not the size
+     * of an event: a stream with nothing unsent takes any event.
+     */
+
+    if (sub->limit && unsent > sub->limit && unsent > len) {
         return NGX_DECLINED;
     }
 
