@@ -89,6 +89,7 @@ struct ngx_http_sse_channel_s {
 
     unsigned                    deleted:1;
     unsigned                    in_link:1;
+    unsigned                    unlinked:1;     /* a tomb out of the tree */
 
     u_char                      id_len;
     u_char                      id[1];
@@ -279,6 +280,8 @@ ngx_http_sse_channel_t *ngx_http_sse_channel_find(ngx_http_sse_zone_t *zone,
     u_char *id, size_t len);
 ngx_http_sse_channel_t *ngx_http_sse_channel_get(ngx_http_sse_zone_t *zone,
     u_char *id, size_t len, ngx_int_t *err);
+ngx_http_sse_channel_t *ngx_http_sse_channel_revive(
+    ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch, ngx_int_t *err);
 ngx_http_sse_event_t *ngx_http_sse_channel_event(ngx_http_sse_channel_t *ch,
     uint64_t seq);
 ngx_int_t ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,

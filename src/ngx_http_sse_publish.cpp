@@ -607,6 +607,10 @@ ngx_http_sse_publish_pending(ngx_http_sse_pub_t *pub)
         err = 0;
         ch = ngx_http_sse_channel_get(zone, (u_char *) pub->ids[i].data,
                                       pub->ids[i].len, &err);
+        if (ch) {
+            ch = ngx_http_sse_channel_revive(zone, ch, &err);
+        }
+
         if (ch == NULL) {
             /* every 507 counts, not only those of a full event store */
             (void) ngx_atomic_fetch_add(&zone->sh->refused_full, 1);

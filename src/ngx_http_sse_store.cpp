@@ -31,6 +31,8 @@ void ngx_http_sse_channel_idle(ngx_http_sse_zone_t *zone,
 ngx_int_t ngx_http_sse_ring_reserve(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch);
 void ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot);
+void ngx_http_sse_slot_clear_channel(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_uint_t slot);
 void ngx_http_sse_trim(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch);
 uint64_t ngx_http_sse_min_cursor(ngx_http_sse_channel_t *ch);
 
@@ -296,6 +298,49 @@ ngx_http_sse_channel_event(ngx_http_sse_channel_t *ch, uint64_t seq)
 }
 
 
+/*
+ * The channel a publish goes to: a deleted channel starts a new epoch.
+ * Returns NULL (and *err) when a new node cannot be made.
+ */
+
+ngx_http_sse_channel_t *
+ngx_http_sse_channel_revive(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_int_t *err)
+{
+    ngx_http_sse_shctx_t  *sh = zone->sh;
+
+    if (!ch->deleted) {
+        return ch;
+    }
+
+    if (ch->subscribers) {
+        /*
+         * Its subscribers are still getting what was published before the
+         * DELETE: that node leaves the tree and stays, a tomb, until they
+         * are gone; a new node takes the id.
+         */
+
+        ngx_rbtree_delete(&sh->rbtree, &ch->node);
+        ch->unlinked = 1;
+
+        return ngx_http_sse_channel_get(zone, ch->id, ch->id_len, err);
+    }
+
+    ngx_http_sse_drop_all(zone, ch);
+
+    ngx_queue_remove(&ch->link);
+    ch->in_link = 0;
+    ch->deleted = 0;
+    ch->epoch = sh->next_epoch++;
+    ch->last_seq = 0;
+    ch->first_seq = 1;
+
+    ngx_http_sse_channel_idle(zone, ch);
+
+    return ch;
+}
+
+
 ngx_int_t
 ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
@@ -307,23 +352,6 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     ngx_uint_t               history;
     ngx_http_sse_shctx_t    *sh = zone->sh;
     ngx_http_sse_event_t    *ev;
-
-    if (ch->deleted) {
-        /* publishing to a deleted channel starts a new epoch */
-
-        ngx_http_sse_drop_all(zone, ch);
-
-        ngx_queue_remove(&ch->link);
-        ch->in_link = 0;
-        ch->deleted = 0;
-        ch->epoch = sh->next_epoch++;
-        ch->last_seq = 0;
-        ch->first_seq = 1;
-
-        if (ch->subscribers == 0) {
-            ngx_http_sse_channel_idle(zone, ch);
-        }
-    }
 
     seq = ch->last_seq + 1;
 
@@ -918,7 +946,10 @@ ngx_http_sse_channel_free(ngx_http_sse_zone_t *zone,
         ngx_queue_remove(&ch->link);
     }
 
-    ngx_rbtree_delete(&zone->sh->rbtree, &ch->node);
+    if (!ch->unlinked) {
+        ngx_rbtree_delete(&zone->sh->rbtree, &ch->node);
+    }
+
     zone->sh->channels--;
 
     ngx_slab_free_locked(zone->shpool, ch);
@@ -1030,10 +1061,10 @@ ngx_http_sse_min_cursor(ngx_http_sse_channel_t *ch)
 void
 ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
 {
-    ngx_rbtree_node_t         *node;
-    ngx_http_sse_slot_t       *s = &zone->sh->slots[slot];
-    ngx_http_sse_channel_t    *ch;
-    ngx_http_sse_chan_slot_t  *cs, **csp;
+    ngx_queue_t             *q;
+    ngx_rbtree_node_t       *node;
+    ngx_http_sse_slot_t     *s = &zone->sh->slots[slot];
+    ngx_http_sse_channel_t  *ch;
 
     if (s->subscribers || s->streams || s->qlen || s->overflow) {
 
@@ -1042,34 +1073,21 @@ ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
              node;
              node = ngx_rbtree_next(&zone->sh->rbtree, node))
         {
-            ch = (ngx_http_sse_channel_t *) node;
+            ngx_http_sse_slot_clear_channel(zone,
+                                            (ngx_http_sse_channel_t *) node,
+                                            slot);
+        }
 
-            mask_clear(ch->notify_mask, slot);
+        /* deleted channels re-created meanwhile are out of the tree */
 
-            for (csp = &ch->slots; *csp; csp = &(*csp)->next) {
-                if ((*csp)->slot == slot) {
-                    break;
-                }
-            }
+        for (q = ngx_queue_head(&zone->sh->tombs);
+             q != ngx_queue_sentinel(&zone->sh->tombs);
+             q = ngx_queue_next(q))
+        {
+            ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
 
-            cs = *csp;
-            if (cs == NULL) {
-                continue;
-            }
-
-            *csp = cs->next;
-            ch->subscribers -= cs->subscribers;
-            mask_clear(ch->worker_mask, slot);
-            ngx_slab_free_locked(zone->shpool, cs);
-            ngx_http_sse_trim(zone, ch);
-
-            if (ch->subscribers == 0) {
-                if (ch->deleted) {
-                    ngx_http_sse_drop_all(zone, ch);
-
-                } else {
-                    ngx_http_sse_channel_idle(zone, ch);
-                }
+            if (ch->unlinked) {
+                ngx_http_sse_slot_clear_channel(zone, ch, slot);
             }
         }
     }
@@ -1080,6 +1098,42 @@ ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
     s->streams = 0;
     s->qlen = 0;
     s->overflow = 0;
+}
+
+
+void
+ngx_http_sse_slot_clear_channel(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_uint_t slot)
+{
+    ngx_http_sse_chan_slot_t  *cs, **csp;
+
+    mask_clear(ch->notify_mask, slot);
+
+    for (csp = &ch->slots; *csp; csp = &(*csp)->next) {
+        if ((*csp)->slot == slot) {
+            break;
+        }
+    }
+
+    cs = *csp;
+    if (cs == NULL) {
+        return;
+    }
+
+    *csp = cs->next;
+    ch->subscribers -= cs->subscribers;
+    mask_clear(ch->worker_mask, slot);
+    ngx_slab_free_locked(zone->shpool, cs);
+    ngx_http_sse_trim(zone, ch);
+
+    if (ch->subscribers == 0) {
+        if (ch->deleted) {
+            ngx_http_sse_drop_all(zone, ch);
+
+        } else {
+            ngx_http_sse_channel_idle(zone, ch);
+        }
+    }
 }
 
 } // namespace
