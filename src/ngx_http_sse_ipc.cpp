@@ -47,6 +47,8 @@ void ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_gather(ngx_http_sse_local_t *local);
 void ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone);
 void ngx_http_sse_end_local(ngx_http_sse_local_t *local);
+ngx_int_t ngx_http_sse_grow(void **array, size_t *cap, size_t need,
+    size_t size, size_t min);
 ngx_int_t ngx_http_sse_scratch_reserve(size_t size);
 ngx_int_t ngx_http_sse_copies_reserve(ngx_uint_t n);
 ngx_int_t ngx_http_sse_locals_push(ngx_http_sse_local_t *local);
@@ -62,11 +64,11 @@ u_char                    *scratch;
 size_t                     scratch_len;
 size_t                     scratch_cap;
 ngx_http_sse_copy_t       *copies;
-ngx_uint_t                 ncopies;
-ngx_uint_t                 copies_cap;
+size_t                     ncopies;
+size_t                     copies_cap;
 ngx_http_sse_local_t     **touched;
-ngx_uint_t                 ntouched;
-ngx_uint_t                 touched_cap;
+size_t                     ntouched;
+size_t                     touched_cap;
 
 } // namespace
 
@@ -731,72 +733,58 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
 }
 
 
-ngx_int_t
-ngx_http_sse_scratch_reserve(size_t size)
-{
-    u_char  *p;
-    size_t   cap;
+/* grows a worker-wide array to hold need elements, doubling */
 
-    if (scratch_len + size <= scratch_cap) {
+ngx_int_t
+ngx_http_sse_grow(void **array, size_t *cap, size_t need, size_t size,
+    size_t min)
+{
+    void    *p;
+    size_t   n;
+
+    if (need <= *cap) {
         return NGX_OK;
     }
 
-    cap = ngx_max(scratch_cap * 2, scratch_len + size);
-    cap = ngx_max(cap, 16384);
+    n = ngx_max(*cap * 2, need);
+    n = ngx_max(n, min);
 
-    p = (u_char *) realloc(scratch, cap);
+    p = realloc(*array, n * size);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    scratch = p;
-    scratch_cap = cap;
+    *array = p;
+    *cap = n;
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_sse_scratch_reserve(size_t size)
+{
+    return ngx_http_sse_grow((void **) &scratch, &scratch_cap,
+                             scratch_len + size, 1, 16384);
 }
 
 
 ngx_int_t
 ngx_http_sse_copies_reserve(ngx_uint_t n)
 {
-    void        *p;
-    ngx_uint_t   cap;
-
-    if (ncopies + n <= copies_cap) {
-        return NGX_OK;
-    }
-
-    cap = ngx_max(copies_cap * 2, ncopies + n);
-    cap = ngx_max(cap, 256);
-
-    p = realloc(copies, cap * sizeof(ngx_http_sse_copy_t));
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    copies = (ngx_http_sse_copy_t *) p;
-    copies_cap = cap;
-
-    return NGX_OK;
+    return ngx_http_sse_grow((void **) &copies, &copies_cap, ncopies + n,
+                             sizeof(ngx_http_sse_copy_t), 256);
 }
 
 
 ngx_int_t
 ngx_http_sse_locals_push(ngx_http_sse_local_t *local)
 {
-    void        *p;
-    ngx_uint_t   cap;
-
-    if (ntouched == touched_cap) {
-        cap = ngx_max(touched_cap * 2, 64);
-
-        p = realloc(touched, cap * sizeof(ngx_http_sse_local_t *));
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        touched = (ngx_http_sse_local_t **) p;
-        touched_cap = cap;
+    if (ngx_http_sse_grow((void **) &touched, &touched_cap, ntouched + 1,
+                          sizeof(ngx_http_sse_local_t *), 64)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     touched[ntouched++] = local;

@@ -67,6 +67,8 @@ void ngx_http_sse_publish_read(ngx_http_request_t *r);
 ngx_int_t ngx_http_sse_publish_part(ngx_http_sse_pub_t *pub, u_char *p,
     size_t len);
 ngx_int_t ngx_http_sse_publish_end(ngx_http_sse_pub_t *pub);
+ngx_int_t ngx_http_sse_parsed(ngx_http_sse_pub_t *pub,
+    sse::EventStreamParser::Status st);
 bool ngx_http_sse_collect(void *ctx, sse::Slice type, sse::Slice data);
 bool ngx_http_sse_fits(ngx_http_sse_pub_t *pub, sse::Slice type,
     sse::Slice data);
@@ -380,9 +382,20 @@ ngx_http_sse_publish_part(ngx_http_sse_pub_t *pub, u_char *p, size_t len)
 
     st = pub->parser->feed(p, len, ngx_http_sse_collect, pub);
 
+    return ngx_http_sse_parsed(pub, st);
+}
+
+
+/* what the parser said, as the publish's status */
+
+ngx_int_t
+ngx_http_sse_parsed(ngx_http_sse_pub_t *pub,
+    sse::EventStreamParser::Status st)
+{
     switch (st) {
 
     case sse::EventStreamParser::Status::ok:
+        /* the sink may have failed (a zone error, too many lines) */
         return pub->status ? NGX_ERROR : NGX_OK;
 
     case sse::EventStreamParser::Status::too_large:
@@ -415,23 +428,7 @@ ngx_http_sse_publish_end(ngx_http_sse_pub_t *pub)
     if (pub->parser) {
         st = pub->parser->finish(ngx_http_sse_collect, pub);
 
-        if (st == sse::EventStreamParser::Status::bad_utf8) {
-            ngx_http_sse_publish_fail(pub, NGX_HTTP_BAD_REQUEST, "bad_utf8",
-                                      "an event is not valid UTF-8");
-            return NGX_ERROR;
-        }
-
-        if (st == sse::EventStreamParser::Status::too_large) {
-            ngx_http_sse_publish_fail(pub, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                      "too_large",
-                                      "an event is larger than the zone's "
-                                      "max_message");
-            return NGX_ERROR;
-        }
-
-        if (st != sse::EventStreamParser::Status::ok) {
-            ngx_http_sse_publish_fail(pub, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                      "no_memory", "out of memory");
+        if (ngx_http_sse_parsed(pub, st) != NGX_OK) {
             return NGX_ERROR;
         }
 

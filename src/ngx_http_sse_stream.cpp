@@ -818,22 +818,21 @@ ngx_http_sse_release_request(ngx_http_sse_sub_t *sub)
         c->buffer = NULL;
     }
 
-    for (cl = hc->free; cl; /* void */) {
-        ln = cl;
-        cl = cl->next;
-        ngx_pfree(c->pool, ln->buf->start);
-        ngx_free_chain(c->pool, ln);
+    /* large header buffers, free or used by the request */
+
+    for (cl = hc->free; cl; cl = ln) {
+        ln = cl->next;
+        ngx_pfree(c->pool, cl->buf->start);
+        ngx_free_chain(c->pool, cl);
+    }
+
+    for (cl = hc->busy; cl; cl = ln) {
+        ln = cl->next;
+        ngx_pfree(c->pool, cl->buf->start);
+        ngx_free_chain(c->pool, cl);
     }
 
     hc->free = NULL;
-
-    for (cl = hc->busy; cl; /* void */) {
-        ln = cl;
-        cl = cl->next;
-        ngx_pfree(c->pool, ln->buf->start);
-        ngx_free_chain(c->pool, ln);
-    }
-
     hc->busy = NULL;
     hc->nbusy = 0;
 
