@@ -24,6 +24,9 @@
 #define NGX_HTTP_SSE_MAX_SLOTS      128
 #define NGX_HTTP_SSE_MASK_WORDS     (NGX_HTTP_SSE_MAX_SLOTS / 64)
 
+/* how far past history a channel may grow while a worker has not read it */
+#define NGX_HTTP_SSE_LAG_FACTOR     4
+
 /* channels queued for one worker's wake-up; past that, a full local scan */
 #define NGX_HTTP_SSE_SLOT_QUEUE     64
 

@@ -34,6 +34,8 @@ void ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot);
 void ngx_http_sse_slot_clear_channel(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, ngx_uint_t slot);
 void ngx_http_sse_trim(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch);
+void ngx_http_sse_tomb_drained(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch);
 uint64_t ngx_http_sse_min_cursor(ngx_http_sse_channel_t *ch);
 
 inline void
@@ -307,7 +309,8 @@ ngx_http_sse_channel_t *
 ngx_http_sse_channel_revive(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, ngx_int_t *err)
 {
-    ngx_http_sse_shctx_t  *sh = zone->sh;
+    ngx_http_sse_shctx_t    *sh = zone->sh;
+    ngx_http_sse_channel_t  *fresh;
 
     if (!ch->deleted) {
         return ch;
@@ -323,7 +326,15 @@ ngx_http_sse_channel_revive(ngx_http_sse_zone_t *zone,
         ngx_rbtree_delete(&sh->rbtree, &ch->node);
         ch->unlinked = 1;
 
-        return ngx_http_sse_channel_get(zone, ch->id, ch->id_len, err);
+        fresh = ngx_http_sse_channel_get(zone, ch->id, ch->id_len, err);
+
+        if (fresh == NULL) {
+            /* no room for the new epoch: the DELETE stands as it was */
+            ngx_rbtree_insert(&sh->rbtree, &ch->node);
+            ch->unlinked = 0;
+        }
+
+        return fresh;
     }
 
     ngx_http_sse_drop_all(zone, ch);
@@ -348,7 +359,7 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
 {
     size_t                   size, id_len;
     u_char                   id[sse::max_position_len];
-    uint64_t                 seq;
+    uint64_t                 seq, cursor;
     ngx_uint_t               history;
     ngx_http_sse_shctx_t    *sh = zone->sh;
     ngx_http_sse_event_t    *ev;
@@ -387,10 +398,17 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
      */
 
     history = sh->limits.history ? sh->limits.history : 1;
+    cursor = ngx_http_sse_min_cursor(ch);
 
     while (ch->nevents >= history
-           && ch->first_seq <= ngx_http_sse_min_cursor(ch))
+           && (ch->first_seq <= cursor
+               || ch->nevents >= NGX_HTTP_SSE_LAG_FACTOR * history + 64))
     {
+        /*
+         * Past the lag allowance a worker that does not read (stopped,
+         * stuck) no longer holds history up: it finds a gap and ends its
+         * streams, whose clients resume with a reset.
+         */
         ngx_http_sse_drop_oldest(zone, ch);
     }
 
@@ -544,12 +562,33 @@ ngx_http_sse_channel_leave(ngx_http_sse_zone_t *zone,
 
     if (ch->deleted) {
         ngx_http_sse_drop_all(zone, ch);
+        ngx_http_sse_tomb_drained(zone, ch);
         return;
     }
 
     ch->last_active = ngx_time();
     ngx_http_sse_channel_idle(zone, ch);
 }
+
+
+namespace {
+
+/*
+ * A deleted channel re-created meanwhile is out of the tree: nobody can
+ * find it any more, so it goes as soon as its subscribers are gone and no
+ * worker has it queued.
+ */
+
+void
+ngx_http_sse_tomb_drained(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch)
+{
+    if (ch->unlinked && ch->subscribers == 0 && mask_empty(ch->notify_mask)) {
+        ngx_http_sse_channel_free(zone, ch);
+    }
+}
+
+} // namespace
 
 
 /* a worker has read the channel up to its last event */
@@ -582,6 +621,7 @@ void
 ngx_http_sse_notify(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch,
     ngx_uint_t *wake, ngx_uint_t *nwake)
 {
+    ngx_uint_t                 i;
     ngx_http_sse_slot_t       *slot;
     ngx_http_sse_chan_slot_t  *cs;
 
@@ -602,6 +642,23 @@ ngx_http_sse_notify(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch,
         if (!slot->wake_pending) {
             slot->wake_pending = 1;
             wake[(*nwake)++] = cs->slot;
+
+        } else if ((ngx_int_t) cs->slot == zone->slot) {
+            /*
+             * Another worker's wake-up to this one is on its way; this
+             * worker fans out its own subscribers now all the same, before
+             * the publisher's reply.
+             */
+
+            for (i = 0; i < *nwake; i++) {
+                if (wake[i] == cs->slot) {
+                    break;
+                }
+            }
+
+            if (i == *nwake) {
+                wake[(*nwake)++] = cs->slot;
+            }
         }
     }
 }
@@ -1028,11 +1085,12 @@ ngx_http_sse_trim(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
 {
     ngx_uint_t  history;
 
-    history = zone->sh->limits.history ? zone->sh->limits.history : 1;
+    uint64_t    cursor;
 
-    while (ch->nevents > history
-           && ch->first_seq <= ngx_http_sse_min_cursor(ch))
-    {
+    history = zone->sh->limits.history ? zone->sh->limits.history : 1;
+    cursor = ngx_http_sse_min_cursor(ch);
+
+    while (ch->nevents > history && ch->first_seq <= cursor) {
         ngx_http_sse_drop_oldest(zone, ch);
     }
 }
@@ -1061,7 +1119,7 @@ ngx_http_sse_min_cursor(ngx_http_sse_channel_t *ch)
 void
 ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
 {
-    ngx_queue_t             *q;
+    ngx_queue_t             *q, *next;
     ngx_rbtree_node_t       *node;
     ngx_http_sse_slot_t     *s = &zone->sh->slots[slot];
     ngx_http_sse_channel_t  *ch;
@@ -1082,8 +1140,9 @@ ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
 
         for (q = ngx_queue_head(&zone->sh->tombs);
              q != ngx_queue_sentinel(&zone->sh->tombs);
-             q = ngx_queue_next(q))
+             q = next)
         {
+            next = ngx_queue_next(q);
             ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
 
             if (ch->unlinked) {
@@ -1129,6 +1188,7 @@ ngx_http_sse_slot_clear_channel(ngx_http_sse_zone_t *zone,
     if (ch->subscribers == 0) {
         if (ch->deleted) {
             ngx_http_sse_drop_all(zone, ch);
+            ngx_http_sse_tomb_drained(zone, ch);
 
         } else {
             ngx_http_sse_channel_idle(zone, ch);

@@ -28,6 +28,10 @@
 
 namespace {
 
+ngx_uint_t ngx_http_sse_fits(ngx_http_sse_sub_t *sub, size_t len);
+ngx_int_t ngx_http_sse_append(ngx_http_sse_sub_t *sub, u_char *p,
+    size_t len);
+ngx_int_t ngx_http_sse_append_id_line(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_send_detached(ngx_http_sse_sub_t *sub);
@@ -174,9 +178,11 @@ ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
         }
 
     } else {
-        if (ngx_http_sse_sub_append_id_line(sub) != NGX_OK
-            || ngx_http_sse_sub_append_raw(sub, wire + id_len, len - id_len)
-               != NGX_OK)
+        /* the limit applies to the whole event, its own id line included */
+
+        if (!ngx_http_sse_fits(sub, sse::max_id_len + len - id_len)
+            || ngx_http_sse_append_id_line(sub) != NGX_OK
+            || ngx_http_sse_append(sub, wire + id_len, len - id_len) != NGX_OK)
         {
             goto drop;
         }
@@ -206,53 +212,22 @@ drop:
 ngx_int_t
 ngx_http_sse_sub_append_raw(ngx_http_sse_sub_t *sub, u_char *p, size_t len)
 {
-    size_t  unsent;
-
-    unsent = sub->pend_len + len;
-
-    if (sub->out_busy) {
-        unsent += sub->detached ? (size_t) (sub->out_last - sub->out_pos)
-                                : (size_t) ngx_buf_size(sub->out_buf);
-    }
-
-    /*
-     * sse_max_pending bounds how far a stream falls behind, not the size
-     * of an event: a stream with nothing unsent takes any event.
-     */
-
-    if (sub->limit && unsent > sub->limit && unsent > len) {
+    if (!ngx_http_sse_fits(sub, len)) {
         return NGX_DECLINED;
     }
 
-    if (ngx_http_sse_reserve(sub, len) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(sub->pend + sub->hdr + sub->pend_len, p, len);
-    sub->pend_len += len;
-
-    return NGX_OK;
+    return ngx_http_sse_append(sub, p, len);
 }
 
 
 ngx_int_t
 ngx_http_sse_sub_append_id_line(ngx_http_sse_sub_t *sub)
 {
-    u_char         line[sse::max_id_len + 8];
-    size_t         len;
-    ngx_uint_t     i;
-    sse::Position  pos[sse::max_channels_per_stream];
-
-    for (i = 0; i < sub->nchans; i++) {
-        pos[i] = sub->chans[i].pos;
+    if (!ngx_http_sse_fits(sub, sse::max_id_len + 5)) {
+        return NGX_DECLINED;
     }
 
-    len = sse::format_id(line + 4, pos, sub->nchans);
-
-    ngx_memcpy(line, "id: ", 4);
-    line[4 + len] = '\n';
-
-    return ngx_http_sse_sub_append_raw(sub, line, 4 + len + 1);
+    return ngx_http_sse_append_id_line(sub);
 }
 
 
@@ -533,6 +508,62 @@ ngx_http_sse_close_detached(void)
 
 
 namespace {
+
+/*
+ * sse_max_pending bounds how far a stream falls behind, not the size of
+ * an event: a stream with nothing unsent takes any event.
+ */
+
+ngx_uint_t
+ngx_http_sse_fits(ngx_http_sse_sub_t *sub, size_t len)
+{
+    size_t  unsent;
+
+    unsent = sub->pend_len;
+
+    if (sub->out_busy) {
+        unsent += sub->detached ? (size_t) (sub->out_last - sub->out_pos)
+                                : (size_t) ngx_buf_size(sub->out_buf);
+    }
+
+    return sub->limit == 0 || unsent == 0 || unsent + len <= sub->limit;
+}
+
+
+ngx_int_t
+ngx_http_sse_append(ngx_http_sse_sub_t *sub, u_char *p, size_t len)
+{
+    if (ngx_http_sse_reserve(sub, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(sub->pend + sub->hdr + sub->pend_len, p, len);
+    sub->pend_len += len;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_sse_append_id_line(ngx_http_sse_sub_t *sub)
+{
+    u_char         line[sse::max_id_len + 8];
+    size_t         len;
+    ngx_uint_t     i;
+    sse::Position  pos[sse::max_channels_per_stream];
+
+    for (i = 0; i < sub->nchans; i++) {
+        pos[i] = sub->chans[i].pos;
+    }
+
+    len = sse::format_id(line + 4, pos, sub->nchans);
+
+    ngx_memcpy(line, "id: ", 4);
+    line[4 + len] = '\n';
+
+    return ngx_http_sse_append(sub, line, 4 + len + 1);
+}
+
 
 void
 ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
@@ -887,8 +918,8 @@ ngx_http_sse_detached_read(ngx_event_t *rev)
     }
 
     if (rev->ready) {
-        /* more to read: later, so a chatty client cannot hog the worker */
-        ngx_post_event(rev, &ngx_posted_events);
+        /* more to read: next cycle, so a chatty client cannot hog the worker */
+        ngx_post_event(rev, &ngx_posted_next_events);
         return;
     }
 
