@@ -42,7 +42,7 @@ $(BENCH_DIR)/http_sse_test.ok: $(BENCH_DIR)/http_sse_test
 	$< && touch $@
 
 # The module is (re)built first, unless BENCH_SERVERS leaves it out.
-BENCH_NEEDS := bench-tools $(if $(findstring module,$(BENCH_SERVERS)),build)
+BENCH_NEEDS := deps bench-tools $(if $(findstring module,$(BENCH_SERVERS)),build)
 
 bench: $(BENCH_NEEDS)
 	$(BENCH_DRIVER) --profile full \

@@ -26,5 +26,5 @@ $(SOAK_CLIENT): $(ROOT)/soak/soak_client.cpp $(ROOT)/mk/soak.mk
 	$(SOAK_CXX) $(SOAK_CXXFLAGS) -o $@ $<
 
 # TEST_NGINX_MODULE names another module build: then this one is not needed.
-soak: $(SOAK_CLIENT) $(if $(TEST_NGINX_MODULE),,build)
+soak: deps $(SOAK_CLIENT) $(if $(TEST_NGINX_MODULE),,build)
 	@bash $(ROOT)/soak/run.sh $(ROOT) $(BUILD)
