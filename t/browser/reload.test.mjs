@@ -117,8 +117,8 @@ describe('reload (SIGHUP x3) while publishing: nothing lost, nothing repeated', 
             const reloadMs = Date.now() - t0;
             // The stream resumed on a new worker and live events flow again.
             const n = await received();
-            await flowing(n + 10, `events after reload ${i}`);
-            console.error(`# reload ${i}: done in ${reloadMs} ms, ${n} events so far`);
+            await flowing(n + 25, `events after reload ${i}`);
+            console.error(`reload ${i}: done in ${reloadMs} ms, ${n} events so far`);
         }
 
         const last = await publisher.stop();
@@ -131,7 +131,7 @@ describe('reload (SIGHUP x3) while publishing: nothing lost, nothing repeated', 
         await page.waitForFunction((l) => window.rec.events.some((e) => e.data === String(l)),
                                    last, WAIT).catch(() => {});
         const rec = await page.evaluate(() => window.rec);
-        console.error(`# published 0..${last} (${pub.delivered} with a subscriber connected, ` +
+        console.error(`published 0..${last} (${pub.delivered} with a subscriber connected, ` +
                       `${pub.stored} only stored, ${pub.retries} retried); page: ` +
                       `${rec.events.length} events, ${rec.opens} connections`);
 

@@ -33,6 +33,10 @@ const BAD_LOG = /\[(alert|crit|emerg)\]|AddressSanitizer|LeakSanitizer|runtime e
 
 export const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Like delay(), for the losing side of a Promise.race: its timer does not
+ *  keep node alive once everything else is done. */
+const deadline = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref());
+
 /** Poll `cond` (sync or async) every `every` ms until it is truthy; throw
  *  `what` after `ms`.  Returns the truthy value. */
 export async function waitUntil(cond, { ms = 10000, every = 25, what = 'condition' } = {}) {
@@ -211,7 +215,7 @@ export async function startNginx({ workers = 2, httpExtra = '', pages = {} } = {
             const ladder = [['SIGQUIT', ms], ['SIGTERM', 3000], ['SIGKILL', 3000]];
             for (const [sig, wait] of ladder) {
                 try { process.kill(proc.pid, sig); } catch { /* gone */ }
-                const done = await Promise.race([exit, delay(wait).then(() => null)]);
+                const done = await Promise.race([exit, deadline(wait).then(() => null)]);
                 if (done) {
                     if (sig === 'SIGKILL') killAll(kids);
                     process.removeListener('exit', reaper);
@@ -325,7 +329,7 @@ export async function launchBrowser(dir) {
         context,
         newPage: () => context.newPage(),
         async close() {
-            await Promise.race([context.close().catch(() => {}), delay(10000)]);
+            await Promise.race([context.close().catch(() => {}), deadline(10000)]);
             fs.rmSync(profile, { recursive: true, force: true });
         },
     };
