@@ -15,14 +15,7 @@
 
 #include "sse_wire.h"
 
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,      \
-                         __LINE__, #cond);                                   \
-            std::abort();                                                    \
-        }                                                                    \
-    } while (0)
+#include "fuzz_check.h"
 
 namespace {
 
