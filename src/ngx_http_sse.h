@@ -19,7 +19,7 @@
 /*
  * Worker slots: every worker process (of every nginx generation alive at
  * once, old ones during a reload included) registers in one slot of each
- * zone.  A channel remembers in a bit mask which slots have subscribers.
+ * zone.  A channel keeps a list of the slots that have subscribers of it.
  */
 #define NGX_HTTP_SSE_MAX_SLOTS      128
 #define NGX_HTTP_SSE_MASK_WORDS     (NGX_HTTP_SSE_MAX_SLOTS / 64)
@@ -83,7 +83,6 @@ struct ngx_http_sse_channel_s {
     uint32_t                    nevents;
 
     uint32_t                    subscribers;
-    uint64_t                    worker_mask[NGX_HTTP_SSE_MASK_WORDS];
     uint64_t                    notify_mask[NGX_HTTP_SSE_MASK_WORDS];
     ngx_http_sse_chan_slot_t   *slots;
 
@@ -364,5 +363,7 @@ ngx_int_t ngx_http_sse_channel_list(ngx_http_request_t *r,
 ngx_int_t ngx_http_sse_bad_channels(ngx_http_request_t *r);
 ngx_int_t ngx_http_sse_add_header(ngx_http_request_t *r, const char *key,
     const char *value);
+ngx_int_t ngx_http_sse_grow(void **array, size_t *cap, size_t need,
+    size_t size, size_t min);
 
 #endif /* NGX_HTTP_SSE_H */

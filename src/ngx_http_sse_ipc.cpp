@@ -47,8 +47,6 @@ void ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_gather(ngx_http_sse_local_t *local);
 void ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone);
 void ngx_http_sse_end_local(ngx_http_sse_local_t *local);
-ngx_int_t ngx_http_sse_grow(void **array, size_t *cap, size_t need,
-    size_t size, size_t min);
 ngx_int_t ngx_http_sse_scratch_reserve(size_t size);
 ngx_int_t ngx_http_sse_copies_reserve(ngx_uint_t n);
 ngx_int_t ngx_http_sse_locals_push(ngx_http_sse_local_t *local);
@@ -56,7 +54,6 @@ ngx_int_t ngx_http_sse_locals_push(ngx_http_sse_local_t *local);
 
 ngx_connection_t          *ngx_http_sse_ipc;
 ngx_http_sse_main_conf_t  *ngx_http_sse_main;
-ngx_event_t                ngx_http_sse_wake_event;
 ngx_event_t                ngx_http_sse_sweep_event;
 
 /* per worker scratch space, reused by every fan-out */
@@ -152,10 +149,6 @@ ngx_http_sse_ipc_init(ngx_cycle_t *cycle)
     }
 
     ngx_http_sse_ipc = c;
-
-    ngx_http_sse_wake_event.handler = ngx_http_sse_wake_handler;
-    ngx_http_sse_wake_event.log = cycle->log;
-    ngx_http_sse_wake_event.data = c;
 
     ngx_http_sse_sweep_event.handler = ngx_http_sse_sweep_handler;
     ngx_http_sse_sweep_event.log = cycle->log;
@@ -392,6 +385,34 @@ ngx_http_sse_shutdown(void)
         ngx_http_sse_sweep_event.cancelable = 0;
         ngx_add_timer(&ngx_http_sse_sweep_event, 1000);
     }
+}
+
+
+/* grows a malloc'ed array to hold need elements, doubling */
+
+ngx_int_t
+ngx_http_sse_grow(void **array, size_t *cap, size_t need, size_t size,
+    size_t min)
+{
+    void    *p;
+    size_t   n;
+
+    if (need <= *cap) {
+        return NGX_OK;
+    }
+
+    n = ngx_max(*cap * 2, need);
+    n = ngx_max(n, min);
+
+    p = realloc(*array, n * size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *array = p;
+    *cap = n;
+
+    return NGX_OK;
 }
 
 
@@ -730,34 +751,6 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
     }
 
     ngx_http_sse_sweep_arm();
-}
-
-
-/* grows a worker-wide array to hold need elements, doubling */
-
-ngx_int_t
-ngx_http_sse_grow(void **array, size_t *cap, size_t need, size_t size,
-    size_t min)
-{
-    void    *p;
-    size_t   n;
-
-    if (need <= *cap) {
-        return NGX_OK;
-    }
-
-    n = ngx_max(*cap * 2, need);
-    n = ngx_max(n, min);
-
-    p = realloc(*array, n * size);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    *array = p;
-    *cap = n;
-
-    return NGX_OK;
 }
 
 

@@ -49,7 +49,7 @@ typedef struct {
     size_t                      buf_cap;
     ngx_http_sse_pending_t     *pending;
     ngx_uint_t                  npending;
-    ngx_uint_t                  pending_cap;
+    size_t                      pending_cap;
 
     sse::Slice                  type;       /* SSE-Event of a plain body */
     size_t                      max_message;
@@ -465,16 +465,14 @@ ngx_http_sse_publish_end(ngx_http_sse_pub_t *pub)
     /* the type goes in front of the data, as ngx_http_sse_collect() does */
 
     if (ngx_http_sse_buf_reserve(pub, pub->type.len) != NGX_OK
-        || (pub->pending == NULL
-            && (pub->pending = (ngx_http_sse_pending_t *)
-                    malloc(sizeof(ngx_http_sse_pending_t))) == NULL))
+        || ngx_http_sse_grow((void **) &pub->pending, &pub->pending_cap, 1,
+                             sizeof(ngx_http_sse_pending_t), 1)
+           != NGX_OK)
     {
         ngx_http_sse_publish_fail(pub, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                   "no_memory", "out of memory");
         return NGX_ERROR;
     }
-
-    pub->pending_cap = ngx_max(pub->pending_cap, 1);
 
     /* (an empty body and no type leave pub->buf NULL: copy nothing) */
     if (pub->buf_len && pub->type.len) {
@@ -501,9 +499,7 @@ ngx_http_sse_collect(void *ctx, sse::Slice type, sse::Slice data)
 {
     ngx_http_sse_pub_t *pub = (ngx_http_sse_pub_t *) ctx;
 
-    void        *p;
-    size_t       offset;
-    ngx_uint_t   cap;
+    size_t  offset;
 
     offset = pub->buf_len;
 
@@ -511,16 +507,12 @@ ngx_http_sse_collect(void *ctx, sse::Slice type, sse::Slice data)
         return false;
     }
 
-    if (pub->npending == pub->pending_cap) {
-        cap = ngx_max(pub->pending_cap * 2, 16);
-
-        p = realloc(pub->pending, cap * sizeof(ngx_http_sse_pending_t));
-        if (p == NULL) {
-            goto nomem;
-        }
-
-        pub->pending = (ngx_http_sse_pending_t *) p;
-        pub->pending_cap = cap;
+    if (ngx_http_sse_grow((void **) &pub->pending, &pub->pending_cap,
+                          pub->npending + 1, sizeof(ngx_http_sse_pending_t),
+                          16)
+        != NGX_OK)
+    {
+        goto nomem;
     }
 
     if (ngx_http_sse_buf_reserve(pub, type.len + data.len) != NGX_OK) {
@@ -799,25 +791,8 @@ ngx_http_sse_pub_cleanup(void *data)
 ngx_int_t
 ngx_http_sse_buf_reserve(ngx_http_sse_pub_t *pub, size_t len)
 {
-    u_char  *p;
-    size_t   cap;
-
-    if (pub->buf_len + len <= pub->buf_cap) {
-        return NGX_OK;
-    }
-
-    cap = ngx_max(pub->buf_cap * 2, pub->buf_len + len);
-    cap = ngx_max(cap, 1024);
-
-    p = (u_char *) realloc(pub->buf, cap);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    pub->buf = p;
-    pub->buf_cap = cap;
-
-    return NGX_OK;
+    return ngx_http_sse_grow((void **) &pub->buf, &pub->buf_cap,
+                             pub->buf_len + len, 1, 1024);
 }
 
 

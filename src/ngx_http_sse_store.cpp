@@ -507,7 +507,6 @@ ngx_http_sse_channel_join(ngx_http_sse_zone_t *zone,
         cs->cursor = ch->last_seq;
         cs->next = ch->slots;
         ch->slots = cs;
-        mask_set(ch->worker_mask, slot);
     }
 
     cs->subscribers++;
@@ -552,7 +551,6 @@ ngx_http_sse_channel_leave(ngx_http_sse_zone_t *zone,
     if (cs->subscribers == 0) {
         *csp = cs->next;
         ngx_slab_free_locked(zone->shpool, cs);
-        mask_clear(ch->worker_mask, slot);
         ngx_http_sse_trim(zone, ch);
     }
 
@@ -1181,7 +1179,6 @@ ngx_http_sse_slot_clear_channel(ngx_http_sse_zone_t *zone,
 
     *csp = cs->next;
     ch->subscribers -= cs->subscribers;
-    mask_clear(ch->worker_mask, slot);
     ngx_slab_free_locked(zone->shpool, cs);
     ngx_http_sse_trim(zone, ch);
 

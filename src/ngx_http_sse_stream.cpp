@@ -990,28 +990,9 @@ ngx_http_sse_free(ngx_http_sse_sub_t *sub)
 ngx_int_t
 ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len)
 {
-    u_char  *p;
-    size_t   cap, need;
-
     /* the chunk header in front, the chunk's CRLF behind */
-    need = sub->hdr + sub->pend_len + len + 2;
-
-    if (need <= sub->pend_cap) {
-        return NGX_OK;
-    }
-
-    cap = ngx_max(sub->pend_cap * 2, need);
-    cap = ngx_max(cap, 512);
-
-    p = (u_char *) realloc(sub->pend, cap);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    sub->pend = p;
-    sub->pend_cap = cap;
-
-    return NGX_OK;
+    return ngx_http_sse_grow((void **) &sub->pend, &sub->pend_cap,
+                             sub->hdr + sub->pend_len + len + 2, 1, 512);
 }
 
 
