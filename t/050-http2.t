@@ -11,8 +11,8 @@ use Time::HiRes qw(time sleep);
 use SSETest;
 
 my $ver = `curl --version 2>/dev/null` // '';
-plan skip_all => 'curl not installed' if $? != 0;
-plan skip_all => 'curl without HTTP/2' unless $ver =~ /HTTP2/;
+skip_file('curl not installed') if $? != 0;
+skip_file('curl without HTTP/2') unless $ver =~ /HTTP2/;
 
 my $t = SSETest->new(workers => 2);
 my ($crt, $key) = $t->make_cert;

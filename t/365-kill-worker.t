@@ -4,6 +4,9 @@
 # Last-Event-ID and get every event they missed (history is big enough
 # that nothing is evicted), and sse_status corrects itself: no phantom
 # subscribers of the dead worker, 4 workers again.
+#
+# harness: serial (tight time bounds: closes and gaps within a second); t/run-all.sh runs it
+# alone, after the files that run two at a time.
 
 use strict;
 use warnings;

@@ -97,7 +97,7 @@ my $connected = wait_until(sub {
 }, 5);
 ok($connected, scalar(@f11) . ' HTTP/1.1 and ' . scalar(@f2) . ' HTTP/2 subscribers')
     or BAIL_OUT('subscribers did not connect');
-SKIP: { skip 'curl without HTTP/2', 1 unless $h2;
+SKIP: { skip_tests('curl without HTTP/2', 1) unless $h2;
     like($f2[0]->stream->raw_head // '', qr{^HTTP/2 200}, 'the HTTP/2 ones are HTTP/2 streams');
 }
 is($t->zone_status('z')->{subscribers}, @f11 + @f2, 'status counts them');
@@ -186,7 +186,7 @@ is(scalar(grep { ($_->{type} // '') eq 'reset' } map { @{$_->events} } @f11, @f2
     'no reset: the zone history survived every reload');
 ok(!grep({ $_->connections < 4 } @f11), 'each HTTP/1.1 subscriber reconnected after each reload (connections: ' . join(' ', map { $_->connections } @f11) . ')');
 is(scalar(grep { $_ != 200 } map { @{$_->statuses} } @f11), 0, '... always to a 200 stream');
-SKIP: { skip 'curl without HTTP/2', 2 unless $h2;
+SKIP: { skip_tests('curl without HTTP/2', 2) unless $h2;
     ok(!grep({ $_->{conns} < 4 } @f2), 'each HTTP/2 subscriber reconnected after each reload');
     my @rcs = map { @{$_->{rcs}} } @f2;
     ok(@rcs >= 3 * @f2 && !grep({ $_ != 0 } @rcs),
