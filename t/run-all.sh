@@ -56,6 +56,12 @@ tier integration-serial prove -I t/lib $serial
 prove_count integration-serial
 
 
+# bench.py's report logic on canned results (seconds; measures nothing)
+tier bench-report python3 bench/bench_report_test.py
+ran=$(sed -n 's/^Ran \([0-9]*\) test.*/\1/p' "$log/bench-report.out" | tail -1)
+bad=$(grep -oE '(failures|errors)=[0-9]+' "$log/bench-report.out" | awk -F= '{s+=$2} END {print s+0}')
+count bench-report "$(( ${ran:-0} - bad ))" "$bad"
+
 tier browser make --no-print-directory test-browser
 count browser "$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log/browser.out" | tail -1)" \
               "$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log/browser.out" | tail -1)"
