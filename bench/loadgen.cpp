@@ -843,16 +843,18 @@ void Publisher::run(ReportSink<PubReport>& sink) {
 void print_pub_report(const PubReport& r) {
     double seconds = r.t_last > r.t_first ? double(r.t_last - r.t_first) / 1e9 : 0;
     std::ostringstream status;
+    uint64_t ok = 0;  // 2xx replies: only these are publishes; rps counts them alone
     for (int i = 0; i < PubReport::kStatuses; i++) {
         if (!r.status[i]) continue;
+        if (i >= 200 && i < 300) ok += r.status[i];
         status << (status.tellp() > 0 ? "," : "") << '"' << i << "\":" << r.status[i];
     }
-    std::printf("{\"event\":\"report\",\"mode\":\"publish\",\"requests\":%llu,\"errors\":%llu,"
-                "\"reconnects\":%llu,\"seconds\":%.6f,\"rps\":%.1f,\"status\":{%s},"
-                "\"t_first_ns\":%llu,\"t_last_ns\":%llu,\"latency\":%s}\n",
-                (unsigned long long)r.requests, (unsigned long long)r.errors,
-                (unsigned long long)r.reconnects, seconds,
-                seconds > 0 ? double(r.requests) / seconds : 0.0,
+    std::printf("{\"event\":\"report\",\"mode\":\"publish\",\"requests\":%llu,\"ok\":%llu,"
+                "\"errors\":%llu,\"reconnects\":%llu,\"seconds\":%.6f,\"rps\":%.1f,"
+                "\"status\":{%s},\"t_first_ns\":%llu,\"t_last_ns\":%llu,\"latency\":%s}\n",
+                (unsigned long long)r.requests, (unsigned long long)ok,
+                (unsigned long long)r.errors, (unsigned long long)r.reconnects, seconds,
+                seconds > 0 ? double(ok) / seconds : 0.0,
                 status.str().c_str(), (unsigned long long)r.t_first,
                 (unsigned long long)r.t_last, r.latency.summary_json().c_str());
     std::fflush(stdout);

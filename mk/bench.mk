@@ -8,6 +8,11 @@
 #   make bench-tools   only build the load generator and the floor server
 #                      (and check the load generator's parsers)
 #
+# Both exit non-zero, after writing the report, when a target is not met, a
+# measurement failed or a publish was answered other than 2xx; the last
+# lines ("bench: FAIL: ...") and the report's Verdict say which.
+# bench/bench_report_test.py checks that logic on canned results (make test).
+#
 # BENCH_SERVERS=nchan,floor leaves the module out (and does not build it);
 # BENCH_ONLY=broadcast,held runs only those workloads (bench/bench.py --help).
 

@@ -139,6 +139,34 @@ for _ in $(seq 50); do
 done
 echo "soak: zone counters: $(cat "$DIR/status.json")"
 
+# The counters must agree with what the runs did: every event published
+# once; each delivered to every subscriber (more only when a subscriber was
+# dropped as slow and resumed: then what its socket lost is sent again);
+# no subscriber left, nothing refused.  (RSS: each run fails by itself when
+# a worker grew more than SOAK_MAX_GROWTH_KB from the 10% point to the end.)
+EVENTS_A=$((1000000 * SCALE)) EVENTS_B=$((10000 * SCALE)) \
+python3 - "$DIR/status.json" <<'CHECK' || status=1
+import json, os, sys
+z = next(iter(json.load(open(sys.argv[1]))["zones"].values()))
+a, b = int(os.environ["EVENTS_A"]), int(os.environ["EVENTS_B"])
+want_delivered = a * 1 + b * 1000
+bad = []
+if z["published"] != a + b:
+    bad.append(f"published {z['published']}, expected {a + b}")
+if z["subscribers"] != 0:
+    bad.append(f"{z['subscribers']} subscribers left")
+if z["refused_full"] != 0:
+    bad.append(f"refused_full {z['refused_full']}")
+if z["dropped_slow"] == 0 and z["delivered"] != want_delivered:
+    bad.append(f"delivered {z['delivered']}, expected {want_delivered} (nobody was dropped)")
+if z["delivered"] < want_delivered:
+    bad.append(f"delivered {z['delivered']} < {want_delivered}")
+for line in bad:
+    print(f"soak: FAIL: zone counters: {line}")
+print("soak: zone counters consistent" if not bad else "", end="\n" if not bad else "")
+sys.exit(1 if bad else 0)
+CHECK
+
 stop_nginx
 # A worker that crashed, or any serious complaint, fails the soak.
 if grep -E '\[(alert|crit|emerg)\]' "$DIR/error.log"; then

@@ -19,8 +19,8 @@ my $EVENTS   = 100;
 
 my $need = $SUBS + 200;
 if (fd_limit() < $need) {
-    plan skip_all => "needs $need open files, the limit is " . fd_limit()
-        . " (raise it with ulimit -n)";
+    skip_file("needs $need open files, the limit is " . fd_limit()
+        . " (raise it with ulimit -n)");
 }
 
 my $t = SSETest->new(workers => $WORKERS)->run(<<'EOF');
@@ -132,8 +132,7 @@ ok($order_ok, 'ids of each channel count up one by one');
 
 $st = $t->zone_status;
 is($st->{published}, $EVENTS * $CHANNELS, 'status: published');
-ok(($st->{delivered} // 0) >= $SUBS * $EVENTS, 'status: delivered counts every copy')
-    or diag("delivered $st->{delivered}");
+is($st->{delivered}, $SUBS * $EVENTS, 'status: delivered counts every copy, once');
 is($st->{dropped_slow}, 0, 'status: nobody dropped as too slow');
 
 # -- everyone leaves ------------------------------------------------------

@@ -109,6 +109,10 @@ for my $b (@bad) {
 $t->write_config(conf('    sse_zone ok 1m;',
     '        location /s { sse_subscribe $arg_ch zone=ok; }'));
 $t->start;
-ok(scalar($t->active_workers), 'a good configuration runs');
+my $ok = $t->subscribe('/s?ch=fine');
+is($ok->status, 200, 'a good configuration runs: its subscribe location answers 200');
+like($ok->header('content-type') // '', qr{^text/event-stream}, '... with an event stream');
+ok($ok->wait_comment(2), '... that opens with its first comment');
+$ok->close;
 
 $t->done;

@@ -12,6 +12,9 @@
 # after a few events instead of after megabytes (loopback send buffers
 # autotune up to net.ipv4.tcp_wmem).  The port is served by the same single
 # worker as everything else.
+#
+# harness: serial (tight time bounds: the fast reader within 0.5 s); t/run-all.sh runs it
+# alone, after the files that run two at a time.
 
 use strict;
 use warnings;

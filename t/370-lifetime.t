@@ -99,7 +99,7 @@ $_->close for @many;
 
 SKIP: {
     my $ver = `curl --version 2>/dev/null` // '';
-    skip 'curl with HTTP/2 is needed', 4 unless $ver =~ /HTTP2/;
+    skip_tests('curl with HTTP/2 is needed', 4) unless $ver =~ /HTTP2/;
     my $c0 = time;
     my ($rc, $out, $err) = $t->curl('--http2-prior-knowledge', '-i', '-N',
         '-H', 'Accept: text/event-stream', $t->url('/sub?ch=h2', 2));

@@ -2,7 +2,10 @@
 # publishes, subscribers receiving, disconnects, a reload and a worker
 # killed with SIGKILL, published, delivered, subscribers, channels and
 # stored_events are exact; counters are never reset by a reload; the
-# Prometheus output says the same.
+# Prometheus output says the same.  evicted, refused_full and dropped_slow
+# are made non-zero before the reload and the kill (a channel filling the
+# zone, a 507 at max_channels=5, a stalled reader past sse_max_pending), so
+# that a reset of any of them across either would show.
 
 use strict;
 use warnings;
@@ -15,11 +18,14 @@ use SSETest;
 my $WORKERS = 2;
 my $t = SSETest->new(workers => $WORKERS)->run(<<'EOF');
 http {
-    sse_zone z 8m history=1000;
+    sse_zone z 4m history=1000 max_channels=5;
     server {
         listen 127.0.0.1:%%PORT%% reuseport;
+        listen 127.0.0.1:%%PORT2%% reuseport sndbuf=16k;
         sse_heartbeat off;
+        client_max_body_size 1m;
         location /sub { sse_subscribe $arg_ch zone=z; }
+        location /slowsub { sse_subscribe $arg_ch zone=z; sse_max_pending 16k; }
         location /pub { sse_publish $arg_ch zone=z; }
         location = /status { sse_status; }
     }
@@ -94,13 +100,33 @@ sub publish_n {
 
 check('at the start');
 
+# -- evicted: 900 KB events fill the 4 MB zone ----------------------------------
+
+# channel e is the zone's only channel: what is evicted is its own oldest
+my $filled = wait_until(sub {
+    is($t->publish('/pub?ch=e', 'f' x 900000)->status, 202, '900 KB event to channel e');
+    $want{published}++;
+    $want{stored_events}++;
+    return $t->zone_status('z')->{evicted};
+}, 5, 0);
+ok($filled, "the zone filled up: $want{published} events, the oldest evicted");
+$want{evicted} = $filled;
+$want{stored_events} -= $filled;
+$want{channels} = 1;
+check("evicted: $filled");
+# DELETE frees the zone for what follows; the ended channel stays counted
+# (its 204 lasts history_ttl)
+is($t->delete('/pub?ch=e')->status, 200, 'channel e deleted');
+$want{stored_events} = 0;
+check('channel e ended: its events are gone, the counters stay');
+
 # -- N publishes, M subscribers receiving ------------------------------------
 
 my @a = map { $t->subscribe('/sub?ch=a') } 1 .. 6;
 my @b = map { $t->subscribe('/sub?ch=b') } 1 .. 2;
 ok(SSETest::Stream::wait_all([@a, @b], sub { @{$_[0]->comments} >= 1 }, 3),
     '6 subscribers of channel a, 2 of channel b');
-$want{channels} = 2;
+$want{channels} = 3;
 $want{subscribers} = 8;
 check('8 subscribers');
 
@@ -110,7 +136,7 @@ check('13 published, 66 delivered');
 
 # a channel with no subscriber: published and stored, delivered to nobody
 ok(publish_n('c', 4, []), '4 events to channel c, nobody listens');
-$want{channels} = 3;
+$want{channels} = 4;
 check('a third channel');
 
 # -- K disconnects -------------------------------------------------------------
@@ -120,6 +146,39 @@ $want{subscribers} = 6;
 check('2 subscribers of a left');
 ok(publish_n('a', 5, \@a), '5 more events to a reach its 4 subscribers');
 check('after the disconnects');
+
+# -- dropped_slow and refused_full -------------------------------------------------
+
+# a stalled reader on channel s falls past sse_max_pending
+my $slow = $t->subscribe('/slowsub?ch=s', rcvbuf => 4096, port => 2);
+ok($slow->wait_comment(1), 'a subscriber of channel s that stops reading');
+$want{channels} = 5;
+$want{subscribers}++;
+check('the stalled reader counts');
+my $delivered0 = $t->zone_status('z')->{delivered};
+my $sent = 0;
+my $dropped = wait_until(sub {
+    my $r = $t->publish('/pub?ch=s', 'x' x 8000);
+    $sent++, $want{published}++, $want{stored_events}++ if $r->status =~ /^20[12]$/;
+    ($t->zone_status('z')->{dropped_slow} // 0) == 1;
+}, 5, 0.01);
+ok($dropped, "dropped_slow: 1 after $sent events of 8 KB to it");
+$want{dropped_slow} = 1;
+$want{subscribers}--;
+# what reached its socket before the drop counts as delivered: at most
+# what was published (how much fitted in the socket buffers is the kernel's)
+my $delivered1 = $t->zone_status('z')->{delivered};
+cmp_ok($delivered1 - $delivered0, '<=', $sent, 'delivered to it: at most what was published ('
+    . ($delivered1 - $delivered0) . " of $sent)");
+$want{delivered} = $delivered1;
+$slow->close;
+check('after the drop');
+
+# a sixth channel: max_channels=5 refuses it
+my $r507 = $t->publish('/pub?ch=sixth', 'no room');
+is($r507->status, 507, 'a publish to a sixth channel: 507 (max_channels=5)');
+$want{refused_full} = 1;
+check('refused_full: 1');
 my $before_reload = $t->zone_status('z');
 
 # -- a reload -------------------------------------------------------------------
@@ -129,8 +188,8 @@ ok(SSETest::Stream::wait_all([@a, @b], sub { $_[0]->complete }, 3),
     'the reload ended every stream cleanly');
 $want{subscribers} = 0;
 my $st = check('after the reload: the counters went on, nothing was reset');
-for my $f (qw(published delivered)) {
-    is($st->{$f}, $before_reload->{$f}, "$f is what it was before the reload");
+for my $f (qw(published delivered evicted dropped_slow refused_full)) {
+    is($st->{$f}, $before_reload->{$f}, "$f is what it was before the reload ($before_reload->{$f})");
 }
 
 @a = map { $t->subscribe('/sub?ch=a') } 1 .. 4;
@@ -197,7 +256,7 @@ for my $f (qw(published delivered evicted dropped_slow refused_full)) {
 for my $f (qw(channels subscribers stored_events workers)) {
     is($prom{$f}, $want{$f}, "sse_$f is $want{$f}");
 }
-is($prom{size}, 8 * 1024 * 1024, 'sse_size');
+is($prom{size}, 4 * 1024 * 1024, 'sse_size');
 is($prom{used}, $st->{used}, 'sse_used is what the JSON says');
 
 $_->close for @a, @b, @dead_a, @dead_b;

@@ -5,8 +5,13 @@
 set -u
 cd "$(dirname "$0")/.."
 
-# many subscribers per test process: raise the open-files limit to the max
+# many subscribers per test process (t/040 needs 4200): raise the
+# open-files limit to the max
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# the whole suite is meant to run here: a test that would skip fails
+# (t/lib/SSETest.pm, no_skip)
+export TEST_NGINX_NO_SKIP=1
 
 passed=0
 failed=0
@@ -33,10 +38,29 @@ count unit "$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log/unit.out" 
 
 tier fuzz-regress make --no-print-directory fuzz-regress
 
-tier integration prove -I t/lib -r -j2 t/
-tests=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$log/integration.out" | tail -1)
-bad=$(sed -n 's/^Failed \([0-9]*\)\/\([0-9]*\) subtests.*/\1/p' "$log/integration.out" | awk '{s+=$1} END {print s+0}')
-count integration "$(( ${tests:-0} - ${bad:-0} ))" "${bad:-0}"
+# Files marked "# harness: serial" hold tight time bounds: they run one at a
+# time after the others, which run two at a time.
+serial=$(grep -l '^# harness: serial' t/*.t)
+parallel=$(grep -L '^# harness: serial' t/*.t)
+prove_count() {  # name
+    local tests bad
+    tests=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$log/$1.out" | tail -1)
+    bad=$(sed -n 's/^Failed \([0-9]*\)\/\([0-9]*\) subtests.*/\1/p' "$log/$1.out" | awk '{s+=$1} END {print s+0}')
+    count "$1" "$(( ${tests:-0} - ${bad:-0} ))" "${bad:-0}"
+}
+# shellcheck disable=SC2086
+tier integration prove -I t/lib -j2 $parallel
+prove_count integration
+# shellcheck disable=SC2086
+tier integration-serial prove -I t/lib $serial
+prove_count integration-serial
+
+
+# bench.py's report logic on canned results (seconds; measures nothing)
+tier bench-report python3 bench/bench_report_test.py
+ran=$(sed -n 's/^Ran \([0-9]*\) test.*/\1/p' "$log/bench-report.out" | tail -1)
+bad=$(grep -oE '(failures|errors)=[0-9]+' "$log/bench-report.out" | awk -F= '{s+=$2} END {print s+0}')
+count bench-report "$(( ${ran:-0} - bad ))" "$bad"
 
 tier browser make --no-print-directory test-browser
 count browser "$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log/browser.out" | tail -1)" \

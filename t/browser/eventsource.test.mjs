@@ -54,7 +54,8 @@ describe('EventSource in Chromium', () => {
             // A subscriber is connected, so 201 (docs: 202 = only stored).
             assert.equal(reply.status, 201, `publish ${JSON.stringify(data).slice(0, 60)}: ` +
                          `${reply.status} ${reply.body}`);
-            assert.ok(reply.json && reply.json.subscribers >= 1, `reply ${reply.body}`);
+            // exactly the page's one EventSource
+            assert.equal(reply.json && reply.json.subscribers, 1, `reply ${reply.body}`);
             const got = replyIds(reply);
             assert.equal(got.length, events.length, `ids in reply ${reply.body}`);
             ids.push(...got);
@@ -113,6 +114,7 @@ describe('EventSource in Chromium', () => {
         assert.equal(new Set(ids).size, ids.length, 'ids are unique');
         assert.equal(rec.opens, 1, 'one connection, no reconnect');
         assert.equal(rec.errors, 0, 'no error event on the EventSource');
+        assert.deepEqual(browser.problems(), [], 'no page error, no console error');
         await page.close();
     });
 
@@ -160,6 +162,7 @@ describe('EventSource in Chromium', () => {
 
         fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
         await page.screenshot({ path: SCREENSHOT, fullPage: true });
+        assert.deepEqual(browser.problems(), [], 'no page error, no console error');
         await page.close();
     });
 

@@ -21,8 +21,9 @@ const WAIT = { timeout: 15000 };
 
 /**
  * Publish 0, 1, 2 ... every INTERVAL_MS, one request at a time, until
- * stop().  A refused publish (503 while shutting down, connection refused)
- * is retried with the same number, so the published sequence has no hole;
+ * stop().  A refused publish (503, connection refused) is retried with the
+ * same number, so the published sequence has no hole, and counted: a reload
+ * keeps the listening sockets, so the test asserts there were none;
  * anything ambiguous (reset mid-request) is recorded as a failure.
  */
 function startPublisher(port) {
@@ -125,6 +126,7 @@ describe('reload (SIGHUP x3) while publishing: nothing lost, nothing repeated', 
         const pub = publisher.state;
         publisher = null;
         assert.deepEqual(pub.failures, [], 'publisher failures');
+        assert.equal(pub.retries, 0, 'no publish refused across the reloads (503 or connection refused)');
 
         // Wait until the page has the last event (or time out: then the
         // report below says what is missing).
@@ -146,6 +148,7 @@ describe('reload (SIGHUP x3) while publishing: nothing lost, nothing repeated', 
         assert.ok(rec.opens >= RELOADS + 1,
                   `each reload ends the stream and the browser reconnects (${rec.opens} opens)`);
         assert.equal(rec.closed, false, 'the EventSource never gave up');
+        assert.deepEqual(browser.problems(), [], 'no page error, no console error');
         await page.close();
     });
 

@@ -59,7 +59,7 @@ use SSETest::Stream;
 use SSETest::Follower;
 
 our @EXPORT = qw(wait_until timeout_factor tmo json_decode json_encode
-    free_ports repo_root fd_limit);
+    free_ports repo_root fd_limit no_skip skip_file skip_tests);
 
 my $REPO = Cwd::abs_path(File::Spec->catdir(
     (File::Spec->splitpath(__FILE__))[1], '..', '..'));
@@ -119,6 +119,38 @@ sub wait_until {
 sub fd_limit {
     my $n = POSIX::sysconf(POSIX::_SC_OPEN_MAX());
     return $n // 1024;
+}
+
+# Where the whole suite is meant to run (CI=true, or TEST_NGINX_NO_SKIP=1 as
+# `make test`, `make test-asan` and .ci/run set it), a test that cannot run
+# is a failure, never a skip: a missing curl, a low open-files limit or a
+# stalled setup must not quietly leave a behaviour untested.
+sub no_skip {
+    return 1 if ($ENV{CI} // '') eq 'true';
+    return 1 if $ENV{TEST_NGINX_NO_SKIP};
+    return 0;
+}
+
+# skip_file($why): plan skip_all, or a failure where skips are not allowed
+sub skip_file {
+    my ($why) = @_;
+    if (no_skip()) {
+        Test::More::plan(tests => 1);
+        Test::More::fail("this file must run here, but: $why"
+            . " (CI=true or TEST_NGINX_NO_SKIP=1: a skip is a failure)");
+        exit 1;
+    }
+    Test::More::plan(skip_all => $why);
+}
+
+# skip_tests($why, $n) inside a SKIP: block: Test::More's skip, plus a
+# failure where skips are not allowed
+sub skip_tests {
+    my ($why, $n) = @_;
+    Test::More::fail("these $n tests must run here, but: $why"
+        . " (CI=true or TEST_NGINX_NO_SKIP=1: a skip is a failure)") if no_skip();
+    no warnings 'exiting';
+    Test::More::skip($why, $n);
 }
 
 # n distinct free TCP ports on 127.0.0.1

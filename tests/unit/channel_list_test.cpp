@@ -253,6 +253,7 @@ TEST(ChannelList, EveryParsedIdIsValid)
     ListResult r = parse_list("!x ~y \"q\" a:b/c");
 
     ASSERT_EQ(r.rc, 4);
+    EXPECT_EQ(r.ids, (std::vector<std::string>{ "!x", "~y", "\"q\"", "a:b/c" }));
     for (const std::string &id : r.ids) {
         EXPECT_TRUE(valid_id(id)) << id;
     }

@@ -138,6 +138,11 @@ ${httpExtra}
             sse_status;
         }
 
+        # Chromium asks for one; a 404 would be a console error
+        location = /favicon.ico {
+            return 204;
+        }
+
         location / {
             root ${dir}/html;
         }
@@ -313,8 +318,18 @@ export function replyIds(reply) {
 // ---------------------------------------------------------------------------
 // The browser
 
-/** Headless Chromium with a fresh profile.  Returns {context, newPage, close}. */
-export async function launchBrowser(dir) {
+/**
+ * Headless Chromium with a fresh profile.  Returns {context, newPage,
+ * problems, close}.  Every page made with newPage() records its uncaught
+ * exceptions ("pageerror") and console messages of type error; problems()
+ * lists those no `allow` pattern matches, so that a test can assert there
+ * were none:
+ *
+ *     assert.deepEqual(browser.problems(), [], 'page and console errors');
+ *
+ * `allow` (RegExps) is for errors a test provokes on purpose.
+ */
+export async function launchBrowser(dir, { allow = [] } = {}) {
     const profile = fs.mkdtempSync(path.join(dir || os.tmpdir(), 'chromium-'));
     const context = await chromium.launchPersistentContext(profile, {
         executablePath: CHROMIUM,
@@ -325,9 +340,18 @@ export async function launchBrowser(dir) {
         viewport: { width: 1100, height: 800 },
         timeout: 30000,
     });
+    const seen = [];
     return {
         context,
-        newPage: () => context.newPage(),
+        async newPage() {
+            const page = await context.newPage();
+            page.on('pageerror', (err) => seen.push(`pageerror on ${page.url()}: ${err.message}`));
+            page.on('console', (msg) => {
+                if (msg.type() === 'error') seen.push(`console.error on ${page.url()}: ${msg.text()}`);
+            });
+            return page;
+        },
+        problems: () => seen.filter((line) => !allow.some((re) => re.test(line))),
         async close() {
             await Promise.race([context.close().catch(() => {}), deadline(10000)]);
             fs.rmSync(profile, { recursive: true, force: true });

@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Checks of bench.py's pure report logic on canned results (no server, no
+measurement): rounds, medians, targets, the verdict and the exit status.
+Run by `make test` (t/run-all.sh) and by `python3 bench/bench_report_test.py`."""
+
+import json
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402
+
+BROADCAST = next(w for w in bench.WORKLOADS if w.name == "broadcast")
+PAGED = next(w for w in bench.WORKLOADS if w.name == "broadcast_paced")
+
+
+def rnd(key, p99, lost=0, cdf=None):
+    return {"deliveries_per_cpu_s": key, "latency_p99_ms": p99, "lost": lost,
+            "latency_cdf": cdf or [[key, 1.0]], "wall_s": 10}
+
+
+def server_results(module, nchan, floor=None, plain=None):
+    row = {"module": module, "nchan": nchan}
+    if floor is not None:
+        row["floor"] = floor
+    if plain is not None:
+        row["plain"] = plain
+    return row
+
+
+def all_met_results():
+    """Results for which every target is met."""
+    p = bench.PROFILES["quick"]
+    fan = lambda d, p99: {"deliveries_per_cpu_s": d, "latency_p99_ms": p99,  # noqa: E731
+                          "all_delivered_s": 1.0, "publish_rps": 100.0, "non_2xx": 0}
+    pub = lambda rps, cpu, p99: {"rps": rps, "rps_per_cpu_s": cpu,  # noqa: E731
+                                 "publish_p99_ms": p99, "non_2xx": 0}
+    return {
+        "broadcast": server_results(fan(200, 10), fan(100, 40), fan(210, 50)),
+        "broadcast_paced": server_results(fan(200, 10), fan(100, 40), fan(210, 50)),
+        "many_channels": server_results(fan(200, 10), fan(100, 40), fan(210, 50)),
+        "publish_0": server_results(pub(1500, 1500, 1), pub(1000, 1000, 2), pub(1600, 1600, 1),
+                                    pub(1600, 1600, 1)),
+        "publish_10": server_results(pub(1000, 1000, 1), pub(900, 900, 2), pub(1000, 1000, 1)),
+        "idle_memory": server_results({"bytes_per_sub": 1000.0}, {"bytes_per_sub": 10000.0}),
+        "held": server_results({"probe_received": p.held_subs, "non_2xx": 0}, None),
+        "storm": server_results({"completion_p99_ms": 10.0, "non_2xx": 0},
+                                {"completion_p99_ms": 20.0, "non_2xx": 0}),
+    }
+
+
+def strip_none(results):
+    return {w: {k: r for k, r in row.items() if r is not None} for w, row in results.items()}
+
+
+class Median(unittest.TestCase):
+    def test_odd_and_even(self):
+        self.assertEqual(bench.median([3, 1, 2]), 2)
+        self.assertEqual(bench.median([4, 1, 3, 2]), 2.5)   # the mean of the middle two
+        self.assertEqual(bench.median([5, 1]), 3)
+        self.assertIsNone(bench.median([]))
+
+
+class PickRound(unittest.TestCase):
+    def test_median_p99_not_the_p99_of_the_median_round(self):
+        # the median-throughput round (200) has p99 90; the median p99 is 20
+        rounds = [rnd(100, 10), rnd(200, 90), rnd(300, 20)]
+        r = bench.pick_round(BROADCAST, rounds)
+        self.assertEqual(r["deliveries_per_cpu_s"], 200)
+        self.assertEqual(r["latency_p99_ms"], 20)
+        self.assertEqual(r["rounds"], [100, 200, 300])
+        self.assertEqual(r["latency_cdf"], [[200, 1.0]], "plots: the median key round")
+
+    def test_even_rounds_take_the_mean(self):
+        r = bench.pick_round(BROADCAST, [rnd(100, 10), rnd(300, 30)])
+        self.assertEqual(r["deliveries_per_cpu_s"], 200)
+        self.assertEqual(r["latency_p99_ms"], 20)
+
+    def test_failures_are_the_worst_round(self):
+        r = bench.pick_round(BROADCAST, [rnd(100, 10), rnd(200, 10, lost=5), rnd(300, 10)])
+        self.assertEqual(r["lost"], 5)
+
+    def test_a_failed_round_is_kept(self):
+        r = bench.pick_round(BROADCAST, [rnd(100, 10), {"error": "boom"}, rnd(300, 10)])
+        self.assertEqual(r["round_errors"], ["boom"])
+        self.assertEqual(r["deliveries_per_cpu_s"], 200)
+        r = bench.pick_round(PAGED, [{"error": "boom"}])
+        self.assertEqual(r["error"], "boom")
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+
+class RunAll(unittest.TestCase):
+    def test_every_server_gets_the_same_rounds(self):
+        clock = FakeClock()
+        real = bench.time.monotonic
+        bench.time.monotonic = clock.monotonic
+        calls = []
+
+        def measure(_bench, w, kind):
+            calls.append((w.name, kind))
+            clock.now += 40
+            return {"deliveries_per_cpu_s": 1.0, "wall_s": 40}
+
+        class FakeBench:
+            profile = bench.Profile(**{**bench.PROFILES["full"].__dict__,
+                                       "rounds": 3, "budget_s": 200})
+        try:
+            out = bench.run_all(FakeBench(), ["module", "nchan", "floor"], {"broadcast"},
+                                measure=measure)
+        finally:
+            bench.time.monotonic = real
+        # round 1: 120 s; round 2 needs 120 more: 240 > 200, so no server gets it
+        # (the old per-server check gave module and nchan a second round)
+        counts = {k: sum(1 for c in calls if c[1] == k) for k in ("module", "nchan", "floor")}
+        self.assertEqual(counts, {"module": 1, "nchan": 1, "floor": 1})
+        self.assertEqual(set(out["broadcast"]), {"module", "nchan", "floor"})
+
+
+class Targets(unittest.TestCase):
+    def rows(self, results):
+        return {label: (measured, met) for label, measured, met in
+                bench.targets(strip_none(results), bench.PROFILES["quick"])}
+
+    def test_all_met(self):
+        rows = self.rows(all_met_results())
+        self.assertTrue(all(met is True for _, met in rows.values()), rows)
+
+    def test_a_p99_target_for_every_workload_with_a_tail(self):
+        labels = [lb.lstrip("… ") for lb in self.rows(all_met_results())]
+        for what in ("(broadcast)", "(broadcast, paced)", "(many channels)",
+                     "(publish, no subscribers)", "(publish, 10 subscribers per channel)",
+                     "(reconnect storm)"):
+            self.assertTrue(any(lb.startswith("p99") and lb.endswith(what) for lb in labels), what)
+
+    def test_a_module_error_is_not_met(self):
+        res = all_met_results()
+        res["many_channels"]["module"] = {"error": "nginx did not start"}
+        rows = self.rows(res)
+        self.assertEqual(rows["p99 publish→receive ≤ nchan's (many channels)"], ("error", False))
+        self.assertEqual(rows["deliveries per CPU-second ≥ 1.5× nchan (many channels)"],
+                         ("error", False))
+
+    def test_an_other_server_error_is_not_measured_but_fails_the_run(self):
+        res = all_met_results()
+        res["storm"]["nchan"] = {"error": "nchan crashed"}
+        rows = bench.targets(strip_none(res), bench.PROFILES["quick"])
+        self.assertIn(("p99 time to catch up per client ≤ nchan's (reconnect storm)", "–", None),
+                      rows)
+        self.assertIn("storm/nchan: failed: nchan crashed", bench.failures(strip_none(res), rows))
+
+    def test_many_channels_tail(self):
+        res = all_met_results()
+        res["many_channels"]["module"]["latency_p99_ms"] = 166.0   # 4.15 x nchan's 40
+        rows = self.rows(res)
+        self.assertEqual(rows["p99 publish→receive ≤ nchan's (many channels)"], ("4.15×", False))
+
+
+class Verdict(unittest.TestCase):
+    def test_reference_rows_do_not_fail(self):
+        res = strip_none(all_met_results())
+        res["broadcast_paced"]["module"]["latency_p99_ms"] = 39.0   # 0.98x nchan: > 1/3
+        rows = bench.targets(res, bench.PROFILES["quick"])
+        paced = [r for r in rows if r[0].endswith("(broadcast, paced)")]
+        self.assertEqual([r[2] for r in paced], [False])
+        self.assertEqual(bench.failures(res, rows), [])
+        self.assertIn("for reference: not met", bench.targets_table(rows))
+
+    def test_non_2xx_fails(self):
+        res = strip_none(all_met_results())
+        res["publish_0"]["module"]["non_2xx"] = 3
+        res["publish_0"]["module"]["publish_status"] = {"201": 10, "500": 3}
+        rows = bench.targets(res, bench.PROFILES["quick"])
+        self.assertEqual(bench.failures(res, rows),
+                         ["publish_0/module: 3 publishes answered other than 2xx "
+                          "({'201': 10, '500': 3})"])
+
+    def test_unmet_reasons_only_quote_the_run(self):
+        res = strip_none(all_met_results())
+        res["broadcast"]["module"]["latency_p99_ms"] = 123.4
+        rows = bench.targets(res, bench.PROFILES["quick"])
+        info = {"nproc": 7, "background_cpu_share": 0.25}
+        text = "\n".join(bench.unmet_reasons(res, rows, info))
+        for measured in ("123.4 ms", "nchan 40 ms", "floor server 50 ms", "7 cores", "25%"):
+            self.assertIn(measured, text)
+        for fixed in ("half", "few percent", "2 cores", "perf"):
+            self.assertNotIn(fixed, text)
+
+    def test_exit_status_of_a_report(self):
+        """bench.py --from-json: 0 when all is met, 1 (and why) otherwise."""
+        info = {"nproc": 2, "cpu": "x", "kernel": "k", "memory_gib": 1, "open_files": 1,
+                "nginx": "n", "nchan": "c", "date": "d", "module_build": None,
+                "background_cpu_share": 0.0}
+        script = Path(bench.__file__)
+        with tempfile.TemporaryDirectory() as tmp:
+            for results, want in ((strip_none(all_met_results()), 0), (None, 1)):
+                if results is None:
+                    results = strip_none(all_met_results())
+                    results["publish_10"]["module"]["publish_p99_ms"] = 9.0
+                out = {"profile": "quick", "servers": ["module", "nchan", "floor", "plain"],
+                       "machine": info, "results": results, "log_problems": {},
+                       "seconds": 1.0}
+                path = Path(tmp) / "results.json"
+                path.write_text(json.dumps(out))
+                report = Path(tmp) / "report.md"
+                run = subprocess.run([sys.executable, str(script), "--from-json", str(path),
+                                      "--report", str(report)],
+                                     capture_output=True, text=True)
+                self.assertEqual(run.returncode, want, run.stdout + run.stderr)
+                text = report.read_text()
+                self.assertIn("## Verdict", text)
+                if want:
+                    self.assertIn("bench: FAIL: target not met: p99 publish round trip ≤ "
+                                  "nchan's (publish, 10 subscribers per channel)", run.stdout)
+                    self.assertIn("The run **fails**", text)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=1)
