@@ -1308,7 +1308,7 @@ The report states how much CPU other processes took during the run.
   {tokens_rate:g} tokens per second in all, spread evenly over the channels
   and over time, for {tokens_seconds:g} s (so each channel gets
   rate × seconds ÷ channels tokens).  A token's data is short JSON text,
-  `{{"i":<seq>,"t":<CLOCK_MONOTONIC ns>,"tok":" model"}}`, 36–55 bytes.  Each
+  `{{"i":<seq>,"t":<CLOCK_MONOTONIC ns>,"tok":" model"}}`, 35–50 bytes.  Each
   channel has a publishing connection of its own (2 client processes), as
   each answer has its producer:
   - *one POST per token*: a keep-alive connection per channel posts each
