@@ -551,8 +551,11 @@ void Subscriber::run(ReportSink<SubReport>& sink) {
     wait_for_stop(deadline);
 }
 
-void print_sub_progress(const SubReport& r, bool* announced) {
-    if (*announced || r.established + r.failed < r.conns || r.conns == 0) return;
+// r merges the latest snapshot of every child that sent one: until all
+// have, r.conns is only theirs, so "established" waits for every connection
+// asked for, not for every connection counted so far.
+void print_sub_progress(const SubReport& r, uint64_t conns, bool* announced) {
+    if (*announced || r.established + r.failed < conns || conns == 0) return;
     *announced = true;
     std::printf("{\"event\":\"established\",\"established\":%llu,\"failed\":%llu,"
                 "\"seconds\":%.3f}\n",
@@ -602,7 +605,7 @@ int run_subscribe(const Options& o, const Target& target) {
         raise_nofile_limit();
         Subscriber(o, target, child, t_start).run(sink);
     });
-    auto report = children.collect([&](const SubReport& r) { print_sub_progress(r, &announced); });
+    auto report = children.collect([&](const SubReport& r) { print_sub_progress(r, o.conns, &announced); });
     if (!o.save_ids.empty()) merge_id_files(o);
     print_sub_report(o, *report);
     wait_for_stop(t_start + uint64_t(o.timeout * 1e9));
