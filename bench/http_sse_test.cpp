@@ -1,12 +1,15 @@
 // Checks of the load generator's incremental parsers (bench/http_sse.h):
 // a response must parse the same whether it arrives whole or split at every
-// possible byte, since recv() may cut it anywhere.  Run by `make bench-tools`.
+// possible byte, since recv() may cut it anywhere.  And of its event
+// payloads (bench/payload.h): what a publisher writes, a subscriber reads
+// back.  Run by `make bench-tools`.
 
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "http_sse.h"
+#include "payload.h"
 
 namespace {
 
@@ -76,9 +79,38 @@ std::string chunk(const std::string& s) {
     return head + s + "\r\n";
 }
 
+// Both payload shapes carry seq and time back; a token is short JSON text.
+void check_payloads() {
+    using bench::PayloadKind;
+    uint64_t seq = 0, ns = 0;
+    std::string padded = bench::make_payload(PayloadKind::kPadded, 12, 345678, 64, 3);
+    check(padded.size() == 64, "padded size", std::to_string(padded.size()));
+    check(bench::parse_payload(padded, seq, ns) && seq == 12 && ns == 345678, "padded round trip");
+
+    size_t shortest = SIZE_MAX, longest = 0;
+    for (uint64_t i = 1; i <= 5000; i++) {
+        // a monotonic clock of a host up for a day to a year: 14 to 17 digits
+        uint64_t t = 86'400'000'000'000ull + i * 6'311'520'000'000ull;
+        std::string tok = bench::make_payload(PayloadKind::kToken, i, t, 64, uint32_t(i % 977));
+        shortest = std::min(shortest, tok.size());
+        longest = std::max(longest, tok.size());
+        check(tok.front() == '{' && tok.back() == '}' && tok.find("\"tok\":\"") != std::string::npos,
+              "token is JSON", tok);
+        check(bench::parse_payload(tok, seq, ns) && seq == i && ns == t, "token round trip", tok);
+    }
+    check(shortest >= 20 && longest <= 60, "token sizes 20-60 bytes",
+          std::to_string(shortest) + ".." + std::to_string(longest));
+    check(shortest != longest, "tokens differ in size");
+
+    for (const char* bad : {"", "{}", "{\"i\":,\"t\":5}", "{\"i\":1}", "x y", "1"})
+        check(!bench::parse_payload(bad, seq, ns), "bad payload refused", bad);
+}
+
 }  // namespace
 
 int main() {
+    check_payloads();
+
     using Status = HttpResponseReader::Status;
     const std::string head =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";

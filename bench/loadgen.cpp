@@ -6,14 +6,22 @@
 //   loadgen hold      (subscribe with no events expected: holds until stopped)
 //   loadgen publish   --url http://127.0.0.1:8080/pub/c{ch} [--channels C]
 //                     [--publishers K] (--events E | --duration SEC) [--rate R]
-//                     [--size BYTES] [--first-seq N] [--procs P]
+//                     [--size BYTES] [--payload padded|token] [--stream 0|1]
+//                     [--first-seq N] [--procs P]
 //
 // {ch} in a URL is replaced by a channel number: connection i subscribes to
 // channel i % C; publisher k owns the channels c with c % K == k and sends to
 // them in turn, one request at a time, so that events of one channel leave in
-// order.  Every event's data is "<seq> <CLOCK_MONOTONIC ns> <padding>", seq
-// counting from 1 per channel: subscribers detect loss, duplicates and
-// reordering from seq and measure publish-to-receive latency from the time.
+// order.  Every event's data carries its seq (counting from 1 per channel)
+// and the CLOCK_MONOTONIC time it was sent at (bench/payload.h):
+// subscribers detect loss, duplicates and reordering from seq and measure
+// publish-to-receive latency from the time.
+//
+// Publishers first connect, then start their schedule together; with --rate
+// their first events are spread evenly over one interval, not sent at once.
+// --stream 1: each publisher (one per channel) holds one chunked
+// `Content-Type: text/event-stream` POST open and writes each event into it
+// as a `data:` event when it is due; the body ends after the last one.
 //
 // Output: JSON lines on stdout.  A subscriber prints {"event":"established"}
 // once every connection is up or has failed, then {"event":"report"} when
@@ -30,11 +38,13 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <queue>
 #include <sstream>
 #include <vector>
 
 #include "histogram.h"
 #include "http_sse.h"
+#include "payload.h"
 #include "procs.h"
 #include "util.h"
 
@@ -65,7 +75,9 @@ struct Options {
     uint64_t first_seq = 1;     // of every channel's first event
     double duration = 0;
     double rate = 0;            // requests per second over all publishers
-    size_t size = 64;           // bytes of event data
+    size_t size = 64;           // bytes of event data (padded payload)
+    PayloadKind payload = PayloadKind::kPadded;
+    bool stream = false;        // one chunked text/event-stream POST per channel
 };
 
 [[noreturn]] void usage() {
@@ -74,7 +86,8 @@ struct Options {
         "                  --timeout SEC --connect-timeout SEC --retries R\n"
         "                  --max-inflight N --save-ids FILE --resume FILE\n"
         "  publish:        --channels C --publishers K --events E | --duration SEC\n"
-        "                  --rate R --size BYTES --first-seq N --procs P --timeout SEC");
+        "                  --rate R --size BYTES --payload padded|token --stream 0|1\n"
+        "                  --first-seq N --procs P --timeout SEC --connect-timeout SEC");
 }
 
 Options parse_options(int argc, char** argv) {
@@ -104,6 +117,14 @@ Options parse_options(int argc, char** argv) {
         else if (name == "--duration") ok = parse_double(v, o.duration);
         else if (name == "--rate") ok = parse_double(v, o.rate);
         else if (name == "--size") ok = parse_int(v, o.size);
+        else if (name == "--payload") {
+            ok = std::string_view(v) == "padded" || std::string_view(v) == "token";
+            o.payload = std::string_view(v) == "token" ? PayloadKind::kToken : PayloadKind::kPadded;
+        } else if (name == "--stream") {
+            int on = 0;
+            ok = parse_int(v, on) && (on == 0 || on == 1);
+            o.stream = on == 1;
+        }
         else if (name == "--first-seq") ok = parse_int(v, o.first_seq) && o.first_seq > 0;
         else die("unknown option %s", argv[i - 1]);
         if (!ok) die("bad value for %s: %s", argv[i - 1], v);
@@ -114,6 +135,10 @@ Options parse_options(int argc, char** argv) {
         die("publish needs --events or --duration");
     if (o.mode == "publish" && o.publishers > o.channels)
         die("--publishers must not exceed --channels: a channel has one publisher");
+    if (o.mode == "publish" && o.stream && o.publishers != o.channels)
+        die("--stream 1 needs --publishers equal to --channels: one POST per channel");
+    if (o.mode == "publish" && o.stream && o.rate <= 0)
+        die("--stream 1 needs --rate: events are written into the streams as they fall due");
     return o;
 }
 
@@ -177,24 +202,6 @@ int socket_error(int fd) {
     socklen_t len = sizeof err;
     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
     return err;
-}
-
-// The event payload: "<seq> <ns> xxxx...", padded to `size` bytes.
-std::string make_payload(uint64_t seq, uint64_t ns, size_t size) {
-    std::string s = std::to_string(seq) + ' ' + std::to_string(ns);
-    if (s.size() + 1 < size) {
-        s += ' ';
-        s.append(size - s.size(), 'x');
-    }
-    return s;
-}
-
-bool parse_payload(std::string_view data, uint64_t& seq, uint64_t& ns) {
-    size_t sp1 = data.find(' ');
-    if (sp1 == std::string_view::npos) return false;
-    size_t sp2 = data.find(' ', sp1 + 1);
-    return parse_int(data.substr(0, sp1), seq) &&
-           parse_int(data.substr(sp1 + 1, sp2 == std::string_view::npos ? sp2 : sp2 - sp1 - 1), ns);
 }
 
 int default_procs(uint64_t conns, size_t nofile) {
@@ -544,8 +551,11 @@ void Subscriber::run(ReportSink<SubReport>& sink) {
     wait_for_stop(deadline);
 }
 
-void print_sub_progress(const SubReport& r, bool* announced) {
-    if (*announced || r.established + r.failed < r.conns || r.conns == 0) return;
+// r merges the latest snapshot of every child that sent one: until all
+// have, r.conns is only theirs, so "established" waits for every connection
+// asked for, not for every connection counted so far.
+void print_sub_progress(const SubReport& r, uint64_t conns, bool* announced) {
+    if (*announced || r.established + r.failed < conns || conns == 0) return;
     *announced = true;
     std::printf("{\"event\":\"established\",\"established\":%llu,\"failed\":%llu,"
                 "\"seconds\":%.3f}\n",
@@ -595,7 +605,7 @@ int run_subscribe(const Options& o, const Target& target) {
         raise_nofile_limit();
         Subscriber(o, target, child, t_start).run(sink);
     });
-    auto report = children.collect([&](const SubReport& r) { print_sub_progress(r, &announced); });
+    auto report = children.collect([&](const SubReport& r) { print_sub_progress(r, o.conns, &announced); });
     if (!o.save_ids.empty()) merge_id_files(o);
     print_sub_report(o, *report);
     wait_for_stop(t_start + uint64_t(o.timeout * 1e9));
@@ -608,30 +618,40 @@ int run_subscribe(const Options& o, const Target& target) {
 struct PubReport {
     static constexpr int kStatuses = 600;
     uint64_t requests = 0, errors = 0, reconnects = 0;
-    uint64_t t_first = 0, t_last = 0;
+    uint64_t events = 0;        // sent: one per POST, or one per data: event of a stream
+    uint64_t t_first = 0;       // the first event sent
+    uint64_t t_last = 0;        // the last reply
+    uint64_t t_last_event = 0;  // the last event sent
     uint64_t status[kStatuses] = {};
-    Histogram latency;  // request -> response
+    Histogram latency;  // request -> response, of POSTs of one event
 
     void merge(const PubReport& o) {
         requests += o.requests, errors += o.errors, reconnects += o.reconnects;
+        events += o.events;
         t_first = t_first ? std::min(t_first, o.t_first) : o.t_first;
         t_last = std::max(t_last, o.t_last);
+        t_last_event = std::max(t_last_event, o.t_last_event);
         for (int i = 0; i < kStatuses; i++) status[i] += o.status[i];
         latency.merge(o.latency);
     }
 };
 
 struct PubConn {
-    enum class State { kIdle, kConnecting, kBusy, kDone };
+    // kIdle: connected, waiting for the turn of its next event (with
+    // --stream its request body is open meanwhile); kBusy: a request is
+    // complete and waits for its reply.
+    enum class State { kConnecting, kIdle, kBusy, kDone };
 
-    State state = State::kIdle;
+    State state = State::kConnecting;
     Fd fd;
+    uint32_t index = 0;              // publisher number, over all processes
     std::vector<uint32_t> channels;  // owned: no other connection publishes to them
     size_t next = 0;                 // position in channels
     uint64_t round = 0;              // events sent to each owned channel so far
-    uint64_t due = 0;                // with --rate: when the next request may leave
+    uint64_t due = 0;                // with --rate: when the next event may leave
     uint64_t sent_at = 0;
-    bool want_out = true;  // EPOLLOUT is in the registered events
+    bool want_out = true;   // EPOLLOUT is in the registered events
+    bool body_open = false; // --stream: the request head is sent, its body not ended
     std::string out;
     size_t out_off = 0;
     HttpResponseReader http;
@@ -643,6 +663,7 @@ public:
         : opt_(o), target_(t), buf_(new char[kReadBuffer]) {
         for (uint32_t k = uint32_t(child); k < o.publishers; k += uint32_t(o.procs)) {
             auto c = std::make_unique<PubConn>();
+            c->index = k;
             for (uint32_t ch = k; ch < o.channels; ch += o.publishers) c->channels.push_back(ch);
             conns_.push_back(std::move(c));
         }
@@ -652,15 +673,25 @@ public:
     void run(ReportSink<PubReport>& sink);
 
 private:
+    using Due = std::pair<uint64_t, PubConn*>;
+
     bool has_more(const PubConn& c, uint64_t now) const {
         if (g_stop || (stop_at_ && now >= stop_at_)) return false;
         return opt_.events == 0 || c.round < opt_.events;
     }
     void connect(PubConn& c);
+    void on_connected(PubConn& c);
+    void maybe_start_schedule(uint64_t now);
+    void run_due(uint64_t now);
+    void park(PubConn& c);
     void start_next(PubConn& c, uint64_t now);
-    void flush(PubConn& c);
+    void put_event(PubConn& c);
+    void end_body(PubConn& c);
+    void finish(PubConn& c);
+    bool flush(PubConn& c);
     void want_out(PubConn& c, bool on);
     void on_io(PubConn& c, uint32_t events);
+    void on_readable(PubConn& c);
     void on_response(PubConn& c, uint64_t now);
     void on_error(PubConn& c);
     int wait_ms(uint64_t now) const;
@@ -670,8 +701,14 @@ private:
     std::unique_ptr<char[]> buf_;
     Epoll epoll_;
     std::vector<std::unique_ptr<PubConn>> conns_;
+    // idle connections by the time of their next event (stale entries are
+    // skipped: the connection's due no longer matches)
+    std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due_;
     uint64_t interval_ = 0;
     uint64_t stop_at_ = 0;
+    uint64_t connect_deadline_ = 0;
+    bool scheduled_ = false;
+    size_t done_ = 0;
     PubReport report_;
 };
 
@@ -679,62 +716,158 @@ void Publisher::connect(PubConn& c) {
     int fd = start_connect(target_.addr(), 0);
     if (fd < 0) {
         report_.errors++;
-        c.state = PubConn::State::kDone;
+        finish(c);
         return;
     }
     c.fd.reset(fd);
     c.http.reset();
     c.state = PubConn::State::kConnecting;
     c.want_out = true;
+    c.body_open = false;
+    c.out.clear();
+    c.out_off = 0;
     epoll_.add(fd, EPOLLOUT | EPOLLIN | EPOLLRDHUP, &c);
 }
 
+// With --stream the request head leaves at once: the POST is open before
+// its first event, as an application opens it when an answer starts.
+void Publisher::on_connected(PubConn& c) {
+    c.state = PubConn::State::kIdle;
+    want_out(c, false);
+    if (opt_.stream) {
+        c.out = "POST " + target_.path(c.channels[0]) + " HTTP/1.1\r\nHost: " + target_.host() +
+                "\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+        c.out_off = 0;
+        c.body_open = true;
+        if (!flush(c)) return;
+    }
+    start_next(c, mono_ns());
+}
+
+// The schedule starts when every connection is up (or the connect timeout
+// passed), so that connection set-up neither delays events nor bunches
+// them; the first events of the publishers are spread over one interval.
+void Publisher::maybe_start_schedule(uint64_t now) {
+    if (scheduled_) return;
+    bool connecting = std::any_of(conns_.begin(), conns_.end(), [](const auto& c) {
+        return c->state == PubConn::State::kConnecting;
+    });
+    if (connecting && now < connect_deadline_) return;
+    scheduled_ = true;
+    if (opt_.duration > 0) stop_at_ = now + uint64_t(opt_.duration * 1e9);
+    for (auto& c : conns_) {
+        c->due = now + interval_ * c->index / opt_.publishers;
+        if (c->state == PubConn::State::kIdle) start_next(*c, now);
+    }
+}
+
+void Publisher::run_due(uint64_t now) {
+    while (!due_.empty() && due_.top().first <= now) {
+        auto [at, c] = due_.top();
+        due_.pop();
+        if (c->state == PubConn::State::kIdle && c->fd.valid() && c->due == at)
+            start_next(*c, now);
+    }
+}
+
+void Publisher::park(PubConn& c) {
+    c.state = PubConn::State::kIdle;
+    due_.push({c.due, &c});
+}
+
+void Publisher::finish(PubConn& c) {
+    if (c.state != PubConn::State::kDone) done_++;
+    c.state = PubConn::State::kDone;
+    c.fd.reset();
+    c.body_open = false;
+}
+
 // Sends the connection's next event, or parks it until its turn (--rate)
-// or for good (no more events).
+// or for good (no more events; a stream then ends its body).
 void Publisher::start_next(PubConn& c, uint64_t now) {
-    if (!has_more(c, now)) {
-        c.state = PubConn::State::kDone;
-        c.fd.reset();
-        return;
+    for (;;) {
+        if (!scheduled_) {
+            c.state = PubConn::State::kIdle;
+            return;
+        }
+        if (!has_more(c, now)) {
+            if (c.body_open) end_body(c);
+            else finish(c);
+            return;
+        }
+        if (c.due > now) {
+            park(c);
+            return;
+        }
+        // A late event delays the schedule: catching up would send a burst,
+        // and --rate is there to space events out.
+        if (interval_) c.due = std::max(c.due + interval_, now);
+        put_event(c);
+        if (!opt_.stream) {
+            c.state = PubConn::State::kBusy;
+            flush(c);
+            return;
+        }
+        if (!flush(c)) return;
+        now = mono_ns();
     }
-    if (c.due > now) {
-        c.state = PubConn::State::kIdle;
-        return;
-    }
-    // A late response delays the schedule: catching up would send a burst,
-    // and --rate is there to space events out.
-    if (interval_) c.due = std::max(c.due + interval_, now);
+}
+
+// The next event into the connection's output: a POST of its own, or one
+// chunk of the open stream holding one `data:` event.
+void Publisher::put_event(PubConn& c) {
     uint32_t channel = c.channels[c.next];
     c.sent_at = mono_ns();
-    std::string body = make_payload(opt_.first_seq + c.round, c.sent_at, opt_.size);
-    c.out = "POST " + target_.path(channel) + " HTTP/1.1\r\nHost: " + target_.host() +
-            "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-            "\r\n\r\n" + body;
-    c.out_off = 0;
+    std::string data =
+        make_payload(opt_.payload, opt_.first_seq + c.round, c.sent_at, opt_.size, channel);
+    if (opt_.stream) {
+        std::string event = "data: " + data + "\n\n";
+        char head[24];
+        std::snprintf(head, sizeof head, "%zx\r\n", event.size());
+        c.out += head + event + "\r\n";
+    } else {
+        c.out = "POST " + target_.path(channel) + " HTTP/1.1\r\nHost: " + target_.host() +
+                "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(data.size()) +
+                "\r\n\r\n" + data;
+        c.out_off = 0;
+    }
     if (++c.next == c.channels.size()) {
         c.next = 0;
         c.round++;
     }
+    report_.events++;
     if (!report_.t_first) report_.t_first = c.sent_at;
+    report_.t_last_event = c.sent_at;
+}
+
+void Publisher::end_body(PubConn& c) {
+    c.out += "0\r\n\r\n";
+    c.body_open = false;
     c.state = PubConn::State::kBusy;
+    c.sent_at = mono_ns();
     flush(c);
 }
 
-void Publisher::flush(PubConn& c) {
+// Writes what is pending; false when the connection failed (and was
+// started over or given up by on_error).
+bool Publisher::flush(PubConn& c) {
     while (c.out_off < c.out.size()) {
         ssize_t w = ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off,
                            MSG_NOSIGNAL);
         if (w < 0 && errno == EAGAIN) {
             want_out(c, true);
-            return;
+            return true;
         }
         if (w <= 0) {
             on_error(c);
-            return;
+            return false;
         }
         c.out_off += size_t(w);
     }
+    c.out.clear();
+    c.out_off = 0;
     want_out(c, false);
+    return true;
 }
 
 void Publisher::want_out(PubConn& c, bool on) {
@@ -744,32 +877,33 @@ void Publisher::want_out(PubConn& c, bool on) {
 }
 
 void Publisher::on_io(PubConn& c, uint32_t events) {
+    if (c.state == PubConn::State::kDone) return;
     if (c.state == PubConn::State::kConnecting) {
-        if (socket_error(c.fd.get()) != 0) {
-            on_error(c);
-            return;
-        }
-        c.state = PubConn::State::kIdle;
-        start_next(c, mono_ns());
+        if (socket_error(c.fd.get()) != 0) on_error(c);
+        else on_connected(c);
         return;
     }
-    if (c.state != PubConn::State::kBusy) {  // the server closed an idle connection
-        if (c.state == PubConn::State::kIdle) on_error(c);
+    if ((events & EPOLLOUT) && c.out_off < c.out.size() && !flush(c)) return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(c);
+}
+
+void Publisher::on_readable(PubConn& c) {
+    // An idle keep-alive connection that becomes readable was closed by the
+    // server; an open stream may be answered before its end (a refusal).
+    if (c.state != PubConn::State::kBusy && !c.body_open) {
+        on_error(c);
         return;
     }
-    if ((events & EPOLLOUT) && c.out_off < c.out.size()) flush(c);
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        ssize_t n = ::recv(c.fd.get(), buf_.get(), kReadBuffer, 0);
-        if (n < 0 && errno == EAGAIN) return;
-        if (n <= 0) {
-            on_error(c);
-            return;
-        }
-        size_t used = 0;
-        auto st = c.http.feed(buf_.get(), size_t(n), &used, [](const char*, size_t) {});
-        if (st == HttpResponseReader::Status::kError) on_error(c);
-        else if (st == HttpResponseReader::Status::kComplete) on_response(c, mono_ns());
+    ssize_t n = ::recv(c.fd.get(), buf_.get(), kReadBuffer, 0);
+    if (n < 0 && errno == EAGAIN) return;
+    if (n <= 0) {
+        on_error(c);
+        return;
     }
+    size_t used = 0;
+    auto st = c.http.feed(buf_.get(), size_t(n), &used, [](const char*, size_t) {});
+    if (st == HttpResponseReader::Status::kError) on_error(c);
+    else if (st == HttpResponseReader::Status::kComplete) on_response(c, mono_ns());
 }
 
 void Publisher::on_response(PubConn& c, uint64_t now) {
@@ -777,6 +911,13 @@ void Publisher::on_response(PubConn& c, uint64_t now) {
     report_.t_last = now;
     int code = c.http.status();
     report_.status[code > 0 && code < PubReport::kStatuses ? code : 0]++;
+    if (opt_.stream) {
+        // One POST per stream.  Answered before its body ended, it was
+        // refused: the events not sent are missed by the subscribers, and
+        // the reply's status is counted.
+        finish(c);
+        return;
+    }
     report_.latency.record(now - c.sent_at);
     bool keep = c.http.keep_alive();
     c.http.reset();
@@ -784,19 +925,21 @@ void Publisher::on_response(PubConn& c, uint64_t now) {
         c.fd.reset();
         report_.reconnects++;
         if (has_more(c, now)) connect(c);
-        else c.state = PubConn::State::kDone;
+        else finish(c);
         return;
     }
     start_next(c, now);
 }
 
-// The request in flight is lost (counted); the connection starts over.
+// The request in flight (with --stream, the rest of the open body) is lost
+// and counted; the connection starts over.
 void Publisher::on_error(PubConn& c) {
     report_.errors++;
     c.fd.reset();
     c.http.reset();
+    c.body_open = false;
     if (report_.errors > 1000 || !has_more(c, mono_ns())) {
-        c.state = PubConn::State::kDone;
+        finish(c);
         return;
     }
     report_.reconnects++;
@@ -805,30 +948,22 @@ void Publisher::on_error(PubConn& c) {
 
 int Publisher::wait_ms(uint64_t now) const {
     uint64_t soonest = now + uint64_t(kPollMs) * 1'000'000;
-    for (auto& c : conns_)
-        if (c->state == PubConn::State::kIdle && c->fd.valid()) soonest = std::min(soonest, c->due);
+    if (!due_.empty()) soonest = std::min(soonest, due_.top().first);
     return int((soonest > now ? soonest - now : 0) / 1'000'000);
 }
 
 void Publisher::run(ReportSink<PubReport>& sink) {
     uint64_t start = mono_ns();
     uint64_t deadline = start + uint64_t(opt_.timeout * 1e9);
-    if (opt_.duration > 0) stop_at_ = start + uint64_t(opt_.duration * 1e9);
-    for (auto& c : conns_) {
-        c->due = start;
-        connect(*c);
-    }
-    std::vector<epoll_event> events(256);
+    connect_deadline_ = start + uint64_t(opt_.connect_timeout * 1e9);
+    for (auto& c : conns_) connect(*c);
+    std::vector<epoll_event> events(1024);
     uint64_t next_snapshot = 0;
     for (;;) {
         uint64_t now = mono_ns();
-        bool active = false;
-        for (auto& c : conns_) {
-            if (c->state == PubConn::State::kIdle && c->fd.valid() && c->due <= now)
-                start_next(*c, now);
-            active |= c->state != PubConn::State::kDone;
-        }
-        if (!active || now >= deadline) break;
+        maybe_start_schedule(now);
+        run_due(now);
+        if (done_ == conns_.size() || now >= deadline) break;
         if (now >= next_snapshot) {
             sink.send(report_, false);
             next_snapshot = now + kSnapshotEveryNs;
@@ -842,6 +977,7 @@ void Publisher::run(ReportSink<PubReport>& sink) {
 
 void print_pub_report(const PubReport& r) {
     double seconds = r.t_last > r.t_first ? double(r.t_last - r.t_first) / 1e9 : 0;
+    double event_seconds = r.t_last_event > r.t_first ? double(r.t_last_event - r.t_first) / 1e9 : 0;
     std::ostringstream status;
     uint64_t ok = 0;  // 2xx replies: only these are publishes; rps counts them alone
     for (int i = 0; i < PubReport::kStatuses; i++) {
@@ -851,10 +987,12 @@ void print_pub_report(const PubReport& r) {
     }
     std::printf("{\"event\":\"report\",\"mode\":\"publish\",\"requests\":%llu,\"ok\":%llu,"
                 "\"errors\":%llu,\"reconnects\":%llu,\"seconds\":%.6f,\"rps\":%.1f,"
+                "\"events\":%llu,\"events_per_s\":%.1f,"
                 "\"status\":{%s},\"t_first_ns\":%llu,\"t_last_ns\":%llu,\"latency\":%s}\n",
                 (unsigned long long)r.requests, (unsigned long long)ok,
                 (unsigned long long)r.errors, (unsigned long long)r.reconnects, seconds,
-                seconds > 0 ? double(ok) / seconds : 0.0,
+                seconds > 0 ? double(ok) / seconds : 0.0, (unsigned long long)r.events,
+                event_seconds > 0 ? double(r.events) / event_seconds : 0.0,
                 status.str().c_str(), (unsigned long long)r.t_first,
                 (unsigned long long)r.t_last, r.latency.summary_json().c_str());
     std::fflush(stdout);
@@ -862,6 +1000,7 @@ void print_pub_report(const PubReport& r) {
 
 int run_publish(const Options& o, const Target& target) {
     ChildGroup<PubReport> children(o.procs, [&](int child, ReportSink<PubReport>& sink) {
+        raise_nofile_limit();
         Publisher(o, target, child).run(sink);
     });
     auto report = children.collect([](const PubReport&) {});

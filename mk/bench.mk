@@ -1,16 +1,17 @@
 # Benchmarks: ngx_http_sse_module against nchan, a bare epoll floor server
 # and plain nginx (docs/benchmarks.md tells what is measured and how).
 #
-#   make bench         the full suite (under 10 minutes); rewrites
+#   make bench         the full suite (about 9 minutes); rewrites
 #                      docs/benchmarks.md and the plots in docs/bench/
 #   make bench-quick   small counts, for development; results go to
 #                      build/bench/quick/ and docs/ is left alone
 #   make bench-tools   only build the load generator and the floor server
-#                      (and check the load generator's parsers)
+#                      (and check the load generator's parsers and payloads)
 #
 # Both exit non-zero, after writing the report, when a target is not met, a
-# measurement failed or a publish was answered other than 2xx; the last
-# lines ("bench: FAIL: ...") and the report's Verdict say which.
+# measurement failed, a publish was answered other than 2xx or an event was
+# lost, duplicated or reordered; the last lines ("bench: FAIL: ...") and the
+# report's Verdict say which.
 # bench/bench_report_test.py checks that logic on canned results (make test).
 #
 # BENCH_SERVERS=nchan,floor leaves the module out (and does not build it);
