@@ -11,9 +11,11 @@ UNIT_DIR      := $(BUILD)/unit
 UNIT_BIN      := $(UNIT_DIR)/sse_unit_tests
 UNIT_CXX      ?= g++
 UNIT_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror -I$(ROOT)/src
-UNIT_LIBS     := -lgtest_main -lgtest -pthread
+UNIT_LIBS     := -lgtest_main -lgtest -pthread -lcrypto
 
 UNIT_SRCS := $(ROOT)/src/sse_wire.cpp $(ROOT)/src/sse_event_stream.cpp \
+             $(ROOT)/src/sse_base64url.cpp $(ROOT)/src/sse_json.cpp \
+             $(ROOT)/src/sse_jwt.cpp $(ROOT)/src/sse_jwt_keys.cpp \
              $(sort $(wildcard $(ROOT)/tests/unit/*.cpp))
 UNIT_OBJS := $(patsubst $(ROOT)/%.cpp,$(UNIT_DIR)/%.o,$(UNIT_SRCS))
 

@@ -69,7 +69,7 @@ public:
 
     size_t size() const;
 
-    struct Key;                 /* defined in sse_jwt_keys.cpp */
+    struct Key;                 /* defined in sse_jwt_key.h */
     const std::vector<std::unique_ptr<Key>> &keys() const { return keys_; }
 
 private:
@@ -121,6 +121,8 @@ enum class Status : uint8_t {
     not_yet_valid,      /* nbf, or iat, in the future */
     bad_issuer,
     bad_audience,
+    no_memory,          /* allocation failed: not the token's fault, so
+                           not a 401 and never cached */
 };
 
 /* a short reason for logs and JSON bodies: "expired", "bad_signature" */
@@ -146,8 +148,12 @@ bool pattern_matches(Slice pattern, Slice channel);
 bool patterns_allow(const std::vector<std::string> &patterns, Slice channel);
 
 
-/* SHA-256 of the token, for caching verified results */
-void token_digest(Slice token, unsigned char out[32]);
+/*
+ * SHA-256 of the token, for caching verified results.  False (out not
+ * set) only when OpenSSL cannot allocate: then the result must not be
+ * cached, as no digest stands for the token.
+ */
+bool token_digest(Slice token, unsigned char out[32]);
 
 } // namespace jwt
 } // namespace sse
