@@ -41,6 +41,7 @@
 //   header       more header members, merged over {alg, kid}
 //   payload_raw  the payload's exact JSON text instead of claims
 //   header_raw   the header's exact JSON text instead of {alg, kid, ...header}
+//   payload_hex, header_hex   the same as bytes in hex (e.g. invalid UTF-8)
 //   header_alg   the alg written into the header when it differs from the
 //                signing algorithm (the signature is still made with alg)
 //   unsigned     true: "header.payload." with no signature (alg none)
@@ -171,15 +172,17 @@ async function mint(name, spec, keys, dir) {
     const header = { alg: spec.header_alg ?? alg, ...spec.header };
     if (spec.kid !== undefined) header.kid = spec.kid;
 
-    const raw = spec.header_raw !== undefined || spec.payload_raw !== undefined ||
-                spec.header_alg !== undefined || spec.unsigned;
+    const raw = ['header_raw', 'payload_raw', 'header_hex', 'payload_hex', 'header_alg',
+                 'unsigned'].some((f) => spec[f] !== undefined);
     if (!raw) {
         const keyArg = key.kind === 'secret' ? new Uint8Array(key.secret) : key.privateKey;
         return new jose.SignJWT(spec.claims || {}).setProtectedHeader(header).sign(keyArg);
     }
-    const headerText = spec.header_raw ?? JSON.stringify(header);
-    const payloadText = spec.payload_raw ?? JSON.stringify(spec.claims || {});
-    const input = `${b64u(Buffer.from(headerText, 'utf8'))}.${b64u(Buffer.from(payloadText, 'utf8'))}`;
+    const bytes = (hex, text, obj) => (hex !== undefined ? Buffer.from(hex, 'hex')
+                                       : Buffer.from(text ?? JSON.stringify(obj), 'utf8'));
+    const headerBytes = bytes(spec.header_hex, spec.header_raw, header);
+    const payloadBytes = bytes(spec.payload_hex, spec.payload_raw, spec.claims || {});
+    const input = `${b64u(headerBytes)}.${b64u(payloadBytes)}`;
     if (spec.unsigned) return `${input}.`;
     return `${input}.${b64u(rawSign(alg, key, Buffer.from(input, 'ascii')))}`;
 }
