@@ -394,8 +394,13 @@ JwkResult JwkReader::read(std::unique_ptr<KeySet::Key> *out,
         jwk_alg = alg_from_name(
             reinterpret_cast<const unsigned char *>(name.data()), name.size());
 
+        if (name == "none") {
+            *why = "its \"alg\" is none, which is never accepted";
+            return JwkResult::refused;
+        }
+
         if (jwk_alg == Alg::none_or_unknown) {
-            return JwkResult::skipped;
+            return JwkResult::skipped;  /* e.g. RSA-OAEP: not for signing */
         }
     }
 
