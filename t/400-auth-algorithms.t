@@ -47,8 +47,8 @@ for my $alg (@RSA_ALGS) {
     'secret-HS384-nokid' => { key => 'secret', alg => 'HS384', claims => $all },
     'secret-HS512'     => { key => 'secret', alg => 'HS512', kid => 'k512', claims => $all },
 
-    # the JWKS of EC keys bound to ES384 by alg= on the directive
-    'jwksalg-ES384'    => { key => 'ec384', alg => 'ES384', kid => 'e384', claims => $all },
+    # a JWKS of RSA keys without alg members, bound to PS256 by alg=
+    'jwksalg-PS256'    => { key => 'rsa2', alg => 'PS256', kid => 'r2', claims => $all },
 
     # -- refused: a key used with another algorithm than its own
     # kid rs256 is RS256: the same RSA key with PS256 in the header
@@ -67,8 +67,8 @@ for my $alg (@RSA_ALGS) {
     # the secret file holds "...\n": signing without the newline is
     # another key (nothing is trimmed)
     'x-secret-trimmed' => { key => 'secret_trimmed', alg => 'HS256', claims => $all },
-    # the ES384-bound JWKS: an ES256 token (the P-256 key is in that set)
-    'x-jwksalg-ES256'  => { key => 'ec256', alg => 'ES256', kid => 'e256', claims => $all },
+    # the PS256-bound JWKS: an RS256 token (what the key's type would say)
+    'x-jwksalg-RS256'  => { key => 'rsa2', alg => 'RS256', kid => 'r2', claims => $all },
     # a JWKS secret bound by type (HS256) used with HS384
     'x-kid-hs256-as-HS384' => { key => 'oct256', alg => 'HS384', kid => 'hs256', claims => $all },
 
@@ -90,8 +90,9 @@ my $tok = $jwt->mint(
         { name => 'oct384', type => 'oct', bytes => 48 },
         { name => 'oct512', type => 'oct', bytes => 64 },
         # bytes a careless reader would trim: spaces, a CR LF, a NUL
-        { name => 'secret', type => 'oct', secret => " top\x00secret value \r\n" },
-        { name => 'secret_trimmed', type => 'oct', secret => "top\x00secret value" },
+        # (64 bytes and more: HS512 wants a secret as long as its hash)
+        { name => 'secret', type => 'oct', secret => " top\x00secret " . ('v' x 64) . " \r\n" },
+        { name => 'secret_trimmed', type => 'oct', secret => "top\x00secret " . ('v' x 64) },
     ],
     jwks => [
         { file => 'all.jwks', keys => [
@@ -103,9 +104,9 @@ my $tok = $jwt->mint(
             { key => 'oct384', kid => 'hs384', alg => 'HS384' },
             { key => 'oct512', kid => 'hs512', alg => 'HS512' },
         ] },
-        { file => 'ec384.jwks', keys => [
-            { key => 'ec384', kid => 'e384' },
-            { key => 'ec256', kid => 'e256' },
+        { file => 'rsa.jwks', keys => [
+            { key => 'rsa2', kid => 'r2' },
+            { key => 'rsa1', kid => 'r1' },
         ] },
     ],
     tokens => \%tokens,
@@ -141,7 +142,7 @@ $pem_locations
                                sse_auth_jwt_key_secret $K/secret.secret kid=k384 alg=HS384;
                                sse_auth_jwt_key_secret $K/secret.secret kid=k512 alg=HS512; }
         location /jwksalg { sse_subscribe \$arg_ch;
-                            sse_auth_jwt_key_file $K/ec384.jwks alg=ES384; }
+                            sse_auth_jwt_key_file $K/rsa.jwks alg=PS256; }
 
         location /open-pub { sse_auth_jwt off; sse_publish \$arg_ch; }
     }
@@ -162,7 +163,7 @@ my @ok = (
     ['/secret-HS256', 'secret-HS256'],
     ['/secret-HSx', 'secret-HS384'], ['/secret-HSx', 'secret-HS384-nokid'],
     ['/secret-HSx', 'secret-HS512'],
-    ['/jwksalg', 'jwksalg-ES384'],
+    ['/jwksalg', 'jwksalg-PS256'],
 );
 
 my @streams;
@@ -210,8 +211,8 @@ refused($t->get('/secret-HS256?ch=a', headers => bearer($tok->{'x-secret-HS512'}
 refused($t->get('/secret-HS256?ch=a', headers => bearer($tok->{'x-secret-trimmed'})),
     401, 'invalid_token', 'bad_signature',
     'a secret file is used exactly: the trimmed bytes are another key');
-refused($t->get('/jwksalg?ch=a', headers => bearer($tok->{'x-jwksalg-ES256'})),
-    401, 'invalid_token', 'bad_alg', 'JWKS bound by alg=ES384: its P-256 key refuses ES256');
+refused($t->get('/jwksalg?ch=a', headers => bearer($tok->{'x-jwksalg-RS256'})),
+    401, 'invalid_token', 'bad_alg', 'JWKS bound by alg=PS256: its RSA key refuses RS256');
 refused($t->get('/secret-HSx?ch=a', headers => bearer($tok->{'secret-HS256'})),
     401, 'invalid_token', 'no_key', 'HS384/HS512 secrets: an HS256 token has no key');
 # another key's token at a location without it
@@ -237,7 +238,7 @@ refused($r, 403, 'insufficient_scope', undef, 'publish: [pubch] cannot publish t
 $r = $t->publish('/jwks-pub?ch=pubch', 'no token');
 refused($r, 401, undef, undef, 'publish without a token: 401');
 ok(!$s->wait_events(2, 0.5), 'nothing refused reached the subscriber');
-is(scalar($s->data), 1, '... one event only');
+is(scalar(my @d = $s->data), 1, "... one event only") or diag(explain [$s->data]);
 $s->close;
 
 $t->done;

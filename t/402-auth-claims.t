@@ -32,6 +32,15 @@ tk('nbf_past',            @all, nbf => $now - 1000);
 tk('iat_future_in_leeway', @all, iat => $now + 30);
 tk('iat_future_beyond',   @all, iat => $now + 90);
 tk('iat_past',            @all, iat => $now - 100000);
+# the edges: exp + leeway is now or already past (RFC 7519: the time must
+# be before exp), nbf - leeway is now or already past (on or after nbf)
+# (one token per second of the next 20: the test takes the one whose edge
+# is the current second)
+for my $k (0 .. 20) {
+    tk("exp_edge_$k", @all, exp => $now + $k - 60);
+    tk("nbf_edge_$k", @all, nbf => $now + $k + 60);
+    tk("iat_edge_$k", @all, iat => $now + $k + 60);
+}
 # default leeway 30 s (/sub)
 tk('exp_past_15',         @all, exp => $now - 15);
 tk('exp_past_60',         @all, exp => $now - 60);
@@ -126,6 +135,18 @@ ok200('/l60?ch=a', 'nbf_past', 'nbf long past');
 ok200('/l60?ch=a', 'iat_future_in_leeway', 'leeway 60 s, iat in 30 s');
 no401('/l60?ch=a', 'iat_future_beyond', 'not_yet_valid', 'leeway 60 s, iat in 90 s');
 ok200('/l60?ch=a', 'iat_past', 'iat long past');
+for my $c (['exp', sub { no401('/l60?ch=a', $_[0], 'expired',
+                 'leeway 60 s, exp + leeway is this second (or just past)') }],
+           ['nbf', sub { ok200('/l60?ch=a', $_[0],
+                 'leeway 60 s, nbf - leeway is this second (or just past)') }],
+           ['iat', sub { ok200('/l60?ch=a', $_[0],
+                 'leeway 60 s, iat - leeway is this second (or just past)') }])
+{
+    my ($claim, $check) = @$c;
+    my $k = int(time) - $now;
+    if ($k > 20) { fail("$claim edge: more than 20 s since minting"); next }
+    $check->("${claim}_edge_$k");
+}
 
 ok200('/sub?ch=a', 'exp_past_15', 'default leeway (30 s), exp 15 s ago');
 no401('/sub?ch=a', 'exp_past_60', 'expired', 'default leeway (30 s), exp 60 s ago');
@@ -200,7 +221,7 @@ no403('/sub?ch=' . join(',', 'm64', map { "m$_" } 1 .. 63), 'p_many',
 
 my $r = $t->publish('/pub?ch=news', 'ok', %{bearer($tok->{pub_news})});
 is($r->status, 202, 'publish: [news] publishes to news: 202');
-is($t->channel_info('/info?ch=news')->{events}, 1, '... one event stored');
+is(($t->channel_info('/info?ch=news') // {})->{events}, 1, '... one event stored');
 
 refused($t->publish('/pub?ch=sport', 'no', %{bearer($tok->{pub_news})}),
     403, 'insufficient_scope', undef, 'publish: [news] cannot publish to sport');
@@ -220,7 +241,7 @@ refused($t->request('DELETE', '/pub?ch=news', headers => bearer($tok->{p_news}))
     403, 'insufficient_scope', undef, 'a subscribe-only token cannot DELETE');
 refused($t->request('DELETE', '/pub?ch=news'), 401, undef, undef, 'nor no token');
 
-is($t->channel_info('/info?ch=news')->{events}, 1, 'news still holds one event');
+is(($t->channel_info('/info?ch=news') // {})->{events}, 1, 'news still holds one event');
 is($t->channel_info('/info?ch=sport'), undef, 'sport does not exist (404)');
 
 $r = $t->publish('/pub?ch=user:42:inbox', 'hi', %{bearer($tok->{pub_user42})});

@@ -24,12 +24,14 @@ my $tok = $jwt->mint(
         { name => 'c', type => 'OKP' },
         { name => 'rsa', type => 'RSA' },
         { name => 'p521', type => 'EC', crv => 'P-521' },
-        { name => 's1', type => 'oct', bytes => 32 },
-        { name => 's2', type => 'oct', bytes => 32 },
+        { name => 'p384', type => 'EC', crv => 'P-384' },
+        { name => 's1', type => 'oct', bytes => 64 },
+        { name => 's2', type => 'oct', bytes => 64 },
     ],
     jwks => [
         { file => 'gen1.jwks', keys => [ { key => 'a', kid => 'k1' }, { key => 'b', kid => 'k2' } ] },
         { file => 'gen2.jwks', keys => [ { key => 'b', kid => 'k2' }, { key => 'c', kid => 'k3' } ] },
+        { file => 'mixed-ec.jwks', keys => [ { key => 'a', kid => 'a' }, { key => 'p384', kid => 'b' } ] },
         { file => 'p521.jwks', keys => [ { key => 'p521', kid => 'x' } ] },
         { file => 'rsa-as-es.jwks', keys => [ { key => 'rsa', kid => 'x', alg => 'ES256' } ] },
         { file => 'rsa-as-none.jwks', keys => [ { key => 'rsa', kid => 'x', alg => 'none' } ] },
@@ -148,6 +150,7 @@ write_file('nokeys.jwks', '{"kty": "EC"}');
 write_file('badkty.jwks', '{"keys": [{"kty": "XYZ", "kid": "x"}]}');
 write_file('badec.jwks', '{"keys": [{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}]}');
 write_file('empty.secret', '');
+write_file('short.secret', 'x' x 16);
 mkdir "$K/adir";
 
 my $checker = SSETest->new(workers => 1);
@@ -188,17 +191,21 @@ my @bad = (
     [ "sse_auth_jwt_key_file $K/rsa-as-none.jwks;", 'rsa-as-none.jwks',
       'a JWKS key whose alg is none' ],
     [ "sse_auth_jwt_key_secret $K/empty.secret;", 'empty.secret', 'an empty secret file' ],
+    [ "sse_auth_jwt_key_secret $K/short.secret;", 'short.secret', 'a 16-byte secret' ],
     [ "sse_auth_jwt_key_file $K/a.pem alg=RS256;", 'RS256', 'an EC key with alg=RS256' ],
     [ "sse_auth_jwt_key_file $K/rsa.pem alg=HS256;", 'HS256', 'an RSA key with alg=HS256' ],
     [ "sse_auth_jwt_key_file $K/rsa.pem alg=none;", 'none', 'alg=none' ],
     [ "sse_auth_jwt_key_file $K/c.pem alg=ES256;", 'ES256', 'an Ed25519 key with alg=ES256' ],
     [ "sse_auth_jwt_key_file $K/gen2.jwks alg=RS256;", 'RS256',
       'a JWKS of EC/OKP keys bound to alg=RS256' ],
+    [ "sse_auth_jwt_key_file $K/mixed-ec.jwks alg=ES384;", 'mixed-ec.jwks',
+      'a JWKS with a P-256 key bound to alg=ES384' ],
     [ "sse_auth_jwt_key_secret $K/s1.secret alg=RS256;", 'RS256', 'a secret with alg=RS256' ],
     [ "sse_auth_jwt_key_secret $K/s1.secret colour=red;", 'colour=red',
       'an unknown sse_auth_jwt_key_secret parameter' ],
     [ "sse_auth_jwt_key_file $K/a.pem alg=ES999;", 'ES999', 'an unknown alg=' ],
-    [ "sse_auth_jwt_leeway soon; sse_auth_jwt_key_file $K/a.pem;", 'soon', 'a bad leeway' ],
+    [ "sse_auth_jwt_leeway soon; sse_auth_jwt_key_file $K/a.pem;", 'sse_auth_jwt_leeway',
+      'a bad leeway' ],
     [ '', 'sse_auth_jwt', 'sse_auth_jwt on without a key' ],
 );
 for my $b (@bad) {

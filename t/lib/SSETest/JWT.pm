@@ -116,10 +116,27 @@ sub www_authenticate {
     return $r->header('www-authenticate');
 }
 
+# how the JSON body of a 401 says why (docs/protocol.md: {"error":
+# "invalid_token", "message": ...}); the reasons are sse::jwt::status_name's
+my %REASON = (
+    malformed     => qr/not a well-formed/,
+    bad_alg       => qr/algorithm is not its key's/,
+    unknown_kid   => qr/no key has the token's kid/,
+    no_key        => qr/no key for the token's algorithm/,
+    bad_signature => qr/signature is not valid/,
+    expired       => qr/has expired/,
+    not_yet_valid => qr/not valid yet/,
+    bad_issuer    => qr/issuer/,
+    bad_audience  => qr/audience/,
+);
+
 # refused($response, $status, $error, $reason, $name): one test that the
 # answer is exactly that refusal:
-#   $error: undef (no token), 'invalid_token' or 'insufficient_scope'
-#   $reason: the JSON body's reason (undef: not checked)
+#   $error: undef (no token: JSON error "token_required"), 'invalid_token'
+#           or 'insufficient_scope' (the challenge's error= and the JSON
+#           error)
+#   $reason: why, as sse::jwt::status_name says it (undef: not checked):
+#           the JSON "reason" when there is one, else the message
 sub refused {
     my ($r, $status, $error, $reason, $name) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
@@ -145,12 +162,17 @@ sub refused {
     if (!$r->is_json) {
         push @why, "body is not JSON: " . $r->body;
     } else {
-        my $want_error = $status == 403 ? 'insufficient_scope'
-                       : defined $error ? $error : 'unauthorized';
+        my $want_error = $error // 'token_required';
         push @why, "JSON error '" . ($j->{error} // 'undef') . "', not '$want_error'"
             if ($j->{error} // '') ne $want_error;
-        push @why, "JSON reason '" . ($j->{reason} // 'undef') . "', not '$reason'"
-            if defined $reason && ($j->{reason} // '') ne $reason;
+        if (defined $reason && exists $j->{reason}) {
+            push @why, "JSON reason '" . ($j->{reason} // 'undef') . "', not '$reason'"
+                if ($j->{reason} // '') ne $reason;
+        } elsif (defined $reason) {
+            my $re = $REASON{$reason} or die "unknown reason $reason";
+            push @why, "JSON message '" . ($j->{message} // 'undef') . "' does not say $reason"
+                unless ($j->{message} // '') =~ $re;
+        }
     }
     my $ok = Test::More::ok(!@why, $name);
     Test::More::diag(join("\n", @why) . "\n" . $r->describe) unless $ok;
