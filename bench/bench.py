@@ -641,6 +641,228 @@ def w_storm(bench, kind):
     }
 
 
+# ------------------------------------------------------------------ signed tokens
+#
+# The cost of sse_auth_jwt (issue 11): the module alone, three times with
+# the same config (bench/conf/module.conf.in), once as it is and once with
+# an HS256 and an ES256 token required on its subscribe location.  Every
+# client carries a token of its own in the cookie sse_token (minted by
+# t/tools/jwt-mint.mjs, npm jose), in all three runs, so that the requests
+# are the same bytes; without auth the cookie is just not looked at.
+# Measured: how fast the clients subscribe (each token's first appearance:
+# a signature check), and the reconnect storm of w_storm with those
+# cookies (what a worker verified before it may have cached).  The rows
+# and the target are ratios to the run without auth.
+
+AUTH_VARIANTS = ("none", "hs256", "es256")
+AUTH_JWT_MINT = ROOT / "t" / "tools" / "jwt-mint.mjs"
+
+
+def auth_tokens(keydir, n):
+    """n HS256 and n ES256 tokens (sub u<i>, every channel), their keys in
+    keydir; returns {variant: path of a loadgen --headers file}."""
+    req = {
+        "dir": str(keydir),
+        "keys": [{"name": "hs", "type": "oct", "bytes": 32},
+                 {"name": "ec", "type": "EC", "crv": "P-256"}],
+        "tokens": {},
+    }
+    exp = int(time.time()) + 4 * 3600
+    for i in range(n):
+        claims = {"sub": f"u{i}", "exp": exp, "sse": {"subscribe": ["*"]}}
+        req["tokens"][f"hs256-{i}"] = {"key": "hs", "alg": "HS256", "claims": claims}
+        req["tokens"][f"es256-{i}"] = {"key": "ec", "alg": "ES256", "claims": claims}
+    try:
+        out = subprocess.run(["node", str(AUTH_JWT_MINT)], input=json.dumps(req).encode(),
+                             capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BenchError(f"jwt-mint: {e}")
+    if out.returncode != 0:
+        raise BenchError(f"jwt-mint: {out.stderr.decode(errors='replace').strip()[-300:]}")
+    tokens = json.loads(out.stdout)["tokens"]
+    files = {}
+    for v in ("hs256", "es256"):
+        path = keydir / f"{v}.headers"
+        path.write_text("".join(f"Cookie: sse_token={tokens[f'{v}-{i}']}\n" for i in range(n)))
+        files[v] = path
+    files["none"] = files["es256"]     # the same cookies, not looked at
+    return files
+
+
+class AuthNginx(Nginx):
+    """The module's benchmark config with sse_auth_jwt on its subscribe
+    location (nothing added for "none")."""
+
+    def __init__(self, rundir, workers, module_so, auth):
+        super().__init__("module", rundir, workers, module_so)
+        self.auth = auth
+
+    def command(self):
+        cmd = super().command()
+        if self.auth:
+            conf = self.dir / "nginx.conf"
+            text = conf.read_text()
+            sub = "sse_subscribe $1 zone=bench;"
+            if text.count(sub) != 1:
+                raise BenchError(f"module.conf.in: no single '{sub}' to add sse_auth_jwt to")
+            conf.write_text(text.replace(sub, f"{sub}\n            {self.auth}"))
+        return cmd
+
+
+def auth_probe(port):
+    """The status of a HEAD on a subscribe location, without a cookie."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("HEAD", "/sub/c0")
+        return conn.getresponse().status
+    except OSError as e:
+        raise BenchError(f"auth probe: {e}")
+    finally:
+        conn.close()
+
+
+@contextmanager
+def auth_server(bench, variant, keydir):
+    auth = {
+        "none": "",
+        "hs256": f"sse_auth_jwt on; sse_auth_jwt_key_secret {keydir / 'hs.secret'};",
+        "es256": f"sse_auth_jwt on; sse_auth_jwt_key_file {keydir / 'ec.pem'};",
+    }[variant]
+    rundir = bench.rundir / f"auth-{variant}"
+    shutil.rmtree(rundir, ignore_errors=True)
+    srv = AuthNginx(rundir, bench.profile.workers, bench.module_so, auth)
+    srv.start()
+    try:
+        # what is measured is what it claims: a subscribe without a token is
+        # refused exactly when auth is on
+        status = auth_probe(srv.port)
+        if status != (401 if auth else 200):
+            raise BenchError(f"auth-{variant}: a subscribe without a token got {status}")
+        yield srv
+    finally:
+        srv.stop()
+        found = srv.log_problems()
+        if found:
+            bench.problems[f"auth/module-{variant}"] = found
+
+
+def auth_one(bench, variant, keydir, headers):
+    """Subscribes, then the reconnect storm, on one server."""
+    p = bench.profile
+    n, channels = p.storm_clients, p.storm_channels
+    hdr = ["--headers", headers]
+    with auth_server(bench, variant, keydir) as srv:
+        ids = srv.dir / "last-event-ids.txt"
+        before = srv.cpu_snapshot()
+        first = bench.subscribe(srv, "subscribe", n, channels, expect=p.storm_before, procs=1,
+                                extra=["--save-ids", ids, *hdr])
+        try:
+            up = established(first, n, 60)
+            sub_cpu = srv.cpu_since(before)
+            bench.publish(srv, "publish-before", channels, 10, events=p.storm_before)
+            first.wait_for("report", 60)
+        finally:
+            first.finish()
+        bench.publish(srv, "publish-missed", channels, 10, events=p.storm_missed,
+                      first_seq=p.storm_before + 1)
+        before = srv.cpu_snapshot()
+        second = bench.subscribe(srv, "resume", n, channels, expect=p.storm_missed, procs=1,
+                                 extra=["--resume", ids, "--max-inflight", n, *hdr])
+        try:
+            rep = second.wait_for("report", 120)
+            storm_cpu = srv.cpu_since(before)
+        finally:
+            second.finish()
+    if rep["complete"] != n:
+        raise BenchError(f"{variant}: {rep['complete']} of {n} clients caught up "
+                         f"({rep['non_200']} refused)")
+    return {
+        "subscribe_per_s": n / up["seconds"] if up["seconds"] else None,
+        "subscribe_cpu_ms_per_1000": sub_cpu * 1e3 * 1000 / n,
+        "storm_s": (rep["t_complete_ns"] - rep["t_start_ns"]) / 1e9,
+        "storm_p99_ms": rep["completion"]["p99_us"] / 1e3,
+        "storm_cpu_s": storm_cpu,
+        **integrity(rep),
+    }
+
+
+def w_auth(bench, kind):
+    """No auth, HS256 and ES256: subscribes per second and the reconnect
+    storm, one server after the other, the same clients."""
+    keydir = bench.rundir / "auth-keys"
+    shutil.rmtree(keydir, ignore_errors=True)
+    keydir.mkdir(parents=True)
+    headers = auth_tokens(keydir, bench.profile.storm_clients)
+    out = {"clients": bench.profile.storm_clients}
+    for v in AUTH_VARIANTS:
+        r = auth_one(bench, v, keydir, headers[v])
+        for k, val in r.items():
+            out[f"{k}_{v}"] = val
+    for v in ("hs256", "es256"):
+        out[f"subscribe_ratio_{v}"] = ratio(out[f"subscribe_per_s_{v}"],
+                                            out["subscribe_per_s_none"])
+        out[f"storm_ratio_{v}"] = ratio(out[f"storm_s_{v}"], out["storm_s_none"])
+        out[f"storm_cpu_ratio_{v}"] = ratio(out[f"storm_cpu_s_{v}"], out["storm_cpu_s_none"])
+    return out
+
+
+def auth_triple(key, ratios=False):
+    """A row's text: the value without auth / with HS256 / with ES256, or the
+    ratios HS256 ÷ none and ES256 ÷ none."""
+    def text(r):
+        if ratios:
+            vals = [fmt_ratio(r.get(f"{key}_{v}")) for v in ("hs256", "es256")]
+        else:
+            vals = [fmt_num(r.get(f"{key}_{v}")) for v in AUTH_VARIANTS]
+        return None if all(v in ("–", None) for v in vals) else " / ".join(vals)
+    return text
+
+
+def auth_integrity(r):
+    if f"lost_{AUTH_VARIANTS[0]}" not in r:
+        return None
+    return " / ".join(str(sum(r.get(f"{k}_{v}", 0) for v in AUTH_VARIANTS))
+                      for k in ("lost", "duplicates", "reordered", "closed"))
+
+
+AUTH_ROWS = [
+    ("auth", "subscribes per second: no auth / HS256 / ES256", auth_triple("subscribe_per_s")),
+    ("auth", "… HS256 ÷ no auth / ES256 ÷ no auth", auth_triple("subscribe_ratio", ratios=True)),
+    ("auth", "server CPU-ms per 1000 subscribes: no auth / HS256 / ES256",
+     auth_triple("subscribe_cpu_ms_per_1000")),
+    ("auth", "storm: seconds until all caught up: no auth / HS256 / ES256",
+     auth_triple("storm_s")),
+    ("auth", "… HS256 ÷ no auth / ES256 ÷ no auth", auth_triple("storm_ratio", ratios=True)),
+    ("auth", "storm: p99 time to catch up per client (ms): no auth / HS256 / ES256",
+     auth_triple("storm_p99_ms")),
+    ("auth", "storm: server CPU-seconds: no auth / HS256 / ES256", auth_triple("storm_cpu_s")),
+    ("auth", "lost / dup / reordered / streams ended (all three runs)", auth_integrity),
+]
+
+
+def auth_targets(results):
+    """The target of issue 11: a storm with ES256 within 1.5× of no auth."""
+    m = value(results, "auth", "module", "storm_ratio_es256")
+    if not isinstance(m, (int, float)):
+        m = None
+    return [("reconnect storm with ES256 tokens ≤ 1.5× the time without auth",
+             fmt_ratio(m), None if m is None else m <= 1.5)]
+
+
+AUTH_METHOD = """
+- **signed tokens**: the module only, three servers one after the other
+  with the same config, the subscribe location without auth, with
+  `sse_auth_jwt` and an HS256 secret, and with an ES256 public key.  The
+  {storm_clients:,} clients of the reconnect storm each carry a token of
+  their own in the cookie `sse_token` (the same cookies in all three runs;
+  without auth they are not looked at).  *Subscribes per second*: the
+  clients' first connections, {storm_channels} channels, each token seen for
+  the first time (one signature check).  Then the reconnect storm as
+  above, with the same cookies.  Ratios are to the run without auth.
+"""
+
+
 @dataclass
 class Workload:
     name: str
@@ -660,6 +882,7 @@ WORKLOADS = [
     Workload("idle_memory", "idle memory", w_idle_memory, FANOUT),
     Workload("held", "concurrent subscribers held", w_held, FANOUT),
     Workload("storm", "reconnect storm", w_storm, ("module", "nchan")),
+    Workload("auth", "signed tokens", w_auth, ("module",)),
 ]
 
 
@@ -791,6 +1014,7 @@ ROWS = [
     ("storm", "server CPU-seconds", "cpu_s"),
     ("storm", "lost / dup / reordered / streams ended", integrity_text),
 ]
+ROWS += AUTH_ROWS
 
 
 def value(results, workload, kind, key):
@@ -864,6 +1088,7 @@ def targets(results, profile):
     held = value(results, "held", "module", "probe_received")
     out.append((f"{profile.held_subs:,} concurrent subscribers held (and reached)",
                 fmt_num(held), held == profile.held_subs if isinstance(held, int) else None))
+    out += auth_targets(results)
     return out
 
 
@@ -1062,6 +1287,7 @@ publish taken by one worker is passed to the others over a `SOCK_SEQPACKET`
 socket, one message per event and worker, so each delivers to its own
 subscribers.
 """
+METHOD = METHOD.replace("\n### Reading the numbers", AUTH_METHOD + "\n### Reading the numbers", 1)
 
 
 def write_report(path, results, servers, profile, profile_name, info, plots, elapsed,
