@@ -25,12 +25,14 @@ my $tok = $jwt->mint(
         { name => 'rsa', type => 'RSA' },
         { name => 'p521', type => 'EC', crv => 'P-521' },
         { name => 'p384', type => 'EC', crv => 'P-384' },
+        (map { { name => "e$_", type => 'EC', crv => 'P-256' } } 1 .. 5),
         { name => 's1', type => 'oct', bytes => 64 },
         { name => 's2', type => 'oct', bytes => 64 },
     ],
     jwks => [
         { file => 'gen1.jwks', keys => [ { key => 'a', kid => 'k1' }, { key => 'b', kid => 'k2' } ] },
         { file => 'gen2.jwks', keys => [ { key => 'b', kid => 'k2' }, { key => 'c', kid => 'k3' } ] },
+        { file => 'five.jwks', keys => [ map { { key => "e$_", kid => "f$_" } } 1 .. 5 ] },
         { file => 'mixed-ec.jwks', keys => [ { key => 'a', kid => 'a' }, { key => 'p384', kid => 'b' } ] },
         { file => 'p521.jwks', keys => [ { key => 'p521', kid => 'x' } ] },
         { file => 'rsa-as-es.jwks', keys => [ { key => 'rsa', kid => 'x', alg => 'ES256' } ] },
@@ -43,6 +45,8 @@ my $tok = $jwt->mint(
         a_nokid => { key => 'a', claims => $c },
         b_nokid => { key => 'b', claims => $c },
         s1 => { key => 's1', claims => $c },
+        (map { ("nokid$_" => { key => "e$_", claims => $c },
+                "kid$_" => { key => "e$_", kid => "f$_", claims => $c }) } 1 .. 5),
         s2 => { key => 's2', claims => $c },
     },
 );
@@ -72,6 +76,11 @@ http {
         location /jwks   { sse_subscribe \$arg_ch; sse_auth_jwt_key_file $K/live.jwks; }
         location /pem    { sse_subscribe \$arg_ch; sse_auth_jwt_key_file $K/live.pem; }
         location /secret { sse_subscribe \$arg_ch; sse_auth_jwt_key_secret $K/live.secret; }
+        location /five-pem  { sse_subscribe \$arg_ch;
+                              sse_auth_jwt_key_file $K/e1.pem; sse_auth_jwt_key_file $K/e2.pem;
+                              sse_auth_jwt_key_file $K/e3.pem; sse_auth_jwt_key_file $K/e4.pem;
+                              sse_auth_jwt_key_file $K/e5.pem; }
+        location /five-jwks { sse_subscribe \$arg_ch; sse_auth_jwt_key_file $K/five.jwks; }
         location /pub    { sse_auth_jwt off; sse_publish \$arg_ch; }
     }
 }
@@ -99,6 +108,20 @@ refused(status_of('/jwks?ch=a', $tok->{k3}), 401, 'invalid_token', 'unknown_kid'
     'generation 1: kid k3 is not known yet');
 ok200('/pem?ch=a', $tok->{a_nokid}, 'PEM a');
 ok200('/secret?ch=a', $tok->{s1}, 'secret s1');
+
+# -- a token without kid is tried against four keys of its alg at most ------
+
+for my $i (1 .. 4) {
+    ok200('/five-pem?ch=a', $tok->{"nokid$i"}, "five ES256 keys, no kid: key $i of them");
+}
+refused(status_of('/five-pem?ch=a', $tok->{nokid5}), 401, 'invalid_token', 'bad_signature',
+    'five ES256 keys, no kid: the fifth key is not tried');
+refused(status_of('/five-jwks?ch=a', $tok->{nokid5}), 401, 'invalid_token', 'bad_signature',
+    'the same in a JWKS');
+ok200('/five-jwks?ch=a', $tok->{kid5}, 'the fifth key is found by its kid');
+ok200('/five-jwks?ch=a', $tok->{kid1}, 'and the first by its own');
+refused(status_of('/five-jwks?ch=a', $tok->{kid1} =~ s/\.[^.]+$/'.' . (split m{\.}, $tok->{kid5})[2]/er),
+    401, 'invalid_token', 'bad_signature', "kid f1 with key 5's signature: only key 1 is tried");
 
 # a stream opened with the old kid
 my $old = $t->subscribe('/jwks?ch=rot', headers => { Authorization => "Bearer $tok->{k1}" });
