@@ -762,8 +762,15 @@ PkeyPtr read_pem_pkey(const unsigned char *p, size_t n, std::string *error)
         return pkey;
     }
 
-    *error = "holds a \"" + labels[0] + "\" block, not a \"PUBLIC KEY\" "
-             "or a \"CERTIFICATE\"";
+    /* the label goes into a log line: only when it is plain and short */
+    bool plain = labels[0].size() <= 40;
+    for (char c : labels[0]) {
+        plain = plain && ((c >= 'A' && c <= 'Z') || c == ' ');
+    }
+
+    *error = (plain ? "holds a \"" + labels[0] + "\" block"
+                    : std::string("holds an unknown PEM block"))
+             + ", not a \"PUBLIC KEY\" or a \"CERTIFICATE\"";
     return nullptr;
 }
 
