@@ -27,6 +27,7 @@ my $tok = $jwt->mint(
     tokens => {
         short  => { key => 'hs', claims => claims(subscribe => ['news'], exp => $E) },
         short3 => { key => 'hs', claims => claims(subscribe => ['news'], exp => $E) },
+        short_h2 => { key => 'hs', claims => claims(subscribe => ['news'], exp => $E) },
         fresh  => { key => 'hs', claims => claims(subscribe => ['news']) },
     },
 );
@@ -36,6 +37,7 @@ http {
     sse_zone sse 8m history=100;
     server {
         listen 127.0.0.1:%%PORT%%;
+        listen 127.0.0.1:%%PORT2%% http2;
         sse_auth_jwt on;
         sse_auth_jwt_key_secret $K/hs.secret;
         sse_heartbeat 1s;
@@ -53,32 +55,42 @@ plan skip_all => 'the machine is too slow: the short token expired before the te
 
 my $s0 = $t->subscribe('/l0?ch=news', headers => $bearer->('short'));
 my $s3 = $t->subscribe('/l3?ch=news', headers => $bearer->('short3'));
+my $h2 = $t->curl_subscribe($t->url('/l0?ch=news', 2), '--http2-prior-knowledge',
+    '-H', "Authorization: Bearer $tok->{short_h2}");
 is($s0->status, 200, 'a token expiring in a few seconds subscribes (leeway 0)');
 is($s3->status, 200, '... and with leeway 3 s');
+ok($h2->wait_headers(5), '... and over HTTP/2 (h2c)');
+is($h2->status, 200, '... 200');
 
 my @ids;
 my $r = $t->publish('/pub?ch=news', 'e1');
-is($r->status, 201, 'e1 published to both');
+is($r->status, 201, 'e1 published to them');
 push @ids, $r->json->{id};
-ok($s0->wait_events(1, 2) && $s3->wait_events(1, 2), 'both get e1');
+ok($s0->wait_events(1, 2) && $s3->wait_events(1, 2) && $h2->wait_events(1, 2),
+    'all three get e1');
 
 # watch both streams until each ends (bounded: well past exp + leeway + sweep)
 my %closed;
 my $deadline = $E + 3 + $SWEEP + 5;
-while (time < $deadline && keys %closed < 2) {
-    SSETest::Stream::poll_many([$s0, $s3], 0.02);
-    for ([l0 => $s0], [l3 => $s3]) {
+while (time < $deadline && keys %closed < 3) {
+    SSETest::Stream::poll_many([$s0, $s3, $h2], 0.02);
+    for ([l0 => $s0], [l3 => $s3], [h2 => $h2]) {
         my ($k, $s) = @$_;
         $closed{$k} //= time if $s->{eof} || $s->{complete};
     }
 }
 ok(defined $closed{l0}, 'leeway 0: the stream ended');
 ok(defined $closed{l3}, 'leeway 3 s: the stream ended');
+ok(defined $closed{h2}, 'HTTP/2, leeway 0: the stream ended');
 my $d0 = ($closed{l0} // 1e9) - $E;
 my $d3 = ($closed{l3} // 1e9) - $E;
+my $dh = ($closed{h2} // 1e9) - $E;
 diag(sprintf 'ended at exp%+.2f s (leeway 0) and exp%+.2f s (leeway 3 s)', $d0, $d3);
 ok($d0 >= -1, 'leeway 0: not before exp (within the second exp names)');
 ok($d0 <= 0 + $SWEEP + $CLIENT, "leeway 0: by exp + $SWEEP s");
+diag(sprintf 'HTTP/2 stream ended at exp%+.2f s', $dh);
+ok($dh >= -1, 'HTTP/2: not before exp');
+ok($dh <= 0 + $SWEEP + $CLIENT, "HTTP/2: by exp + $SWEEP s");
 ok($d3 >= 3 - 1, 'leeway 3 s: not before exp + 3 s');
 ok($d3 <= 3 + $SWEEP + $CLIENT, "leeway 3 s: by exp + 3 s + $SWEEP s");
 is_deeply([$s0->data], ['e1'], 'the l0 stream got e1 and nothing else');
