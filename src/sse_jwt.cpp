@@ -67,33 +67,26 @@ using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, EcdsaSigFree>;
 
 bool hmac_valid(const KeySet::Key &key, Slice input, Slice signature)
 {
-    MacCtxPtr      ctx(EVP_MAC_CTX_new(key.mac));
+    MacCtxPtr      ctx(EVP_MAC_CTX_dup(key.mac));
     unsigned char  mac[EVP_MAX_MD_SIZE];
     size_t         mac_len = 0;
-    OSSL_PARAM     params[2];
 
     if (!ctx) {
         throw std::bad_alloc();
     }
 
-    params[0] = OSSL_PARAM_construct_utf8_string(
-        OSSL_MAC_PARAM_DIGEST, const_cast<char *>(alg_digest_name(key.alg)),
-        0);
-    params[1] = OSSL_PARAM_construct_end();
-
-    if (EVP_MAC_init(ctx.get(),
-                     reinterpret_cast<const unsigned char *>(
-                         key.secret.data()),
-                     key.secret.size(), params) != 1
-        || EVP_MAC_update(ctx.get(), input.data, input.len) != 1
+    if (EVP_MAC_update(ctx.get(), input.data, input.len) != 1
         || EVP_MAC_final(ctx.get(), mac, &mac_len, sizeof(mac)) != 1)
     {
         return false;
     }
 
     /* the length is public; the bytes are compared in constant time */
-    return signature.len == mac_len
-           && CRYPTO_memcmp(mac, signature.data, mac_len) == 0;
+    bool valid = signature.len == mac_len
+                 && CRYPTO_memcmp(mac, signature.data, mac_len) == 0;
+
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return valid;
 }
 
 

@@ -37,11 +37,16 @@ struct KeySet::Key {
     std::string  kid;
 
     /* fetched once at configuration time, not per token */
-    EVP_MD      *md = nullptr;      /* not for EdDSA */
-    EVP_MAC     *mac = nullptr;     /* HMAC only */
+    EVP_MD       *md = nullptr;     /* not for EdDSA */
 
-    EVP_PKEY    *pkey = nullptr;    /* asymmetric keys */
-    std::string  secret;            /* HMAC keys; wiped when freed */
+    EVP_PKEY     *pkey = nullptr;   /* asymmetric keys */
+
+    /*
+     * HMAC keys: a context set up with the secret and digest, copied for
+     * each token (cheaper than setting one up, and the secret is held
+     * only inside OpenSSL, which wipes it when freed).
+     */
+    EVP_MAC_CTX  *mac = nullptr;
 
     Key() = default;
     ~Key();

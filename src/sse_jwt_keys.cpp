@@ -236,17 +236,40 @@ std::unique_ptr<KeySet::Key> make_secret_key(const unsigned char *p,
     std::unique_ptr<KeySet::Key> key(new KeySet::Key);
 
     key->alg = alg;
-    key->md = EVP_MD_fetch(nullptr, alg_digest_name(alg), nullptr);
-    key->mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
 
-    if (key->md == nullptr || key->mac == nullptr) {
+    EVP_MAC *mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+
+    if (mac != nullptr) {
+        key->mac = EVP_MAC_CTX_new(mac);
+        EVP_MAC_free(mac);          /* the context holds its own reference */
+    }
+
+    OSSL_PARAM params[2];
+
+    params[0] = OSSL_PARAM_construct_utf8_string(
+        OSSL_MAC_PARAM_DIGEST, const_cast<char *>(alg_digest_name(alg)), 0);
+    params[1] = OSSL_PARAM_construct_end();
+
+    if (key->mac == nullptr || EVP_MAC_init(key->mac, p, n, params) != 1) {
         *error = "OpenSSL has no HMAC for this algorithm";
         return nullptr;
     }
 
-    key->secret.assign(reinterpret_cast<const char *>(p), n);
     return key;
 }
+
+
+/* a decoded secret, wiped on every way out */
+struct WipedBytes {
+    std::string bytes;
+
+    ~WipedBytes()
+    {
+        if (!bytes.empty()) {
+            OPENSSL_cleanse(&bytes[0], bytes.size());
+        }
+    }
+};
 
 
 /* strict base64url of a JWK member into bytes */
@@ -407,7 +430,7 @@ JwkResult JwkReader::read(std::unique_ptr<KeySet::Key> *out,
     std::unique_ptr<KeySet::Key>  key;
     KeyKind                       kind;
     PkeyPtr                       pkey;
-    std::string                   secret;
+    WipedBytes                    secret;
     JwkResult                     r;
 
     if (string_is(kty, "RSA")) {
@@ -423,7 +446,7 @@ JwkResult JwkReader::read(std::unique_ptr<KeySet::Key> *out,
 
     } else if (string_is(kty, "oct")) {
         kind = KeyKind::secret;
-        r = decode_member(doc_, doc_.member(obj_, "k"), &secret)
+        r = decode_member(doc_, doc_.member(obj_, "k"), &secret.bytes)
             ? JwkResult::taken : JwkResult::refused;
         if (r == JwkResult::refused) {
             *why = "no valid base64url \"k\"";
@@ -455,18 +478,16 @@ JwkResult JwkReader::read(std::unique_ptr<KeySet::Key> *out,
     }
 
     if (kind == KeyKind::secret) {
-        if (secret.size() < min_secret_len(alg)) {
+        if (secret.bytes.size() < min_secret_len(alg)) {
             *why = std::string("an HMAC secret shorter than ")
                    + std::to_string(min_secret_len(alg)) + " bytes for "
                    + alg_name(alg);
-            OPENSSL_cleanse(&secret[0], secret.size());
             return JwkResult::refused;
         }
 
         key = make_secret_key(
-            reinterpret_cast<const unsigned char *>(secret.data()),
-            secret.size(), alg, why);
-        OPENSSL_cleanse(&secret[0], secret.size());
+            reinterpret_cast<const unsigned char *>(secret.bytes.data()),
+            secret.bytes.size(), alg, why);
 
     } else {
         key = make_pkey_key(std::move(pkey), alg, why);
@@ -779,12 +800,8 @@ PkeyPtr read_pem_pkey(const unsigned char *p, size_t n, std::string *error)
 
 KeySet::Key::~Key()
 {
-    if (!secret.empty()) {
-        OPENSSL_cleanse(&secret[0], secret.size());
-    }
-
     EVP_PKEY_free(pkey);
-    EVP_MAC_free(mac);
+    EVP_MAC_CTX_free(mac);
     EVP_MD_free(md);
 }
 
