@@ -117,12 +117,12 @@ ngx_http_sse_access(ngx_http_request_t *r, ngx_uint_t role)
                ngx_http_get_module_loc_conf(r, ngx_http_sse_access_module);
 
     rc = ngx_http_sse_cors(r, sacf, role);
-    if (rc != NGX_OK) {
+    if (rc != NGX_DECLINED) {
         return rc;
     }
 
     if (!sacf->auth) {
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     return ngx_http_sse_auth_check(r, sacf);
@@ -139,7 +139,7 @@ ngx_http_sse_access_channels(ngx_http_request_t *r, ngx_uint_t role,
                ngx_http_get_module_loc_conf(r, ngx_http_sse_access_module);
 
     if (!sacf->auth) {
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     return ngx_http_sse_auth_channels(r, sacf, role, ids, n);

@@ -45,12 +45,14 @@ extern ngx_module_t  ngx_http_sse_access_module;
 
 /*
  * Before anything else in an sse location: CORS headers, the preflight,
- * and the token.  NGX_OK: go on; anything else is the handler's result
- * (an answer was sent, or an error status).
+ * and the token.  NGX_DECLINED: go on; anything else is the handler's
+ * result (an answer was sent, or an error status), as for nginx's access
+ * handlers.
  */
 ngx_int_t ngx_http_sse_access(ngx_http_request_t *r, ngx_uint_t role);
 
-/* every channel of the request allowed by the token: NGX_OK, or sent 403 */
+/* every channel of the request allowed by the token: NGX_DECLINED, or
+ * the handler's result (403 sent) */
 ngx_int_t ngx_http_sse_access_channels(ngx_http_request_t *r,
     ngx_uint_t role, sse::Slice *ids, ngx_uint_t n);
 

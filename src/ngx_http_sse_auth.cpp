@@ -381,7 +381,7 @@ ngx_http_sse_auth_check(ngx_http_request_t *r,
     switch (ctx->state) {
 
     case NGX_HTTP_SSE_AUTH_VALID:
-        return NGX_OK;
+        return NGX_DECLINED;
 
     case NGX_HTTP_SSE_AUTH_MISSING:
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -449,7 +449,7 @@ ngx_http_sse_auth_channels(ngx_http_request_t *r,
                                         "channel of this request");
     }
 
-    return NGX_OK;
+    return NGX_DECLINED;
 }
 
 

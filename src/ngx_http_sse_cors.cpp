@@ -91,7 +91,7 @@ ngx_http_sse_cors(ngx_http_request_t *r, ngx_http_sse_access_conf_t *sacf,
     ngx_table_elt_t  *origin;
 
     if (sacf->cors_origins == NULL) {
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     origin = ngx_http_sse_cors_origin(r);
@@ -140,7 +140,7 @@ ngx_http_sse_cors(ngx_http_request_t *r, ngx_http_sse_access_conf_t *sacf,
     }
 
     if (r->method != NGX_HTTP_OPTIONS) {
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     /* the preflight */

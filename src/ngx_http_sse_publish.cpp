@@ -106,7 +106,7 @@ ngx_http_sse_publish_handler(ngx_http_request_t *r)
     /* CORS, the preflight and the token come before everything else */
 
     rc = ngx_http_sse_access(r, NGX_HTTP_SSE_ROLE_PUBLISH);
-    if (rc != NGX_OK) {
+    if (rc != NGX_DECLINED) {
         return rc;
     }
 
@@ -148,7 +148,7 @@ ngx_http_sse_publish_handler(ngx_http_request_t *r)
     /* a refused publish stores nothing: checked before the body is read */
 
     rc = ngx_http_sse_access_channels(r, NGX_HTTP_SSE_ROLE_PUBLISH, ids, n);
-    if (rc != NGX_OK) {
+    if (rc != NGX_DECLINED) {
         return rc;
     }
 

@@ -55,7 +55,7 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     /* CORS, the preflight and the token come before everything else */
 
     rc = ngx_http_sse_access(r, NGX_HTTP_SSE_ROLE_SUBSCRIBE);
-    if (rc != NGX_OK) {
+    if (rc != NGX_DECLINED) {
         return rc;
     }
 
@@ -92,7 +92,7 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     }
 
     rc = ngx_http_sse_access_channels(r, NGX_HTTP_SSE_ROLE_SUBSCRIBE, ids, n);
-    if (rc != NGX_OK) {
+    if (rc != NGX_DECLINED) {
         return rc;
     }
 
