@@ -10,6 +10,7 @@
 namespace {
 
 ngx_int_t ngx_http_sse_access_preconfiguration(ngx_conf_t *cf);
+ngx_int_t ngx_http_sse_access_postconfiguration(ngx_conf_t *cf);
 void *ngx_http_sse_access_create_loc_conf(ngx_conf_t *cf);
 char *ngx_http_sse_access_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -76,7 +77,7 @@ ngx_command_t  ngx_http_sse_access_commands[] = {
 
 ngx_http_module_t  ngx_http_sse_access_module_ctx = {
     ngx_http_sse_access_preconfiguration,  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_sse_access_postconfiguration, /* postconfiguration */
 
     NULL,                                  /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -168,6 +169,13 @@ ngx_int_t
 ngx_http_sse_access_preconfiguration(ngx_conf_t *cf)
 {
     return ngx_http_sse_auth_add_variables(cf);
+}
+
+
+ngx_int_t
+ngx_http_sse_access_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_sse_cors_init(cf);
 }
 
 

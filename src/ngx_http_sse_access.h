@@ -77,5 +77,6 @@ ngx_int_t ngx_http_sse_cors(ngx_http_request_t *r,
     ngx_http_sse_access_conf_t *sacf, ngx_uint_t role);
 char *ngx_http_sse_cors_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_http_sse_cors_init(ngx_conf_t *cf);
 
 #endif /* NGX_HTTP_SSE_ACCESS_H */

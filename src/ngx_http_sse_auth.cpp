@@ -256,6 +256,10 @@ ngx_http_sse_auth_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
                            ngx_fd_info_n " \"%V\" failed", &name);
 
+    } else if (!ngx_is_file(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "key file \"%V\" is not a file", &name);
+
     } else if (ngx_file_size(&fi) > 1024 * 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "key file \"%V\" is larger than 1 MB", &name);
@@ -701,7 +705,7 @@ ngx_http_sse_auth_cache_get(const std::string &key, int64_t now)
         return nullptr;
     }
 
-    if (it->second.until < now) {
+    if (it->second.until <= now) {
         ngx_http_sse_auth_cache->erase(it);
         return nullptr;
     }
@@ -730,7 +734,7 @@ ngx_http_sse_auth_cache_put(const std::string &key,
         it = ngx_http_sse_auth_cache->begin();
 
         while (it != ngx_http_sse_auth_cache->end() && n++ < 16) {
-            if (it->second.until < now) {
+            if (it->second.until <= now) {
                 it = ngx_http_sse_auth_cache->erase(it);
             } else {
                 ++it;

@@ -1,7 +1,7 @@
 /*
  * sse_cors_origins: CORS headers on every answer of an sse location to a
  * listed origin (errors included, so a page can read why it was refused),
- * and the OPTIONS preflight.
+ * added by a header filter, and the OPTIONS preflight.
  */
 
 #include "ngx_http_sse_access.h"
@@ -9,11 +9,16 @@
 
 namespace {
 
+ngx_str_t *ngx_http_sse_cors_allowed(ngx_http_request_t *r,
+    ngx_http_sse_access_conf_t *sacf);
+ngx_int_t ngx_http_sse_cors_header_filter(ngx_http_request_t *r);
 ngx_table_elt_t *ngx_http_sse_cors_origin(ngx_http_request_t *r);
 ngx_int_t ngx_http_sse_cors_header(ngx_http_request_t *r, const char *key,
     ngx_str_t *value);
 
 ngx_str_t  ngx_http_sse_cors_any = ngx_string("*");
+
+ngx_http_output_header_filter_pt  ngx_http_sse_cors_next_header_filter;
 
 } // namespace
 
@@ -81,75 +86,28 @@ ngx_http_sse_cors_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * The preflight.  The CORS headers of every other answer are added by the
+ * header filter below, so that also answers nginx itself makes for the
+ * location (413 for a body over client_max_body_size, 400, 500) carry
+ * them, and a page can read why it was refused.
+ */
+
 ngx_int_t
 ngx_http_sse_cors(ngx_http_request_t *r, ngx_http_sse_access_conf_t *sacf,
     ngx_uint_t role)
 {
-    ngx_int_t         rc;
-    ngx_str_t        *origins, *allowed;
-    ngx_uint_t        i;
-    ngx_table_elt_t  *origin;
+    ngx_int_t  rc;
 
-    if (sacf->cors_origins == NULL) {
+    if (sacf->cors_origins == NULL || r->method != NGX_HTTP_OPTIONS) {
         return NGX_DECLINED;
     }
-
-    origin = ngx_http_sse_cors_origin(r);
-    allowed = NULL;
-
-    if (origin != NULL) {
-        origins = (ngx_str_t *) sacf->cors_origins->elts;
-
-        for (i = 0; i < sacf->cors_origins->nelts; i++) {
-            if (origins[i].len == 1 && origins[i].data[0] == '*') {
-                allowed = &ngx_http_sse_cors_any;
-                break;
-            }
-
-            /* scheme and host are case-insensitive; browsers send them
-             * lowercased, and the configuration may not be */
-
-            if (origins[i].len == origin->value.len
-                && ngx_strncasecmp(origins[i].data, origin->value.data,
-                                   origin->value.len) == 0)
-            {
-                allowed = &origin->value;
-                break;
-            }
-        }
-    }
-
-    if (allowed != NULL) {
-        if (ngx_http_sse_cors_header(r, "Access-Control-Allow-Origin",
-                                     allowed)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        /* "*" is never answered with credentials (the Fetch standard
-         * refuses that combination anyway) */
-
-        if (allowed != &ngx_http_sse_cors_any
-            && (ngx_http_sse_add_header(r, "Access-Control-Allow-Credentials",
-                                        "true") != NGX_OK
-                || ngx_http_sse_add_header(r, "Vary", "Origin") != NGX_OK))
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    if (r->method != NGX_HTTP_OPTIONS) {
-        return NGX_DECLINED;
-    }
-
-    /* the preflight */
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (allowed == NULL) {
+    if (ngx_http_sse_cors_allowed(r, sacf) == NULL) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "sse: preflight from an origin not listed in "
                       "sse_cors_origins");
@@ -189,7 +147,107 @@ ngx_http_sse_cors(ngx_http_request_t *r, ngx_http_sse_access_conf_t *sacf,
 }
 
 
+ngx_int_t
+ngx_http_sse_cors_init(ngx_conf_t *cf)
+{
+    ngx_http_sse_cors_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_sse_cors_header_filter;
+
+    return NGX_OK;
+}
+
+
 namespace {
+
+/* the value for Access-Control-Allow-Origin, or NULL: no CORS headers */
+
+ngx_str_t *
+ngx_http_sse_cors_allowed(ngx_http_request_t *r,
+    ngx_http_sse_access_conf_t *sacf)
+{
+    ngx_str_t        *origins;
+    ngx_uint_t        i;
+    ngx_table_elt_t  *origin;
+
+    origin = ngx_http_sse_cors_origin(r);
+
+    if (origin == NULL) {
+        return NULL;
+    }
+
+    origins = (ngx_str_t *) sacf->cors_origins->elts;
+
+    for (i = 0; i < sacf->cors_origins->nelts; i++) {
+        if (origins[i].len == 1 && origins[i].data[0] == '*') {
+            return &ngx_http_sse_cors_any;
+        }
+
+        /* scheme and host are case-insensitive; browsers send them
+         * lowercased, and the configuration may not be */
+
+        if (origins[i].len == origin->value.len
+            && ngx_strncasecmp(origins[i].data, origin->value.data,
+                               origin->value.len) == 0)
+        {
+            return &origin->value;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_sse_cors_header_filter(ngx_http_request_t *r)
+{
+    ngx_str_t                   *allowed;
+    ngx_http_sse_loc_conf_t     *slcf;
+    ngx_http_sse_access_conf_t  *sacf;
+
+    if (r != r->main) {
+        return ngx_http_sse_cors_next_header_filter(r);
+    }
+
+    slcf = (ngx_http_sse_loc_conf_t *)
+               ngx_http_get_module_loc_conf(r, ngx_http_sse_module);
+    sacf = (ngx_http_sse_access_conf_t *)
+               ngx_http_get_module_loc_conf(r, ngx_http_sse_access_module);
+
+    /* only the answers of sse locations, never the rest of a server */
+
+    if (sacf->cors_origins == NULL
+        || (slcf->role != NGX_HTTP_SSE_ROLE_SUBSCRIBE
+            && slcf->role != NGX_HTTP_SSE_ROLE_PUBLISH))
+    {
+        return ngx_http_sse_cors_next_header_filter(r);
+    }
+
+    allowed = ngx_http_sse_cors_allowed(r, sacf);
+
+    if (allowed == NULL) {
+        return ngx_http_sse_cors_next_header_filter(r);
+    }
+
+    if (ngx_http_sse_cors_header(r, "Access-Control-Allow-Origin", allowed)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* "*" is never answered with credentials (the Fetch standard refuses
+     * that combination anyway) */
+
+    if (allowed != &ngx_http_sse_cors_any
+        && (ngx_http_sse_add_header(r, "Access-Control-Allow-Credentials",
+                                    "true") != NGX_OK
+            || ngx_http_sse_add_header(r, "Vary", "Origin") != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_sse_cors_next_header_filter(r);
+}
+
 
 ngx_table_elt_t *
 ngx_http_sse_cors_origin(ngx_http_request_t *r)

@@ -265,7 +265,11 @@ Status read_patterns(const json::Document &doc, size_t sse, const char *name,
 }
 
 
-/* an optional NumericDate claim: absent, or a JSON number */
+/*
+ * An optional NumericDate claim: absent, or a JSON number.  Rounded up:
+ * with "now" in whole seconds, "now < exp" (RFC 7519 4.1.4) is
+ * "now < ceil(exp)", and "now >= nbf" (4.1.5) is "now >= ceil(nbf)".
+ */
 Status read_date(const json::Document &doc, const char *name, bool *has,
                  int64_t *value)
 {
@@ -281,7 +285,7 @@ Status read_date(const json::Document &doc, const char *name, bool *has,
         return Status::malformed;
     }
 
-    *value = json::number_floor(doc.raw(node));
+    *value = json::number_ceil(doc.raw(node));
     return Status::ok;
 }
 
@@ -357,8 +361,12 @@ Status read_claims(const std::string &payload, const Options &opt,
     int64_t leeway = opt.leeway < 0 ? 0
                      : opt.leeway > max_leeway ? max_leeway : opt.leeway;
 
-    /* written so that nothing is added to opt.now, which may be anything */
-    if (exp + leeway < opt.now) {
+    /*
+     * RFC 7519 4.1.4: valid only before exp, so a token is expired from
+     * the second exp + leeway on.  Written so that nothing is added to
+     * opt.now, which may be anything.
+     */
+    if (exp + leeway <= opt.now) {
         return Status::expired;
     }
 
@@ -386,7 +394,8 @@ Status read_claims(const std::string &payload, const Options &opt,
         }
     }
 
-    claims->exp = exp;
+    /* the floor, as the header says; the checks used the exact time */
+    claims->exp = json::number_floor(doc.raw(doc.member(0, "exp")));
 
     /* every member, for $sse_jwt_claim_NAME */
     const json::Node &root = doc.node(0);
