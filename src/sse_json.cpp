@@ -687,7 +687,10 @@ bool Document::string_equals(size_t i, const unsigned char *p, size_t n) const
  * D * 10^E) are read off the text without converting to binary floating
  * point, so the floor is exact for every input, 1e400 and 5e-400 included.
  */
-int64_t number_floor(Slice number)
+namespace {
+
+/* the floor; *fraction: the number was not an integer (and not clamped) */
+int64_t floor_and_fraction(Slice number, bool *fraction_out)
 {
     const unsigned char  *p = number.data;
     size_t                n = number.len;
@@ -752,6 +755,7 @@ int64_t number_floor(Slice number)
     }
 
     if (first == total) {
+        *fraction_out = false;
         return 0;
     }
 
@@ -784,13 +788,38 @@ int64_t number_floor(Slice number)
         fraction = false;
     }
 
+    *fraction_out = fraction;
+
     if (!negative) {
         return static_cast<int64_t>(whole);
     }
 
     int64_t v = -static_cast<int64_t>(whole) - (fraction ? 1 : 0);
 
-    return v < -max_number_floor ? -max_number_floor : v;
+    if (v < -max_number_floor) {
+        *fraction_out = false;
+        return -max_number_floor;
+    }
+
+    return v;
+}
+
+} // namespace
+
+
+int64_t number_floor(Slice number)
+{
+    bool fraction;
+    return floor_and_fraction(number, &fraction);
+}
+
+
+int64_t number_ceil(Slice number)
+{
+    bool     fraction;
+    int64_t  v = floor_and_fraction(number, &fraction);
+
+    return fraction && v < max_number_floor ? v + 1 : v;
 }
 
 } // namespace json

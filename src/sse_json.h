@@ -97,12 +97,13 @@ private:
 
 /*
  * A JSON number (as validated by the parser) rounded towards minus
- * infinity to an integer, as NumericDate allows fractions (RFC 7519 2).
- * Values beyond +-2^62 are clamped to it, which keeps arithmetic with them
- * (adding a leeway) clear of overflow.
+ * infinity, or towards plus infinity, to an integer, as NumericDate allows
+ * fractions (RFC 7519 2).  Values beyond +-2^62 are clamped to it, which
+ * keeps arithmetic with them (adding a leeway) clear of overflow.
  */
 constexpr int64_t max_number_floor = int64_t(1) << 62;
 int64_t number_floor(Slice number);
+int64_t number_ceil(Slice number);
 
 } // namespace json
 } // namespace sse

@@ -79,7 +79,8 @@ private:
 
 /* what a valid token says; strings are copies, valid after verify() */
 struct Claims {
-    int64_t                   exp = 0;          /* required */
+    int64_t                   exp = 0;          /* required; a fraction
+                                                   rounded down */
 
     bool                      has_sub = false;
     std::string               sub;
@@ -102,6 +103,11 @@ struct Claims {
 };
 
 
+/*
+ * The times, as RFC 7519 4.1.4 and 4.1.5 put them: a token is valid while
+ * now < exp + leeway, and once nbf - leeway <= now; it is also refused
+ * while iat - leeway > now (issued in the future).
+ */
 struct Options {
     int64_t   now = 0;          /* seconds since the epoch */
     int64_t   leeway = 30;      /* seconds, for exp, nbf and iat */

@@ -283,6 +283,30 @@ TEST(JsonParse, NumberFloor)
 }
 
 
+TEST(JsonParse, NumberCeil)
+{
+    auto ceil_of = [](const std::string &number) {
+        Document doc;
+        EXPECT_EQ(parse(number, &doc), Error::ok) << number;
+        return sse::json::number_ceil(doc.raw(0));
+    };
+    const int64_t max = sse::json::max_number_floor;
+
+    EXPECT_EQ(ceil_of("0"), 0);
+    EXPECT_EQ(ceil_of("7"), 7);
+    EXPECT_EQ(ceil_of("7.0"), 7);
+    EXPECT_EQ(ceil_of("7.01"), 8);
+    EXPECT_EQ(ceil_of("-7.01"), -7);
+    EXPECT_EQ(ceil_of("-0.5"), 0);
+    EXPECT_EQ(ceil_of("0.5"), 1);
+    EXPECT_EQ(ceil_of("5e-400"), 1);
+    EXPECT_EQ(ceil_of("1e400"), max);
+    EXPECT_EQ(ceil_of("-1e400"), -max);
+    EXPECT_EQ(ceil_of("4611686018427387903.5"), max);
+    EXPECT_EQ(ceil_of("-4611686018427387904.5"), -max);
+}
+
+
 TEST(JsonParse, TrailingAndLeadingSpace)
 {
     EXPECT_EQ(parse(" \t\r\n{} \t\r\n"), Error::ok);

@@ -149,7 +149,7 @@ TEST(JwtKnownAnswer, Rfc7515HS256)
                              &error)) << error;
 
     Options opt;
-    opt.now = 1300819380;
+    opt.now = 1300819379;
     opt.leeway = 0;
 
     Claims claims;
@@ -167,12 +167,12 @@ TEST(JwtKnownAnswer, Rfc7515HS256)
     ASSERT_NE(iss, nullptr);
     EXPECT_EQ(*iss, "joe");
 
-    opt.now = 1300819381;
+    opt.now = 1300819380;
     EXPECT_EQ(check(set, token, opt), Status::expired);
 
     std::string bad = token;
     bad[bad.size() - 2] = bad[bad.size() - 2] == 'X' ? 'Y' : 'X';
-    opt.now = 1300819380;
+    opt.now = 1300819379;
     EXPECT_EQ(check(set, bad, opt), Status::bad_signature);
 }
 
@@ -832,13 +832,16 @@ TEST(JwtClaims, TimeEdges)
     };
     auto num = [](int64_t v) { return std::to_string(v); };
 
-    /* exp: valid up to and including exp + leeway */
-    EXPECT_EQ(at("{\"exp\":" + num(now) + "}", 0), Status::ok);
-    EXPECT_EQ(at("{\"exp\":" + num(now - 1) + "}", 0), Status::expired);
-    EXPECT_EQ(at("{\"exp\":" + num(now - 30) + "}", 30), Status::ok);
-    EXPECT_EQ(at("{\"exp\":" + num(now - 31) + "}", 30), Status::expired);
+    /* exp: valid before exp + leeway (RFC 7519 4.1.4), not at it */
+    EXPECT_EQ(at("{\"exp\":" + num(now + 1) + "}", 0), Status::ok);
+    EXPECT_EQ(at("{\"exp\":" + num(now) + "}", 0), Status::expired);
+    EXPECT_EQ(at("{\"exp\":" + num(now) + ".001}", 0), Status::ok);
+    EXPECT_EQ(at("{\"exp\":" + num(now - 1) + ".999}", 0), Status::expired);
+    EXPECT_EQ(at("{\"exp\":" + num(now - 29) + "}", 30), Status::ok);
+    EXPECT_EQ(at("{\"exp\":" + num(now - 30) + "}", 30), Status::expired);
     EXPECT_EQ(at("{\"exp\":" + num(now - 31) + ".999}", 30), Status::expired);
     EXPECT_EQ(at("{\"exp\":" + num(now - 30) + ".001}", 30), Status::ok);
+    EXPECT_EQ(at("{\"exp\":" + num(now - 30) + "e0}", 30), Status::expired);
 
     const std::string exp = "\"exp\":" + num(now + 600);
 
@@ -850,8 +853,11 @@ TEST(JwtClaims, TimeEdges)
         };
         EXPECT_EQ(at(with(now), 0), Status::ok);
         EXPECT_EQ(at(with(now + 1), 0), Status::not_yet_valid);
+        EXPECT_EQ(at(with(now - 1, ".5"), 0), Status::ok);
+        EXPECT_EQ(at(with(now, ".5"), 0), Status::not_yet_valid);
         EXPECT_EQ(at(with(now + 30), 30), Status::ok);
-        EXPECT_EQ(at(with(now + 30, ".9"), 30), Status::ok);
+        EXPECT_EQ(at(with(now + 29, ".9"), 30), Status::ok);
+        EXPECT_EQ(at(with(now + 30, ".1"), 30), Status::not_yet_valid);
         EXPECT_EQ(at(with(now + 31), 30), Status::not_yet_valid);
         EXPECT_EQ(at(with(now - 100000), 0), Status::ok);
         EXPECT_EQ(at(with(0), 0), Status::ok);
@@ -867,6 +873,7 @@ TEST(JwtClaims, TimeEdges)
     EXPECT_EQ(at("{" + exp + ",\"nbf\":1e30}", INT64_MAX),
               Status::not_yet_valid);
     EXPECT_EQ(at("{\"exp\":" + num(now - 1) + "}", -100), Status::expired);
+    EXPECT_EQ(at("{\"exp\":" + num(now + 1) + "}", -100), Status::ok);
 }
 
 
