@@ -651,7 +651,7 @@ const std::string *Claims::claim(const unsigned char *name, size_t n) const
 {
     for (const auto &member : all) {
         if (member.first.size() == n
-            && std::memcmp(member.first.data(), name, n) == 0)
+            && (n == 0 || std::memcmp(member.first.data(), name, n) == 0))
         {
             return &member.second;
         }

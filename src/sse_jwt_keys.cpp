@@ -783,6 +783,12 @@ PkeyPtr read_pem_pkey(const unsigned char *p, size_t n, std::string *error)
         return pkey;
     }
 
+    if (labels[0] == "RSA PUBLIC KEY") {
+        *error = "holds an \"RSA PUBLIC KEY\" (PKCS #1); convert it to a "
+                 "\"PUBLIC KEY\" (openssl rsa -RSAPublicKey_in -pubout)";
+        return nullptr;
+    }
+
     /* the label goes into a log line: only when it is plain and short */
     bool plain = labels[0].size() <= 40;
     for (char c : labels[0]) {
