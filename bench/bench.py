@@ -655,12 +655,15 @@ def w_storm(bench, kind):
 # and the target are ratios to the run without auth.
 
 AUTH_VARIANTS = ("none", "hs256", "es256")
+AUTH_ROUNDS = 3            # interleaved: none, hs256, es256, none, ...; medians kept
 AUTH_JWT_MINT = ROOT / "t" / "tools" / "jwt-mint.mjs"
 
 
-def auth_tokens(keydir, n):
-    """n HS256 and n ES256 tokens (sub u<i>, every channel), their keys in
-    keydir; returns {variant: path of a loadgen --headers file}."""
+def auth_tokens(keydir, n, rounds):
+    """n HS256 and n ES256 tokens per round (sub r<round>u<i>, every
+    channel), their keys in keydir; returns {(variant, round): path of a
+    loadgen --headers file}.  Each round's clients are new: each token is
+    seen for the first time when its client first subscribes."""
     req = {
         "dir": str(keydir),
         "keys": [{"name": "hs", "type": "oct", "bytes": 32},
@@ -668,24 +671,27 @@ def auth_tokens(keydir, n):
         "tokens": {},
     }
     exp = int(time.time()) + 4 * 3600
-    for i in range(n):
-        claims = {"sub": f"u{i}", "exp": exp, "sse": {"subscribe": ["*"]}}
-        req["tokens"][f"hs256-{i}"] = {"key": "hs", "alg": "HS256", "claims": claims}
-        req["tokens"][f"es256-{i}"] = {"key": "ec", "alg": "ES256", "claims": claims}
+    for r in range(rounds):
+        for i in range(n):
+            claims = {"sub": f"r{r}u{i}", "exp": exp, "sse": {"subscribe": ["*"]}}
+            req["tokens"][f"hs256-{r}-{i}"] = {"key": "hs", "alg": "HS256", "claims": claims}
+            req["tokens"][f"es256-{r}-{i}"] = {"key": "ec", "alg": "ES256", "claims": claims}
     try:
         out = subprocess.run(["node", str(AUTH_JWT_MINT)], input=json.dumps(req).encode(),
-                             capture_output=True, timeout=120)
+                             capture_output=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise BenchError(f"jwt-mint: {e}")
     if out.returncode != 0:
         raise BenchError(f"jwt-mint: {out.stderr.decode(errors='replace').strip()[-300:]}")
     tokens = json.loads(out.stdout)["tokens"]
     files = {}
-    for v in ("hs256", "es256"):
-        path = keydir / f"{v}.headers"
-        path.write_text("".join(f"Cookie: sse_token={tokens[f'{v}-{i}']}\n" for i in range(n)))
-        files[v] = path
-    files["none"] = files["es256"]     # the same cookies, not looked at
+    for r in range(rounds):
+        for v in ("hs256", "es256"):
+            path = keydir / f"{v}-{r}.headers"
+            path.write_text("".join(f"Cookie: sse_token={tokens[f'{v}-{r}-{i}']}\n"
+                                    for i in range(n)))
+            files[(v, r)] = path
+        files[("none", r)] = files[("es256", r)]     # the same cookies, not looked at
     return files
 
 
@@ -723,60 +729,67 @@ def auth_probe(port):
 
 
 @contextmanager
-def auth_server(bench, variant, keydir):
+def auth_servers(bench, keydir):
+    """The three servers, all running (each idle while another is measured)."""
     auth = {
         "none": "",
         "hs256": f"sse_auth_jwt on; sse_auth_jwt_key_secret {keydir / 'hs.secret'};",
         "es256": f"sse_auth_jwt on; sse_auth_jwt_key_file {keydir / 'ec.pem'};",
-    }[variant]
-    rundir = bench.rundir / f"auth-{variant}"
-    shutil.rmtree(rundir, ignore_errors=True)
-    srv = AuthNginx(rundir, bench.profile.workers, bench.module_so, auth)
-    srv.start()
+    }
+    servers = {}
     try:
-        # what is measured is what it claims: a subscribe without a token is
-        # refused exactly when auth is on
-        status = auth_probe(srv.port)
-        if status != (401 if auth else 200):
-            raise BenchError(f"auth-{variant}: a subscribe without a token got {status}")
-        yield srv
+        for v in AUTH_VARIANTS:
+            rundir = bench.rundir / f"auth-{v}"
+            shutil.rmtree(rundir, ignore_errors=True)
+            servers[v] = AuthNginx(rundir, bench.profile.workers, bench.module_so, auth[v])
+            servers[v].start()
+            # what is measured is what it claims: a subscribe without a token
+            # is refused exactly when auth is on
+            status = auth_probe(servers[v].port)
+            if status != (401 if auth[v] else 200):
+                raise BenchError(f"auth-{v}: a subscribe without a token got {status}")
+        yield servers
     finally:
-        srv.stop()
-        found = srv.log_problems()
-        if found:
-            bench.problems[f"auth/module-{variant}"] = found
+        for v, srv in servers.items():
+            srv.stop()
+            found = srv.log_problems()
+            if found:
+                bench.problems[f"auth/module-{v}"] = found
 
 
-def auth_one(bench, variant, keydir, headers):
-    """Subscribes, then the reconnect storm, on one server."""
+def auth_round(bench, srv, rnd, headers):
+    """New clients subscribe (each token new to the server), get some
+    events, leave; more events; they all come back at once with their
+    Last-Event-ID and cookie."""
     p = bench.profile
     n, channels = p.storm_clients, p.storm_channels
+    base = rnd * (p.storm_before + p.storm_missed)     # of every channel's seq
     hdr = ["--headers", headers]
-    with auth_server(bench, variant, keydir) as srv:
-        ids = srv.dir / "last-event-ids.txt"
-        before = srv.cpu_snapshot()
-        first = bench.subscribe(srv, "subscribe", n, channels, expect=p.storm_before, procs=1,
-                                extra=["--save-ids", ids, *hdr])
-        try:
-            up = established(first, n, 60)
-            sub_cpu = srv.cpu_since(before)
-            bench.publish(srv, "publish-before", channels, 10, events=p.storm_before)
-            first.wait_for("report", 60)
-        finally:
-            first.finish()
-        bench.publish(srv, "publish-missed", channels, 10, events=p.storm_missed,
-                      first_seq=p.storm_before + 1)
-        before = srv.cpu_snapshot()
-        second = bench.subscribe(srv, "resume", n, channels, expect=p.storm_missed, procs=1,
-                                 extra=["--resume", ids, "--max-inflight", n, *hdr])
-        try:
-            rep = second.wait_for("report", 120)
-            storm_cpu = srv.cpu_since(before)
-        finally:
-            second.finish()
+    ids = srv.dir / f"last-event-ids-{rnd}.txt"
+    before = srv.cpu_snapshot()
+    first = bench.subscribe(srv, f"subscribe-{rnd}", n, channels, expect=p.storm_before,
+                            procs=1, extra=["--save-ids", ids, *hdr])
+    try:
+        up = established(first, n, 60)
+        sub_cpu = srv.cpu_since(before)
+        bench.publish(srv, f"publish-before-{rnd}", channels, 10, events=p.storm_before,
+                      first_seq=base + 1)
+        first.wait_for("report", 60)
+    finally:
+        first.finish()
+    bench.publish(srv, f"publish-missed-{rnd}", channels, 10, events=p.storm_missed,
+                  first_seq=base + p.storm_before + 1)
+    before = srv.cpu_snapshot()
+    second = bench.subscribe(srv, f"resume-{rnd}", n, channels, expect=p.storm_missed,
+                             procs=1, extra=["--resume", ids, "--max-inflight", n, *hdr])
+    try:
+        rep = second.wait_for("report", 120)
+        storm_cpu = srv.cpu_since(before)
+    finally:
+        second.finish()
     if rep["complete"] != n:
-        raise BenchError(f"{variant}: {rep['complete']} of {n} clients caught up "
-                         f"({rep['non_200']} refused)")
+        raise BenchError(f"{rep['complete']} of {n} clients caught up "
+                         f"({rep['non_200']} answers not 200)")
     return {
         "subscribe_per_s": n / up["seconds"] if up["seconds"] else None,
         "subscribe_cpu_ms_per_1000": sub_cpu * 1e3 * 1000 / n,
@@ -787,18 +800,35 @@ def auth_one(bench, variant, keydir, headers):
     }
 
 
+def median(values):
+    vals = sorted(v for v in values if isinstance(v, (int, float)))
+    return vals[(len(vals) - 1) // 2] if vals else None
+
+
 def w_auth(bench, kind):
     """No auth, HS256 and ES256: subscribes per second and the reconnect
-    storm, one server after the other, the same clients."""
+    storm, AUTH_ROUNDS rounds interleaved over the three servers; the median
+    of each metric, and the integrity counts summed."""
+    n = bench.profile.storm_clients
     keydir = bench.rundir / "auth-keys"
     shutil.rmtree(keydir, ignore_errors=True)
     keydir.mkdir(parents=True)
-    headers = auth_tokens(keydir, bench.profile.storm_clients)
-    out = {"clients": bench.profile.storm_clients}
+    headers = auth_tokens(keydir, n, AUTH_ROUNDS)
+    rounds = {v: [] for v in AUTH_VARIANTS}
+    with auth_servers(bench, keydir) as servers:
+        for rnd in range(AUTH_ROUNDS):
+            for v in AUTH_VARIANTS:
+                try:
+                    rounds[v].append(auth_round(bench, servers[v], rnd, headers[(v, rnd)]))
+                except BenchError as e:
+                    raise BenchError(f"auth-{v}, round {rnd + 1}: {e}")
+    out = {"clients": n, "rounds_each": AUTH_ROUNDS}
     for v in AUTH_VARIANTS:
-        r = auth_one(bench, v, keydir, headers[v])
-        for k, val in r.items():
-            out[f"{k}_{v}"] = val
+        for k in rounds[v][0]:
+            vals = [r[k] for r in rounds[v]]
+            out[f"{k}_{v}"] = sum(vals) if k in ("lost", "duplicates", "reordered", "closed",
+                                                   "resets") else median(vals)
+        out[f"storm_s_rounds_{v}"] = [r["storm_s"] for r in rounds[v]]
     for v in ("hs256", "es256"):
         out[f"subscribe_ratio_{v}"] = ratio(out[f"subscribe_per_s_{v}"],
                                             out["subscribe_per_s_none"])
@@ -819,6 +849,13 @@ def auth_triple(key, ratios=False):
     return text
 
 
+def auth_storm_rounds(r):
+    if f"storm_s_rounds_{AUTH_VARIANTS[0]}" not in r:
+        return None
+    return " / ".join(", ".join(fmt_num(x) for x in r[f"storm_s_rounds_{v}"])
+                      for v in AUTH_VARIANTS)
+
+
 def auth_integrity(r):
     if f"lost_{AUTH_VARIANTS[0]}" not in r:
         return None
@@ -837,7 +874,8 @@ AUTH_ROWS = [
     ("auth", "storm: p99 time to catch up per client (ms): no auth / HS256 / ES256",
      auth_triple("storm_p99_ms")),
     ("auth", "storm: server CPU-seconds: no auth / HS256 / ES256", auth_triple("storm_cpu_s")),
-    ("auth", "lost / dup / reordered / streams ended (all three runs)", auth_integrity),
+    ("auth", "storm: seconds in each round: no auth / HS256 / ES256", auth_storm_rounds),
+    ("auth", "lost / dup / reordered / streams ended (every run)", auth_integrity),
 ]
 
 
@@ -851,15 +889,17 @@ def auth_targets(results):
 
 
 AUTH_METHOD = """
-- **signed tokens**: the module only, three servers one after the other
-  with the same config, the subscribe location without auth, with
-  `sse_auth_jwt` and an HS256 secret, and with an ES256 public key.  The
-  {storm_clients:,} clients of the reconnect storm each carry a token of
-  their own in the cookie `sse_token` (the same cookies in all three runs;
-  without auth they are not looked at).  *Subscribes per second*: the
-  clients' first connections, {storm_channels} channels, each token seen for
-  the first time (one signature check).  Then the reconnect storm as
-  above, with the same cookies.  Ratios are to the run without auth.
+- **signed tokens**: the module only, three servers with the same config:
+  the subscribe location without auth, with `sse_auth_jwt` and an HS256
+  secret, and with an ES256 public key.  {storm_clients:,} clients, each
+  with a token of its own in the cookie `sse_token` (the same cookies for
+  all three servers; without auth they are not looked at), subscribe to
+  {storm_channels} channels (*subscribes per second*: every token seen for
+  the first time, one signature check each), get {storm_before} events,
+  leave, miss {storm_missed}, and come back at once with `Last-Event-ID`
+  and the same cookie (the reconnect storm above).  Three rounds with new
+  clients, interleaved over the three servers; the medians are shown and
+  the ratios are to the server without auth.
 """
 
 
