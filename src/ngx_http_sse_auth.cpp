@@ -58,7 +58,8 @@ ngx_int_t ngx_http_sse_auth_verify(ngx_http_request_t *r,
 ngx_int_t ngx_http_sse_auth_token(ngx_http_request_t *r,
     ngx_http_sse_access_conf_t *sacf, ngx_str_t *token);
 ngx_int_t ngx_http_sse_auth_refuse(ngx_http_request_t *r, ngx_uint_t status,
-    const char *challenge, const char *code, const char *message);
+    const char *challenge, const char *code, const char *reason,
+    const char *message);
 std::shared_ptr<const sse::jwt::Claims> ngx_http_sse_auth_cache_get(
     const std::string &key, int64_t now);
 void ngx_http_sse_auth_cache_put(const std::string &key,
@@ -392,7 +393,7 @@ ngx_http_sse_auth_check(ngx_http_request_t *r,
                       "sse: no token");
 
         return ngx_http_sse_auth_refuse(r, NGX_HTTP_UNAUTHORIZED, "Bearer",
-                                        "token_required",
+                                        "token_required", "no_token",
                                         "this location needs a token");
 
     default:
@@ -403,6 +404,7 @@ ngx_http_sse_auth_check(ngx_http_request_t *r,
         return ngx_http_sse_auth_refuse(r, NGX_HTTP_UNAUTHORIZED,
                                         "Bearer error=\"invalid_token\"",
                                         "invalid_token",
+                                        sse::jwt::status_name(ctx->status),
                                         ngx_http_sse_auth_message(
                                             ctx->status));
     }
@@ -449,6 +451,7 @@ ngx_http_sse_auth_channels(ngx_http_request_t *r,
         return ngx_http_sse_auth_refuse(r, NGX_HTTP_FORBIDDEN,
                                         "Bearer error=\"insufficient_scope\"",
                                         "insufficient_scope",
+                                        "channel_not_allowed",
                                         "the token does not allow every "
                                         "channel of this request");
     }
@@ -646,8 +649,12 @@ ngx_http_sse_auth_token(ngx_http_request_t *r,
 
 ngx_int_t
 ngx_http_sse_auth_refuse(ngx_http_request_t *r, ngx_uint_t status,
-    const char *challenge, const char *code, const char *message)
+    const char *challenge, const char *code, const char *reason,
+    const char *message)
 {
+    u_char  *json, *p;
+    size_t   len;
+
     /* a refused publish stores nothing: its body is read and dropped */
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
@@ -658,7 +665,20 @@ ngx_http_sse_auth_refuse(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_sse_send_error(r, status, code, message);
+    len = sizeof("{\"error\":\"\",\"reason\":\"\",\"message\":\"\"}\n") - 1
+          + ngx_strlen(code) + ngx_strlen(reason) + ngx_strlen(message);
+
+    json = (u_char *) ngx_pnalloc(r->pool, len);
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* our own literals, never the token's bytes: nothing to escape */
+    p = ngx_sprintf(json,
+                    "{\"error\":\"%s\",\"reason\":\"%s\",\"message\":\"%s\"}\n",
+                    code, reason, message);
+
+    return ngx_http_sse_send_json(r, status, json, p - json);
 }
 
 
