@@ -5,8 +5,8 @@
  * The first input byte picks what the rest is fed to:
  *   0  verify() as a token, against a fixed KeySet (an HS256 secret and
  *      RSA, EC P-256 and Ed25519 public keys, all with and without kid);
- *   1  KeySet::add_jwks();
- *   2  KeySet::add_pem();
+ *   1  KeySet::add_jwks(), with an alg= from the first byte too;
+ *   2  KeySet::add_pem(), likewise;
  *   3  verify() of the rest as the claims of a token this target signs
  *      with the HS256 secret, so the fuzzer gets past the signature;
  *   4  the same with the rest as the header, over fixed claims;
@@ -18,7 +18,8 @@
  *     "exp" claim, and patterns that match themselves;
  *   - tokens the target signs fail only for what their claims or header
  *     say, never for their signature unless the header chose another key;
- *   - a key file is taken whole or not at all, with a printable error;
+ *   - a key file is taken whole or not at all, with a printable error,
+ *     and every key it gives is bound to the alg= asked for, if any;
  *   - the JSON nodes stay inside the text, strings decode to valid UTF-8,
  *     each member is found by its name, numbers floor within the clamp;
  *   - base64url accepts only canonical text: decode then encode gives the
@@ -247,14 +248,14 @@ void check_signed_header(const std::string &header)
 }
 
 
-void check_key_file(const uint8_t *data, size_t size, bool as_jwks)
+void check_key_file(const uint8_t *data, size_t size, bool as_jwks,
+                    Alg bind)
 {
     KeySet      set;
     std::string error;
 
-    bool ok = as_jwks
-              ? set.add_jwks(data, size, Alg::none_or_unknown, &error)
-              : set.add_pem(data, size, Alg::none_or_unknown, &error);
+    bool ok = as_jwks ? set.add_jwks(data, size, bind, &error)
+                      : set.add_pem(data, size, bind, &error);
 
     CHECK(ok == error.empty());
     CHECK(ok == (set.size() > 0));
@@ -265,6 +266,7 @@ void check_key_file(const uint8_t *data, size_t size, bool as_jwks)
 
     for (const auto &key : set.keys()) {
         CHECK(key->alg != Alg::none_or_unknown);
+        CHECK(bind == Alg::none_or_unknown || key->alg == bind);
     }
 }
 
@@ -354,6 +356,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     uint8_t mode = data[0] % 6;
 
+    /* for key files: the alg= of the directive, none (0) in most seeds */
+    Alg bind = static_cast<Alg>(data[0] / 6 % (uint8_t(Alg::EdDSA) + 1));
+
     data++;
     size--;
 
@@ -364,10 +369,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_verify({ data, size });
         break;
     case 1:
-        check_key_file(data, size, true);
+        check_key_file(data, size, true, bind);
         break;
     case 2:
-        check_key_file(data, size, false);
+        check_key_file(data, size, false, bind);
         break;
     case 3:
         check_signed_claims(rest);
