@@ -313,7 +313,15 @@ bool string_member(const json::Document &doc, size_t obj, const char *name,
 }
 
 
-/* the outcome of reading one JWK */
+/*
+ * The outcome of reading one JWK.  A set published by an identity provider
+ * may hold keys that are not for us: encryption keys ("use" other than
+ * "sig", "key_ops" without "verify", an "alg" such as RSA-OAEP), and key
+ * types or curves this module does not support (RFC 7517 5: ignore what is
+ * not understood).  Those are skipped.  A key meant for us that cannot be
+ * read exactly is a mistake in the file and refuses it whole: loading the
+ * rest would only make tokens fail later, far from the cause.
+ */
 enum class JwkResult : uint8_t {
     taken,
     skipped,            /* not a signing key we can use: ignored */
