@@ -226,6 +226,8 @@ ngx_http_sse_access_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->keys == NULL) {
         conf->keys = prev->keys;
+        ngx_memcpy(conf->keys_fingerprint, prev->keys_fingerprint,
+                   sizeof(conf->keys_fingerprint));
     }
 
     ngx_conf_merge_str_value(conf->issuer, prev->issuer, "");
@@ -246,6 +248,16 @@ ngx_http_sse_access_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                            "\"sse_auth_jwt_key_file\" or "
                            "\"sse_auth_jwt_key_secret\"");
         return (char *) NGX_CONF_ERROR;
+    }
+
+    if (conf->auth
+        && (slcf->role == NGX_HTTP_SSE_ROLE_SUBSCRIBE
+            || slcf->role == NGX_HTTP_SSE_ROLE_PUBLISH))
+    {
+        conf->tokens = ngx_http_sse_tokens_zone(cf);
+        if (conf->tokens == NULL) {
+            return (char *) NGX_CONF_ERROR;
+        }
     }
 
     return NGX_CONF_OK;

@@ -3,6 +3,7 @@
  *
  *   ngx_http_sse_access.cpp   the module: directives, configuration
  *   ngx_http_sse_auth.cpp     signed tokens (sse_auth_jwt*), variables
+ *   ngx_http_sse_auth_shared.cpp  verified signatures shared by workers
  *   ngx_http_sse_cors.cpp     sse_cors_origins and preflight
  *
  * A module of its own (in the same .so as ngx_http_sse_module), so that
@@ -30,6 +31,14 @@ typedef struct {
 
     /* keys set at this level; NULL: inherited (or none) */
     sse::jwt::KeySet           *keys;
+
+    /* SHA-256 over every key directive of the set and its file's bytes:
+     * the same keys give the same fingerprint, in every worker and after
+     * a reload */
+    u_char                      keys_fingerprint[32];
+
+    /* verified signatures shared by the workers; NULL: no tokens here */
+    ngx_shm_zone_t             *tokens;
 
     ngx_str_t                   issuer;
     ngx_str_t                   audience;
@@ -71,6 +80,19 @@ time_t ngx_http_sse_auth_expires(ngx_http_request_t *r);
 char *ngx_http_sse_auth_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_sse_auth_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void ngx_http_sse_auth_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_sse_auth_shared.cpp */
+ngx_shm_zone_t *ngx_http_sse_tokens_zone(ngx_conf_t *cf);
+ngx_uint_t ngx_http_sse_tokens_known(ngx_shm_zone_t *shm_zone,
+    const u_char *key, int64_t now);
+void ngx_http_sse_tokens_remember(ngx_shm_zone_t *shm_zone, const u_char *key,
+    int64_t until, int64_t now);
+void ngx_http_sse_tokens_count(ngx_shm_zone_t *shm_zone, ngx_uint_t what);
+
+#define NGX_HTTP_SSE_TOKENS_SIGNATURE   0
+#define NGX_HTTP_SSE_TOKENS_SHARED_HIT  1
+#define NGX_HTTP_SSE_TOKENS_WORKER_HIT  2
+#define NGX_HTTP_SSE_TOKENS_REFUSED     3
 
 /* ngx_http_sse_cors.cpp */
 ngx_int_t ngx_http_sse_cors(ngx_http_request_t *r,

@@ -8,6 +8,8 @@
 #include "ngx_http_sse_access.h"
 #include "sse_jwt.h"
 
+#include <openssl/evp.h>
+
 #include <memory>
 #include <new>
 #include <string>
@@ -74,6 +76,10 @@ ngx_int_t ngx_http_sse_variable_jwt_claim(ngx_http_request_t *r,
 ngx_int_t ngx_http_sse_variable_set(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, const std::string *s);
 const char *ngx_http_sse_auth_message(sse::jwt::Status status);
+ngx_int_t ngx_http_sse_auth_fingerprint(u_char *fp, ngx_array_t *args,
+    u_char *file, size_t len);
+ngx_int_t ngx_http_sse_auth_shared_key(ngx_http_sse_access_conf_t *sacf,
+    const unsigned char *digest, u_char *key);
 
 
 ngx_http_variable_t  ngx_http_sse_auth_vars[] = {
@@ -331,6 +337,15 @@ ngx_http_sse_auth_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         error = "out of memory";
     }
 
+    if (ok
+        && ngx_http_sse_auth_fingerprint(sacf->keys_fingerprint, cf->args,
+                                         buf, n)
+           != NGX_OK)
+    {
+        ok = false;
+        error = "out of memory";
+    }
+
     /* a secret stays in memory only where the key set keeps it */
     ngx_explicit_memzero(buf, n);
 
@@ -495,9 +510,10 @@ ngx_http_sse_auth_verify(ngx_http_request_t *r,
     void                      *p;
     int64_t                    now;
     ngx_str_t                  token;
+    bool                       cacheable;
     std::string                key;
     sse::Slice                 t;
-    unsigned char              digest[32];
+    unsigned char              digest[32], shared[32];
     sse::jwt::Status           status;
     sse::jwt::Options          opt;
     ngx_pool_cleanup_t        *cln;
@@ -536,37 +552,63 @@ ngx_http_sse_auth_verify(ngx_http_request_t *r,
     t.len = token.len;
     now = (int64_t) ngx_time();
 
-    try {
-        if (token.len <= sse::jwt::max_token_len) {
-            sse::jwt::token_digest(t, digest);
+    opt.now = now;
+    opt.leeway = sacf->leeway;
+    opt.issuer.data = sacf->issuer.data;
+    opt.issuer.len = sacf->issuer.len;
+    opt.audience.data = sacf->audience.data;
+    opt.audience.len = sacf->audience.len;
 
+    /*
+     * Three tiers, cheapest first: this worker verified the token for
+     * this location (its claims are kept); some worker verified its
+     * signature with the same keys (the claims are read and checked
+     * again, the signature not); or the whole verification.
+     */
+
+    cacheable = token.len <= sse::jwt::max_token_len
+                && sse::jwt::token_digest(t, digest)
+                && ngx_http_sse_auth_shared_key(sacf, digest, shared) == NGX_OK;
+
+    try {
+        if (cacheable) {
             key.assign((const char *) digest, sizeof(digest));
             key.append((const char *) &sacf, sizeof(sacf));
 
             ctx->claims = ngx_http_sse_auth_cache_get(key, now);
 
             if (ctx->claims) {
+                ngx_http_sse_tokens_count(sacf->tokens,
+                                          NGX_HTTP_SSE_TOKENS_WORKER_HIT);
                 ctx->state = NGX_HTTP_SSE_AUTH_VALID;
                 ctx->status = sse::jwt::Status::ok;
                 return NGX_OK;
             }
+
+            opt.signature_known_valid =
+                ngx_http_sse_tokens_known(sacf->tokens, shared, now) ? true
+                                                                     : false;
         }
+
+        ngx_http_sse_tokens_count(sacf->tokens,
+                                  opt.signature_known_valid
+                                  ? NGX_HTTP_SSE_TOKENS_SHARED_HIT
+                                  : NGX_HTTP_SSE_TOKENS_SIGNATURE);
 
         std::shared_ptr<sse::jwt::Claims>  claims =
             std::make_shared<sse::jwt::Claims>();
-
-        opt.now = now;
-        opt.leeway = sacf->leeway;
-        opt.issuer.data = sacf->issuer.data;
-        opt.issuer.len = sacf->issuer.len;
-        opt.audience.data = sacf->audience.data;
-        opt.audience.len = sacf->audience.len;
 
         status = sse::jwt::verify(*sacf->keys, t, opt, claims.get());
 
         ctx->status = status;
 
+        if (status == sse::jwt::Status::no_memory) {
+            return NGX_ERROR;
+        }
+
         if (status != sse::jwt::Status::ok) {
+            ngx_http_sse_tokens_count(sacf->tokens,
+                                      NGX_HTTP_SSE_TOKENS_REFUSED);
             ctx->state = NGX_HTTP_SSE_AUTH_INVALID;
             return NGX_OK;
         }
@@ -574,8 +616,16 @@ ngx_http_sse_auth_verify(ngx_http_request_t *r,
         ctx->state = NGX_HTTP_SSE_AUTH_VALID;
         ctx->claims = claims;
 
-        ngx_http_sse_auth_cache_put(key, claims, claims->exp + sacf->leeway,
-                                    now);
+        if (cacheable) {
+            ngx_http_sse_auth_cache_put(key, claims,
+                                        claims->exp + sacf->leeway, now);
+
+            if (!opt.signature_known_valid) {
+                ngx_http_sse_tokens_remember(sacf->tokens, shared,
+                                             claims->exp + sacf->leeway,
+                                             now);
+            }
+        }
 
     } catch (...) {
         return NGX_ERROR;
@@ -707,6 +757,69 @@ ngx_http_sse_auth_message(sse::jwt::Status status)
     default:
         return "the token is not valid";
     }
+}
+
+
+/*
+ * fp = SHA-256(fp, the directive's words, the file's bytes): chained over
+ * the key directives of one level, in order.
+ */
+
+ngx_int_t
+ngx_http_sse_auth_fingerprint(u_char *fp, ngx_array_t *args, u_char *file,
+    size_t len)
+{
+    int            ok;
+    ngx_str_t     *value;
+    ngx_uint_t     i;
+    unsigned int   n;
+    EVP_MD_CTX    *md;
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return NGX_ERROR;
+    }
+
+    value = (ngx_str_t *) args->elts;
+
+    ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL)
+         && EVP_DigestUpdate(md, fp, 32);
+
+    /* each word with its terminating NUL, so that words cannot shift */
+    for (i = 0; ok && i < args->nelts; i++) {
+        ok = EVP_DigestUpdate(md, value[i].data, value[i].len + 1);
+    }
+
+    ok = ok
+         && EVP_DigestUpdate(md, file, len)
+         && EVP_DigestFinal_ex(md, fp, &n)
+         && n == 32;
+
+    EVP_MD_CTX_free(md);
+
+    return ok ? NGX_OK : NGX_ERROR;
+}
+
+
+/* the shared table's key: SHA-256(keys' fingerprint, token's digest) */
+
+ngx_int_t
+ngx_http_sse_auth_shared_key(ngx_http_sse_access_conf_t *sacf,
+    const unsigned char *digest, u_char *key)
+{
+    u_char        in[64];
+    unsigned int  n;
+
+    ngx_memcpy(in, sacf->keys_fingerprint, 32);
+    ngx_memcpy(in + 32, digest, 32);
+
+    if (EVP_Digest(in, sizeof(in), key, &n, EVP_sha256(), NULL) != 1
+        || n != 32)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

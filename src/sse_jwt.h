@@ -113,6 +113,16 @@ struct Options {
     int64_t   leeway = 30;      /* seconds, for exp, nbf and iat */
     Slice     issuer = { nullptr, 0 };      /* len 0: not checked */
     Slice     audience = { nullptr, 0 };    /* len 0: not checked */
+
+    /*
+     * The caller knows that exactly this token's signature was verified
+     * before with a key set of exactly the same keys (a cache shared by
+     * nginx's workers, keyed by the SHA-256 of the token and of the key
+     * material): the signature itself is not checked again; everything
+     * else (form, algorithm, that a key for its kid and alg is configured,
+     * every claim and time) is checked as always.
+     */
+    bool      signature_known_valid = false;
 };
 
 

@@ -1023,3 +1023,37 @@ TEST(Jwt, TokenDigest)
     ASSERT_TRUE(sse::jwt::token_digest(slice(std::string("abc")), d1));
     EXPECT_EQ(memcmp(d1, abc, 32), 0);
 }
+
+
+/*
+ * signature_known_valid (a shared cache vouches for the signature): the
+ * signature is not checked, everything else still is.
+ */
+TEST(JwtKnownValid, SkipsOnlyTheSignature)
+{
+    KeySet set;
+    add_key_for(&set, Alg::ES256);
+
+    std::string good = token_for(Alg::ES256);
+    std::string forged = good.substr(0, good.rfind('.') + 1)
+                         + std::string(86, 'A');
+
+    Options known = options();
+    known.signature_known_valid = true;
+
+    EXPECT_EQ(check(set, forged), Status::bad_signature);
+    EXPECT_EQ(check(set, forged, known), Status::ok);
+
+    /* the claims and the times are checked as always */
+    Options later = known;
+    later.now = now + 600 + 31;
+    EXPECT_EQ(check(set, good, later), Status::expired);
+
+    Options other_aud = known;
+    other_aud.audience = slice("someone-else");
+    EXPECT_EQ(check(set, good, other_aud), Status::bad_audience);
+
+    /* so are the form and the algorithm's binding to a configured key */
+    EXPECT_EQ(check(set, token_for(Alg::HS256), known), Status::no_key);
+    EXPECT_EQ(check(set, good.substr(1), known), Status::malformed);
+}
