@@ -740,6 +740,270 @@ def w_storm(bench, kind):
     }
 
 
+# ------------------------------------------------------------------ signed tokens
+#
+# The cost of sse_auth_jwt (issue 11): the module alone, three times with
+# the same config (bench/conf/module.conf.in), once as it is and once with
+# an HS256 and an ES256 token required on its subscribe location.  Every
+# client carries a token of its own in the cookie sse_token (minted by
+# t/tools/jwt-mint.mjs, npm jose), in all three runs, so that the requests
+# are the same bytes; without auth the cookie is just not looked at.
+# Measured: how fast the clients subscribe (each token's first appearance:
+# a signature check), and the reconnect storm of w_storm with those
+# cookies (what a worker verified before it may have cached).  The rows
+# and the target are ratios to the run without auth.
+
+AUTH_VARIANTS = ("none", "hs256", "es256")
+AUTH_ROUNDS = 3            # interleaved: none, hs256, es256, none, ...; medians kept
+AUTH_JWT_MINT = ROOT / "t" / "tools" / "jwt-mint.mjs"
+
+
+def auth_tokens(keydir, n, rounds):
+    """n HS256 and n ES256 tokens per round (sub r<round>u<i>, every
+    channel), their keys in keydir; returns {(variant, round): path of a
+    loadgen --headers file}.  Each round's clients are new: each token is
+    seen for the first time when its client first subscribes."""
+    req = {
+        "dir": str(keydir),
+        "keys": [{"name": "hs", "type": "oct", "bytes": 32},
+                 {"name": "ec", "type": "EC", "crv": "P-256"}],
+        "tokens": {},
+    }
+    exp = int(time.time()) + 4 * 3600
+    for r in range(rounds):
+        for i in range(n):
+            claims = {"sub": f"r{r}u{i}", "exp": exp, "sse": {"subscribe": ["*"]}}
+            req["tokens"][f"hs256-{r}-{i}"] = {"key": "hs", "alg": "HS256", "claims": claims}
+            req["tokens"][f"es256-{r}-{i}"] = {"key": "ec", "alg": "ES256", "claims": claims}
+    try:
+        out = subprocess.run(["node", str(AUTH_JWT_MINT)], input=json.dumps(req).encode(),
+                             capture_output=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BenchError(f"jwt-mint: {e}")
+    if out.returncode != 0:
+        raise BenchError(f"jwt-mint: {out.stderr.decode(errors='replace').strip()[-300:]}")
+    tokens = json.loads(out.stdout)["tokens"]
+    files = {}
+    for r in range(rounds):
+        for v in ("hs256", "es256"):
+            path = keydir / f"{v}-{r}.headers"
+            path.write_text("".join(f"Cookie: sse_token={tokens[f'{v}-{r}-{i}']}\n"
+                                    for i in range(n)))
+            files[(v, r)] = path
+        files[("none", r)] = files[("es256", r)]     # the same cookies, not looked at
+    return files
+
+
+class AuthNginx(Nginx):
+    """The module's benchmark config with sse_auth_jwt on its subscribe
+    location (nothing added for "none")."""
+
+    def __init__(self, rundir, workers, module_so, auth):
+        super().__init__("module", rundir, workers, module_so)
+        self.auth = auth
+
+    def command(self):
+        cmd = super().command()
+        if self.auth:
+            conf = self.dir / "nginx.conf"
+            text = conf.read_text()
+            sub = "sse_subscribe $1 zone=bench;"
+            if text.count(sub) != 1:
+                raise BenchError(f"module.conf.in: no single '{sub}' to add sse_auth_jwt to")
+            conf.write_text(text.replace(sub, f"{sub}\n            {self.auth}"))
+        return cmd
+
+
+def auth_probe(port):
+    """The status of a HEAD on a subscribe location, without a cookie."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("HEAD", "/sub/c0")
+        return conn.getresponse().status
+    except OSError as e:
+        raise BenchError(f"auth probe: {e}")
+    finally:
+        conn.close()
+
+
+@contextmanager
+def auth_servers(bench, keydir):
+    """The three servers, all running (each idle while another is measured)."""
+    auth = {
+        "none": "",
+        "hs256": f"sse_auth_jwt on; sse_auth_jwt_key_secret {keydir / 'hs.secret'};",
+        "es256": f"sse_auth_jwt on; sse_auth_jwt_key_file {keydir / 'ec.pem'};",
+    }
+    servers = {}
+    try:
+        for v in AUTH_VARIANTS:
+            rundir = bench.rundir / f"auth-{v}"
+            shutil.rmtree(rundir, ignore_errors=True)
+            servers[v] = AuthNginx(rundir, bench.profile.workers, bench.module_so, auth[v])
+            servers[v].start()
+            # what is measured is what it claims: a subscribe without a token
+            # is refused exactly when auth is on
+            status = auth_probe(servers[v].port)
+            if status != (401 if auth[v] else 200):
+                raise BenchError(f"auth-{v}: a subscribe without a token got {status}")
+        yield servers
+    finally:
+        for v, srv in servers.items():
+            srv.stop()
+            found = srv.log_problems()
+            if found:
+                bench.problems[f"auth/module-{v}"] = found
+
+
+def auth_round(bench, srv, rnd, headers):
+    """New clients subscribe (each token new to the server), get some
+    events, leave; more events; they all come back at once with their
+    Last-Event-ID and cookie."""
+    p = bench.profile
+    n, channels = p.storm_clients, p.storm_channels
+    base = rnd * (p.storm_before + p.storm_missed)     # of every channel's seq
+    hdr = ["--headers", headers]
+    ids = srv.dir / f"last-event-ids-{rnd}.txt"
+    before = srv.cpu_snapshot()
+    first = bench.subscribe(srv, f"subscribe-{rnd}", n, channels, expect=p.storm_before,
+                            procs=1, extra=["--save-ids", ids, *hdr])
+    try:
+        up = established(first, n, 60)
+        sub_cpu = srv.cpu_since(before)
+        bench.publish(srv, f"publish-before-{rnd}", channels, 10, events=p.storm_before,
+                      first_seq=base + 1)
+        first.wait_for("report", 60)
+    finally:
+        first.finish()
+    bench.publish(srv, f"publish-missed-{rnd}", channels, 10, events=p.storm_missed,
+                  first_seq=base + p.storm_before + 1)
+    before = srv.cpu_snapshot()
+    second = bench.subscribe(srv, f"resume-{rnd}", n, channels, expect=p.storm_missed,
+                             procs=1, extra=["--resume", ids, "--max-inflight", n, *hdr])
+    try:
+        rep = second.wait_for("report", 120)
+        storm_cpu = srv.cpu_since(before)
+    finally:
+        second.finish()
+    if rep["complete"] != n:
+        raise BenchError(f"{rep['complete']} of {n} clients caught up "
+                         f"({rep['non_200']} answers not 200)")
+    return {
+        "subscribe_per_s": n / up["seconds"] if up["seconds"] else None,
+        "subscribe_cpu_ms_per_1000": sub_cpu * 1e3 * 1000 / n,
+        "storm_s": (rep["t_complete_ns"] - rep["t_start_ns"]) / 1e9,
+        "storm_p99_ms": rep["completion"]["p99_us"] / 1e3,
+        "storm_cpu_s": storm_cpu,
+        **integrity(rep),
+    }
+
+
+def median(values):
+    vals = sorted(v for v in values if isinstance(v, (int, float)))
+    return vals[(len(vals) - 1) // 2] if vals else None
+
+
+def w_auth(bench, kind):
+    """No auth, HS256 and ES256: subscribes per second and the reconnect
+    storm, AUTH_ROUNDS rounds interleaved over the three servers; the median
+    of each metric, and the integrity counts summed."""
+    n = bench.profile.storm_clients
+    keydir = bench.rundir / "auth-keys"
+    shutil.rmtree(keydir, ignore_errors=True)
+    keydir.mkdir(parents=True)
+    headers = auth_tokens(keydir, n, AUTH_ROUNDS)
+    rounds = {v: [] for v in AUTH_VARIANTS}
+    with auth_servers(bench, keydir) as servers:
+        for rnd in range(AUTH_ROUNDS):
+            for v in AUTH_VARIANTS:
+                try:
+                    rounds[v].append(auth_round(bench, servers[v], rnd, headers[(v, rnd)]))
+                except BenchError as e:
+                    raise BenchError(f"auth-{v}, round {rnd + 1}: {e}")
+    out = {"clients": n, "rounds_each": AUTH_ROUNDS}
+    for v in AUTH_VARIANTS:
+        for k in rounds[v][0]:
+            vals = [r[k] for r in rounds[v]]
+            out[f"{k}_{v}"] = sum(vals) if k in ("lost", "duplicates", "reordered", "closed",
+                                                   "resets") else median(vals)
+        out[f"storm_s_rounds_{v}"] = [r["storm_s"] for r in rounds[v]]
+    for v in ("hs256", "es256"):
+        out[f"subscribe_ratio_{v}"] = ratio(out[f"subscribe_per_s_{v}"],
+                                            out["subscribe_per_s_none"])
+        out[f"storm_ratio_{v}"] = ratio(out[f"storm_s_{v}"], out["storm_s_none"])
+        out[f"storm_cpu_ratio_{v}"] = ratio(out[f"storm_cpu_s_{v}"], out["storm_cpu_s_none"])
+    return out
+
+
+def auth_triple(key, ratios=False):
+    """A row's text: the value without auth / with HS256 / with ES256, or the
+    ratios HS256 ÷ none and ES256 ÷ none."""
+    def text(r):
+        if ratios:
+            vals = [fmt_ratio(r.get(f"{key}_{v}")) for v in ("hs256", "es256")]
+        else:
+            vals = [fmt_num(r.get(f"{key}_{v}")) for v in AUTH_VARIANTS]
+        return None if all(v in ("–", None) for v in vals) else " / ".join(vals)
+    return text
+
+
+def auth_storm_rounds(r):
+    if f"storm_s_rounds_{AUTH_VARIANTS[0]}" not in r:
+        return None
+    return " / ".join(", ".join(fmt_num(x) for x in r[f"storm_s_rounds_{v}"])
+                      for v in AUTH_VARIANTS)
+
+
+def auth_integrity(r):
+    if f"lost_{AUTH_VARIANTS[0]}" not in r:
+        return None
+    return " / ".join(str(sum(r.get(f"{k}_{v}", 0) for v in AUTH_VARIANTS))
+                      for k in ("lost", "duplicates", "reordered", "closed"))
+
+
+AUTH_ROWS = [
+    ("auth", "subscribes per second: no auth / HS256 / ES256", auth_triple("subscribe_per_s")),
+    ("auth", "… HS256 ÷ no auth / ES256 ÷ no auth", auth_triple("subscribe_ratio", ratios=True)),
+    ("auth", "server CPU-ms per 1000 subscribes: no auth / HS256 / ES256",
+     auth_triple("subscribe_cpu_ms_per_1000")),
+    ("auth", "storm: seconds until all caught up: no auth / HS256 / ES256",
+     auth_triple("storm_s")),
+    ("auth", "… HS256 ÷ no auth / ES256 ÷ no auth", auth_triple("storm_ratio", ratios=True)),
+    ("auth", "storm: p99 time to catch up per client (ms): no auth / HS256 / ES256",
+     auth_triple("storm_p99_ms")),
+    ("auth", "storm: server CPU-seconds: no auth / HS256 / ES256", auth_triple("storm_cpu_s")),
+    ("auth", "storm: seconds in each round: no auth / HS256 / ES256", auth_storm_rounds),
+    ("auth", "lost / dup / reordered / streams ended (every run)", auth_integrity),
+]
+
+
+def auth_targets(results):
+    """The target of issue 11: a storm with ES256 within 1.5× of no auth."""
+    label = "reconnect storm with ES256 tokens ≤ 1.5× the time without auth"
+    m = value(results, "auth", "module", "storm_ratio_es256")
+    if m == "error":
+        return [(label, "error", False)]    # a module error is "not met"
+    if not isinstance(m, (int, float)):
+        m = None
+    return [(label, fmt_ratio(m), None if m is None else m <= 1.5)]
+
+
+AUTH_METHOD = """
+- **signed tokens**: the module only, three servers with the same config:
+  the subscribe location without auth, with `sse_auth_jwt` and an HS256
+  secret, and with an ES256 public key.  {storm_clients:,} clients, each
+  with a token of its own in the cookie `sse_token` (the same cookies for
+  all three servers; without auth they are not looked at), subscribe to
+  {storm_channels} channels (*subscribes per second*: every token seen for
+  the first time, one signature check each), get {storm_before} events,
+  leave, miss {storm_missed}, and come back at once with `Last-Event-ID`
+  and the same cookie (the reconnect storm above).  Three rounds with new
+  clients, interleaved over the three servers; the medians are shown and
+  the ratios are to the server without auth.
+"""
+
+
 @dataclass
 class Workload:
     name: str
@@ -767,6 +1031,7 @@ WORKLOADS = [
              w_tokens_post_many, FANOUT, "latency_p99_ms"),
     Workload("tokens_stream_many", "tokens, {tokens_channels_many:,} channels, streaming POST",
              w_tokens_stream_many, ("module", "nchan"), "latency_p99_ms"),
+    Workload("auth", "signed tokens", w_auth, ("module",)),
 ]
 
 
@@ -950,6 +1215,7 @@ ROWS = [
     ("server CPU-seconds", "cpu_s"),
     ("lost / dup / reordered / streams ended", integrity_text),
 )]
+ROWS += AUTH_ROWS
 
 
 def value(results, workload, kind, key):
@@ -1073,6 +1339,7 @@ def targets(results, profile):
              "publish_0", "rps_per_cpu_s", "plain", ">=", 0.8)
     absolute(f"{profile.held_subs:,} concurrent subscribers held (and reached)",
              "held", "probe_received", lambda v: v == profile.held_subs)
+    out += auth_targets(results)
     return out
 
 
@@ -1363,6 +1630,7 @@ publish taken by one worker is passed to the others over a `SOCK_SEQPACKET`
 socket, one message per event and worker, so each delivers to its own
 subscribers.
 """
+METHOD = METHOD.replace("\n### Reading the numbers", AUTH_METHOD + "\n### Reading the numbers", 1)
 
 
 def write_report(path, results, servers, profile, profile_name, info, plots, elapsed,

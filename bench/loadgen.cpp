@@ -2,7 +2,7 @@
 //
 //   loadgen subscribe --url http://127.0.0.1:8080/sub/c{ch} --conns N [--channels C]
 //                     [--expect E] [--procs P] [--src-ips S] [--timeout SEC]
-//                     [--save-ids FILE] [--resume FILE]
+//                     [--save-ids FILE] [--resume FILE] [--headers FILE]
 //   loadgen hold      (subscribe with no events expected: holds until stopped)
 //   loadgen publish   --url http://127.0.0.1:8080/pub/c{ch} [--channels C]
 //                     [--publishers K] (--events E | --duration SEC) [--rate R]
@@ -22,6 +22,10 @@
 // --stream 1: each publisher (one per channel) holds one chunked
 // `Content-Type: text/event-stream` POST open and writes each event into it
 // as a `data:` event when it is due; the body ends after the last one.
+//
+// --headers FILE: request header lines ("Cookie: sse_token=..."), one per
+// line; connection i sends line i % (number of lines), so that each client
+// can carry a token of its own.
 //
 // Output: JSON lines on stdout.  A subscriber prints {"event":"established"}
 // once every connection is up or has failed, then {"event":"report"} when
@@ -70,6 +74,8 @@ struct Options {
     int retries = 3;
     int max_inflight = 256;     // connections being set up at once, per process
     std::string save_ids, resume;
+    std::string headers_file;
+    std::vector<std::string> headers;  // from headers_file
     uint32_t publishers = 1;
     uint64_t events = 0;        // per channel
     uint64_t first_seq = 1;     // of every channel's first event
@@ -84,7 +90,7 @@ struct Options {
     die("usage: loadgen subscribe|hold|publish --url URL [options]\n"
         "  subscribe/hold: --conns N --channels C --expect E --procs P --src-ips S\n"
         "                  --timeout SEC --connect-timeout SEC --retries R\n"
-        "                  --max-inflight N --save-ids FILE --resume FILE\n"
+        "                  --max-inflight N --save-ids FILE --resume FILE --headers FILE\n"
         "  publish:        --channels C --publishers K --events E | --duration SEC\n"
         "                  --rate R --size BYTES --payload padded|token --stream 0|1\n"
         "                  --first-seq N --procs P --timeout SEC --connect-timeout SEC");
@@ -112,6 +118,7 @@ Options parse_options(int argc, char** argv) {
         else if (name == "--max-inflight") ok = parse_int(v, o.max_inflight) && o.max_inflight > 0;
         else if (name == "--save-ids") o.save_ids = v;
         else if (name == "--resume") o.resume = v;
+        else if (name == "--headers") o.headers_file = v;
         else if (name == "--publishers") ok = parse_int(v, o.publishers) && o.publishers > 0;
         else if (name == "--events") ok = parse_int(v, o.events);
         else if (name == "--duration") ok = parse_double(v, o.duration);
@@ -131,6 +138,17 @@ Options parse_options(int argc, char** argv) {
     }
     if (o.url.empty()) usage();
     if (o.mode == "hold") o.expect = 0;
+    if (!o.headers_file.empty()) {
+        std::ifstream in(o.headers_file);
+        if (!in) die("cannot read %s", o.headers_file.c_str());
+        for (std::string line; std::getline(in, line);) {
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (line.find(':') == std::string::npos || line.find('\n') != std::string::npos)
+                die("%s: not a header line: %s", o.headers_file.c_str(), line.c_str());
+            o.headers.push_back(line);
+        }
+        if (o.headers.empty()) die("%s: no header lines", o.headers_file.c_str());
+    }
     if (o.mode == "publish" && o.events == 0 && o.duration <= 0)
         die("publish needs --events or --duration");
     if (o.mode == "publish" && o.publishers > o.channels)
@@ -375,6 +393,7 @@ void Subscriber::send_request(SubConn& c) {
                       " HTTP/1.1\r\nHost: " + target_.host() +
                       "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n";
     if (!c.resume_id.empty()) req += "Last-Event-ID: " + c.resume_id + "\r\n";
+    if (!opt_.headers.empty()) req += opt_.headers[c.index % opt_.headers.size()] + "\r\n";
     req += "\r\n";
     // A fresh socket takes a small request whole.
     if (::send(c.fd.get(), req.data(), req.size(), MSG_NOSIGNAL) != ssize_t(req.size())) {

@@ -5,7 +5,7 @@
 #   make fuzz-regress          run every fuzzer once over its seed corpus
 #                              (no fuzzing): quick, for CI
 #   make fuzz-<target>         fuzz one target (event_stream, event_id,
-#                              channel_list, encode)
+#                              channel_list, encode, jwt)
 #
 # Fuzzing works on a copy of fuzz/corpus/<target> in build/fuzz/corpus, so
 # the inputs it finds never land in the repository; that copy is kept
@@ -15,7 +15,7 @@
 
 .PHONY: fuzz fuzz-regress
 
-FUZZ_TARGETS  := event_stream event_id channel_list encode
+FUZZ_TARGETS  := event_stream event_id channel_list encode jwt
 FUZZ_SECONDS  ?= 20
 FUZZ_DIR      := $(BUILD)/fuzz
 FUZZ_CXX      ?= clang++
@@ -24,7 +24,10 @@ FUZZ_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror \
                  -fno-omit-frame-pointer $(FUZZ_SAN) -I$(ROOT)/src
 FUZZ_FLAGS    ?=
 
-FUZZ_LIB_OBJS := $(FUZZ_DIR)/obj/sse_wire.o $(FUZZ_DIR)/obj/sse_event_stream.o
+FUZZ_LIB_OBJS := $(FUZZ_DIR)/obj/sse_wire.o $(FUZZ_DIR)/obj/sse_event_stream.o \
+                 $(FUZZ_DIR)/obj/sse_base64url.o $(FUZZ_DIR)/obj/sse_json.o \
+                 $(FUZZ_DIR)/obj/sse_jwt.o $(FUZZ_DIR)/obj/sse_jwt_keys.o
+FUZZ_LIBS     := -lcrypto
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzzer)
 
 fuzz: $(FUZZ_TARGETS:%=fuzz-%)
@@ -51,7 +54,7 @@ $(FUZZ_DIR)/obj/%_fuzzer.o: $(ROOT)/fuzz/%_fuzzer.cpp $(ROOT)/mk/fuzz.mk
 	    -c -o $@ $<
 
 $(FUZZ_DIR)/%_fuzzer: $(FUZZ_DIR)/obj/%_fuzzer.o $(FUZZ_LIB_OBJS)
-	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer -o $@ $^
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LIBS)
 
 # keep the objects make would see as intermediate and delete
 .SECONDARY: $(FUZZ_LIB_OBJS) $(FUZZ_TARGETS:%=$(FUZZ_DIR)/obj/%_fuzzer.o)

@@ -354,6 +354,11 @@ void ngx_http_sse_close_detached(void);
 
 /* ---- shared helpers ------------------------------------------------- */
 
+/* the token verification figures for sse_status: signatures checked,
+ * shared hits, worker hits, refused (ngx_http_sse_auth_shared.cpp) */
+ngx_int_t ngx_http_sse_tokens_figures(ngx_cycle_t *cycle,
+    ngx_uint_t *figures);
+
 ngx_int_t ngx_http_sse_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *json, size_t len);
 ngx_int_t ngx_http_sse_send_error(ngx_http_request_t *r, ngx_uint_t status,

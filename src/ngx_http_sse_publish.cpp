@@ -10,6 +10,7 @@
  */
 
 #include "ngx_http_sse.h"
+#include "ngx_http_sse_access.h"
 
 #include "sse_event_stream.h"
 
@@ -102,6 +103,13 @@ ngx_http_sse_publish_handler(ngx_http_request_t *r)
     slcf = (ngx_http_sse_loc_conf_t *)
                ngx_http_get_module_loc_conf(r, ngx_http_sse_module);
 
+    /* CORS, the preflight and the token come before everything else */
+
+    rc = ngx_http_sse_access(r, NGX_HTTP_SSE_ROLE_PUBLISH);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT|NGX_HTTP_DELETE
                        |NGX_HTTP_GET|NGX_HTTP_HEAD)))
     {
@@ -135,6 +143,13 @@ ngx_http_sse_publish_handler(ngx_http_request_t *r)
 
     if (rc == NGX_DECLINED) {
         return ngx_http_sse_bad_channels(r);
+    }
+
+    /* a refused publish stores nothing: checked before the body is read */
+
+    rc = ngx_http_sse_access_channels(r, NGX_HTTP_SSE_ROLE_PUBLISH, ids, n);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (r->method & (NGX_HTTP_POST|NGX_HTTP_PUT)) {

@@ -56,6 +56,15 @@ const ngx_http_sse_metric_t  ngx_http_sse_metrics[] = {
 void ngx_http_sse_figures(ngx_http_sse_zone_t *zone,
     ngx_http_sse_figures_t *f);
 
+
+/* the token verification counters (when a location checks tokens) */
+const char  *ngx_http_sse_token_figures[4][2] = {
+    { "signatures", "tokens whose signature was checked in full" },
+    { "shared_hits", "tokens another worker had checked the signature of" },
+    { "worker_hits", "tokens this worker had verified for the location" },
+    { "refused", "tokens refused as invalid" },
+};
+
 } // namespace
 
 
@@ -66,7 +75,8 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
     size_t                      len;
     ngx_int_t                   rc;
     ngx_str_t                   format;
-    ngx_uint_t                  i, k, prometheus, value;
+    ngx_uint_t                  i, k, prometheus, value, has_tokens;
+    ngx_uint_t                  tokens[4];
     ngx_http_sse_zone_t       **zones;
     ngx_http_sse_figures_t     *figures;
     ngx_http_sse_main_conf_t   *smcf;
@@ -108,7 +118,9 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
                   && format.len == 10
                   && ngx_strncmp(format.data, "prometheus", 10) == 0);
 
-    len = 64;
+    has_tokens = (ngx_http_sse_tokens_figures((ngx_cycle_t *) ngx_cycle, tokens) == NGX_OK);
+
+    len = 64 + 4 * 200;
     for (i = 0; i < smcf->zones.nelts; i++) {
         len += (sizeof(ngx_http_sse_metrics) / sizeof(ngx_http_sse_metrics[0]))
                * (200 + zones[i]->name.len * 6);
@@ -145,6 +157,16 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
             }
         }
 
+        for (k = 0; has_tokens && k < 4; k++) {
+            p = ngx_sprintf(p, "# HELP sse_tokens_%s_total %s\n"
+                            "# TYPE sse_tokens_%s_total counter\n"
+                            "sse_tokens_%s_total %ui\n",
+                            ngx_http_sse_token_figures[k][0],
+                            ngx_http_sse_token_figures[k][1],
+                            ngx_http_sse_token_figures[k][0],
+                            ngx_http_sse_token_figures[k][0], tokens[k]);
+        }
+
         r->headers_out.status = NGX_HTTP_OK;
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
@@ -176,7 +198,20 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
             *p++ = '}';
         }
 
-        p = ngx_cpymem(p, "}}\n", 3);
+        *p++ = '}';
+
+        if (has_tokens) {
+            p = ngx_cpymem(p, ",\"tokens\":{", 11);
+
+            for (k = 0; k < 4; k++) {
+                p = ngx_sprintf(p, "%s\"%s\":%ui", k ? "," : "",
+                                ngx_http_sse_token_figures[k][0], tokens[k]);
+            }
+
+            *p++ = '}';
+        }
+
+        p = ngx_cpymem(p, "}\n", 2);
 
         ngx_str_set(&r->headers_out.content_type, "application/json");
     }

@@ -5,6 +5,7 @@
  */
 
 #include "ngx_http_sse.h"
+#include "ngx_http_sse_access.h"
 
 
 namespace {
@@ -49,6 +50,14 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     ngx_http_sse_sub_chan_t  *sc;
     ngx_http_sse_event_t     *ev;
     u_char                    retry[64];
+    time_t                    expires;
+
+    /* CORS, the preflight and the token come before everything else */
+
+    rc = ngx_http_sse_access(r, NGX_HTTP_SSE_ROLE_SUBSCRIBE);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
         if (ngx_http_discard_request_body(r) != NGX_OK
@@ -80,6 +89,11 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
         return ngx_http_sse_bad_channels(r);
     default:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_sse_access_channels(r, NGX_HTTP_SSE_ROLE_SUBSCRIBE, ids, n);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (r->method == NGX_HTTP_HEAD) {
@@ -116,6 +130,15 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     sub->max_pending = slcf->max_pending;
     sub->heartbeat = slcf->heartbeat;
     sub->deadline = slcf->lifetime ? ngx_time() + slcf->lifetime : 0;
+
+    /* a stream ends when its token does; the client comes back with a
+     * fresh one and resumes from its Last-Event-ID */
+
+    expires = ngx_http_sse_access_expires(r);
+
+    if (expires && (sub->deadline == 0 || expires < sub->deadline)) {
+        sub->deadline = expires;
+    }
 
     /* what leaves at once: the retry field and a first comment */
 
