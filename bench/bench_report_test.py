@@ -59,6 +59,7 @@ def all_met_results():
         "tokens_post_many": server_results(tok(post, 4, 300), tok(post, 10, 100),
                                            tok(post, 5, 310)),
         "tokens_stream_many": server_results(tok(stream, 3, 400), tok(post, 10, 100)),
+        "auth": server_results({"storm_ratio_es256": 1.2, "non_2xx": 0}, None),
     }
 
 
@@ -134,6 +135,17 @@ class RunAll(unittest.TestCase):
         counts = {k: sum(1 for c in calls if c[1] == k) for k in ("module", "nchan", "floor")}
         self.assertEqual(counts, {"module": 1, "nchan": 1, "floor": 1})
         self.assertEqual(set(out["broadcast"]), {"module", "nchan", "floor"})
+
+
+class AuthTarget(unittest.TestCase):
+    def test_a_module_error_is_not_met(self):
+        rows = bench.auth_targets({"auth": {"module": {"error": "boom"}}})
+        self.assertEqual([met for _, _, met in rows], [False])
+
+    def test_the_bound(self):
+        for ratio, met in ((1.49, True), (1.51, False)):
+            rows = bench.auth_targets({"auth": {"module": {"storm_ratio_es256": ratio}}})
+            self.assertEqual([m for _, _, m in rows], [met])
 
 
 class Targets(unittest.TestCase):
