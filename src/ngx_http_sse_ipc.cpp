@@ -753,18 +753,19 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
                 continue;
             }
 
-            if (sc->behind) {
-                if (ngx_http_sse_sub_too_far(sub, sc, local->total)) {
-                    continue;
-                }
-
-                if (sc->pos.seq < floor) {
-                    floor = sc->pos.seq;
-                }
+            if (sc->behind && sc->pos.seq < floor) {
+                floor = sc->pos.seq;
             }
 
-            /* may end the stream, and free it: sc is not used after */
-            (void) ngx_http_sse_sub_send(sub);
+            /*
+             * The stream writes what it has and pulls more while its
+             * socket takes it; what it still lacks then is how far behind
+             * it is.  NGX_DONE: it may be gone, sc with it.
+             */
+
+            if (ngx_http_sse_sub_send(sub) == NGX_OK && sc->behind) {
+                (void) ngx_http_sse_sub_too_far(sub, sc, local->total);
+            }
         }
 
         while (j < ncopies && copies[j].local == local) {

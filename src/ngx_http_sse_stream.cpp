@@ -25,6 +25,9 @@
 /* room for a chunk header: up to 16 hex digits and CRLF */
 #define NGX_HTTP_SSE_CHUNK_HDR  18
 
+/* a sent buffer up to this size is kept for the next write */
+#define NGX_HTTP_SSE_KEEP_BUFFER  65536
+
 
 namespace {
 
@@ -45,9 +48,26 @@ void ngx_http_sse_close(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_cleanup(void *data);
 void ngx_http_sse_free(ngx_http_sse_sub_t *sub);
 ngx_int_t ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len);
+void ngx_http_sse_sent(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub);
 
 const u_char  ngx_http_sse_last_chunk[] = "0\r\n\r\n";
+
+
+void
+ngx_http_sse_release_out(ngx_http_sse_sub_t *sub)
+{
+    ngx_free(sub->out);
+    sub->out = NULL;
+    sub->out_cap = 0;
+
+    if (sub->out_buf) {
+        sub->out_buf->start = NULL;
+        sub->out_buf->pos = NULL;
+        sub->out_buf->last = NULL;
+        sub->out_buf->end = NULL;
+    }
+}
 
 } // namespace
 
@@ -276,7 +296,13 @@ ngx_http_sse_sub_send(ngx_http_sse_sub_t *sub)
             return NGX_DONE;
         }
 
-        if (sub->nbehind == 0 || sub->pend_len) {
+        /*
+         * A replay is pulled only once everything before it is sent: the
+         * stream holds one buffer of at most sse_max_pending, however
+         * much it has to replay.
+         */
+
+        if (sub->nbehind == 0 || sub->pend_len || sub->out_busy) {
             return NGX_OK;
         }
 
@@ -727,7 +753,7 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
         }
 
         if (ngx_buf_size(sub->out_buf) == 0) {
-            sub->out_busy = 0;
+            ngx_http_sse_sent(sub);
         }
     }
 
@@ -759,7 +785,7 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
         }
 
         if (ngx_buf_size(sub->out_buf) == 0) {
-            sub->out_busy = 0;
+            ngx_http_sse_sent(sub);
         }
     }
 
@@ -896,7 +922,7 @@ ngx_http_sse_send_detached(ngx_http_sse_sub_t *sub)
         c->sent += n;
     }
 
-    sub->out_busy = 0;
+    ngx_http_sse_sent(sub);
 }
 
 
@@ -1150,22 +1176,29 @@ ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len)
 }
 
 
+/*
+ * The buffer being sent is sent.  A large one is given back at once: a
+ * stream then holds one buffer of at most sse_max_pending, not two.
+ */
+
+void
+ngx_http_sse_sent(ngx_http_sse_sub_t *sub)
+{
+    sub->out_busy = 0;
+
+    if (sub->out_cap > NGX_HTTP_SSE_KEEP_BUFFER) {
+        ngx_http_sse_release_out(sub);
+    }
+}
+
+
 /* a quiet stream keeps no buffers: idle memory stays small */
 
 void
 ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub)
 {
     if (!sub->out_busy && sub->out) {
-        ngx_free(sub->out);
-        sub->out = NULL;
-        sub->out_cap = 0;
-
-        if (sub->out_buf) {
-            sub->out_buf->start = NULL;
-            sub->out_buf->pos = NULL;
-            sub->out_buf->last = NULL;
-            sub->out_buf->end = NULL;
-        }
+        ngx_http_sse_release_out(sub);
     }
 
     if (sub->pend_len == 0 && sub->pend) {
