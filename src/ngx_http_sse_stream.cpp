@@ -306,6 +306,11 @@ ngx_http_sse_sub_send(ngx_http_sse_sub_t *sub)
             return NGX_OK;
         }
 
+        if (sub->out) {
+            /* while it catches up, one buffer is enough */
+            ngx_http_sse_release_out(sub);
+        }
+
         if (i == 4) {
             ngx_post_event(sub->connection->write, &ngx_posted_next_events);
             return NGX_OK;
@@ -1170,9 +1175,36 @@ ngx_http_sse_free(ngx_http_sse_sub_t *sub)
 ngx_int_t
 ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len)
 {
+    u_char  *p;
+    size_t   need, cap, most;
+
     /* the chunk header in front, the chunk's CRLF behind */
-    return ngx_http_sse_grow((void **) &sub->pend, &sub->pend_cap,
-                             sub->hdr + sub->pend_len + len + 2, 1, 512);
+    need = sub->hdr + sub->pend_len + len + 2;
+
+    if (need <= sub->pend_cap) {
+        return NGX_OK;
+    }
+
+    /* doubling, but never past what sse_max_pending lets it hold */
+
+    cap = ngx_max(sub->pend_cap * 2, 512);
+    most = sub->hdr + sub->max_pending + 2;
+
+    if (sub->max_pending && cap > most) {
+        cap = most;
+    }
+
+    cap = ngx_max(cap, need);
+
+    p = (u_char *) realloc(sub->pend, cap);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    sub->pend = p;
+    sub->pend_cap = cap;
+
+    return NGX_OK;
 }
 
 
