@@ -55,6 +55,7 @@ void ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_gather(ngx_http_sse_local_t *local);
 void ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone);
 void ngx_http_sse_end_local(ngx_http_sse_local_t *local);
+void ngx_http_sse_release_slots(void);
 void ngx_http_sse_settle(ngx_http_sse_zone_t *zone);
 ngx_http_sse_local_t *ngx_http_sse_local_find(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch);
@@ -203,26 +204,11 @@ ngx_http_sse_ipc_init(ngx_cycle_t *cycle)
 void
 ngx_http_sse_ipc_exit(ngx_cycle_t *cycle)
 {
-    ngx_uint_t             i;
-    ngx_http_sse_zone_t  **zones, *zone;
-
     if (ngx_http_sse_main == NULL) {
         return;
     }
 
-    zones = (ngx_http_sse_zone_t **) ngx_http_sse_main->zones.elts;
-
-    for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
-        zone = zones[i];
-
-        if (zone->slot < 0 || zone->sh == NULL) {
-            continue;
-        }
-
-        ngx_shmtx_lock(&zone->shpool->mutex);
-        ngx_http_sse_slot_release(zone);
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-    }
+    ngx_http_sse_release_slots();
 
     if (ngx_http_sse_ipc) {
         ngx_close_connection(ngx_http_sse_ipc);
@@ -499,6 +485,15 @@ ngx_http_sse_shutdown(void)
                   ngx_http_sse_nstreams);
 
     ngx_http_sse_end_all(1);
+
+    /*
+     * Its streams have left their channels: the worker needs no slot any
+     * more, and gives it back now rather than at exit, so that workers
+     * lingering on streams that cannot send their last bytes never use up
+     * the slots over repeated reloads.
+     */
+
+    ngx_http_sse_release_slots();
 
     if (ngx_http_sse_nstreams) {
         if (ngx_http_sse_sweep_event.timer_set) {
@@ -851,6 +846,28 @@ ngx_http_sse_end_local(ngx_http_sse_local_t *local)
         }
 
         ngx_http_sse_sub_end(sc->sub, 1);
+    }
+}
+
+
+void
+ngx_http_sse_release_slots(void)
+{
+    ngx_uint_t             i;
+    ngx_http_sse_zone_t  **zones, *zone;
+
+    zones = (ngx_http_sse_zone_t **) ngx_http_sse_main->zones.elts;
+
+    for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
+        zone = zones[i];
+
+        if (zone->slot < 0 || zone->sh == NULL) {
+            continue;
+        }
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        ngx_http_sse_slot_release(zone);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
     }
 }
 
