@@ -48,7 +48,8 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     ngx_http_sse_loc_conf_t  *slcf;
     ngx_http_sse_sub_chan_t  *sc;
     ngx_http_sse_chan_slot_t *cs[sse::max_channels_per_stream];
-    uint64_t                  replay, allowance;
+    uint64_t                  replay, lag;
+    uint64_t                  behind[sse::max_channels_per_stream];
     u_char                    retry[64];
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
@@ -227,12 +228,13 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
         sc->pos.epoch = chans[i]->epoch;
         sc->pos.seq = start[i].from - 1;
         sc->pos_cum = ngx_http_sse_cum_before(chans[i], start[i].from);
+        behind[i] = chans[i]->total - sc->pos_cum;
 
         if (sc->pos.seq < chans[i]->last_seq) {
             sc->behind = 1;
             sub->nbehind++;
             local->nbehind++;
-            replay += chans[i]->total - sc->pos_cum;
+            replay += behind[i];
 
             /* history stays for it while it replays */
             cs[i]->cursor = ngx_min(cs[i]->cursor, sc->pos.seq);
@@ -248,10 +250,11 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
 
     sub->limit = sub->max_pending ? sub->max_pending + replay : 0;
 
-    allowance = sub->limit ? sub->limit : (uint64_t) -1;
+    /* history is kept for this worker as far as its streams may lag */
 
     for (i = 0; i < n; i++) {
-        cs[i]->allowance = ngx_max(cs[i]->allowance, allowance);
+        lag = sub->max_pending ? sub->max_pending + behind[i] : (uint64_t) -1;
+        cs[i]->allowance = ngx_max(cs[i]->allowance, lag);
     }
 
     zone->sh->slots[zone->slot].streams++;
