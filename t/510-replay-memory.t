@@ -103,5 +103,57 @@ $grew = ($max - $base) * 1024;
 cmp_ok($grew, '<=', $bound, sprintf('the worker grew by at most %.1f MB while they read', $grew / 1048576));
 is($t->zone_status->{dropped_slow}, 0, 'nobody was dropped as too slow: a replay may be behind by itself');
 $_->close for @c;
+ok(wait_until(sub { ($t->zone_status->{subscribers} // -1) == 0 }, 5), 'they are gone');
+
+# -- 64 channels per stream ---------------------------------------------------
+
+# 10 clients that never read, each on 64 channels with a garbage id: 64
+# resets, then 64 histories of 10 events of 16 KB (10 MB per client).
+my $CH = 64;
+my $PER = 10;
+my $SMALL = 16_000;
+my @list = map { "m$_" } 1 .. $CH;
+for my $ch (@list) {
+    for my $n (1 .. $PER) {
+        my $r = $t->publish("/pub?ch=$ch", "$ch:" . sprintf('%02d', $n) . ('x' x $SMALL));
+        ok(0, "publish to $ch") unless $r->status == 202;
+    }
+}
+$base = rss_kb();
+my $M = 10;
+my @m;
+for (1 .. $M) {
+    push @m, $t->subscribe('/sub?ch=' . join(',', @list), port => 2, rcvbuf => 4096,
+        keep_raw => 0, headers => { 'Last-Event-ID' => 'junk' });
+}
+ok(wait_until(sub { ($t->zone_status->{subscribers} // -1) == $M }, 5), "$M clients on $CH channels each, none reading");
+sleep 0.5;
+$grew = (rss_kb() - $base) * 1024;
+$bound = $M * $MAX_PENDING + $CONSTANT;
+cmp_ok($grew, '<=', $bound, sprintf('the worker grew by %.1f MB, at most %d x sse_max_pending + 8 MB (%.1f MB)',
+    $grew / 1048576, $M, $bound / 1048576));
+
+$max = rss_kb();
+ok(SSETest::Stream::wait_all(\@m, sub {
+    my $r = rss_kb() // 0;
+    $max = $r if $r > $max;
+    $_[0]->event_count >= $CH * ($PER + 1) }, 60),
+    'once they read, each gets 64 resets and 64 histories');
+my $right = grep {
+    my @e = @{$_->events};
+    my @resets = grep { ($_->{type} // '') eq 'reset' } @e;
+    my %seq;
+    my $ok = @resets == $CH && @e == $CH * ($PER + 1);
+    for my $ev (grep { !defined $_->{type} } @e) {
+        my ($ch, $n) = $ev->{data} =~ /^(m\d+):(\d\d)/ or do { $ok = 0; last };
+        $ok = 0 unless $n == ($seq{$ch} // 0) + 1;
+        $seq{$ch} = $n;
+    }
+    $ok && !grep { ($seq{$_} // 0) != $PER } @list;
+} @m;
+is($right, $M, '... every channel\'s events in order, each once');
+$grew = ($max - $base) * 1024;
+cmp_ok($grew, '<=', $bound, sprintf('the worker grew by at most %.1f MB while they read', $grew / 1048576));
+$_->close for @m;
 
 $t->done;
