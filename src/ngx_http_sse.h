@@ -22,21 +22,27 @@
  * zone.  A channel keeps a list of the slots that have subscribers of it.
  */
 #define NGX_HTTP_SSE_MAX_SLOTS      128
-#define NGX_HTTP_SSE_MASK_WORDS     (NGX_HTTP_SSE_MAX_SLOTS / 64)
 
-/* how far past history a channel may grow while a worker has not read it */
-#define NGX_HTTP_SSE_LAG_FACTOR     4
+/*
+ * Bounds of the work done under the zone lock per call: expired events,
+ * idle channels and tombs each (ngx_http_sse_store_expire()), and the
+ * events evicted to make room for one allocation (plus one per 32 bytes
+ * asked for: room for a large event takes many small ones).
+ */
+#define NGX_HTTP_SSE_EXPIRE_MAX     64
+#define NGX_HTTP_SSE_EVICT_MAX      256
 
-/* channels queued for one worker's wake-up; past that, a full local scan */
-#define NGX_HTTP_SSE_SLOT_QUEUE     64
-
-#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534532  /* "SSE2": layout version */
+#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534533  /* "SSE3": layout version */
 
 #define NGX_HTTP_SSE_DEFAULT_ZONE   "sse"
 #define NGX_HTTP_SSE_DEFAULT_SIZE   (32 * 1024 * 1024)
 
 #define NGX_HTTP_SSE_ZONE_FULL      -10
 #define NGX_HTTP_SSE_TOO_MANY       -11
+
+/* what a pull found: the stream ends (after what it has), or fell out */
+#define NGX_HTTP_SSE_PULL_END       -12
+#define NGX_HTTP_SSE_PULL_GAP       -13
 
 
 typedef struct ngx_http_sse_channel_s  ngx_http_sse_channel_t;
@@ -51,6 +57,7 @@ typedef struct {
     ngx_queue_t                 age;        /* sh->events, oldest first */
     ngx_http_sse_channel_t     *channel;
     uint64_t                    seq;
+    uint64_t                    cum;        /* channel bytes through this */
     time_t                      time;
     uint32_t                    len;        /* bytes in wire */
     uint16_t                    id_len;     /* its leading "id: ...\n" */
@@ -60,12 +67,21 @@ typedef struct {
 
 typedef struct ngx_http_sse_chan_slot_s  ngx_http_sse_chan_slot_t;
 
-/* a worker slot's share of a channel */
+/*
+ * A worker slot's share of a channel.  It is also what the slot's wake-up
+ * queue holds: a publisher queues the shares of the channels it changed,
+ * once each (queued), so a worker takes exactly what changed for it.
+ */
 struct ngx_http_sse_chan_slot_s {
-    ngx_http_sse_chan_slot_t   *next;
+    ngx_http_sse_chan_slot_t   *next;       /* ch->slots */
+    ngx_http_sse_channel_t     *channel;
+    ngx_queue_t                 qlink;      /* slot->changed, if queued */
+    ngx_queue_t                 slink;      /* slot->shares */
     uint32_t                    slot;
     uint32_t                    subscribers;
-    uint64_t                    cursor;     /* last seq that worker read */
+    uint64_t                    cursor;     /* every stream there has it */
+    uint64_t                    allowance;  /* bytes its streams may lag */
+    unsigned                    queued:1;
 };
 
 
@@ -76,6 +92,7 @@ struct ngx_http_sse_channel_s {
     uint64_t                    epoch;
     uint64_t                    last_seq;   /* newest event, 0: none yet */
     uint64_t                    first_seq;  /* oldest stored event */
+    uint64_t                    total;      /* bytes ever appended */
 
     ngx_http_sse_event_t      **ring;
     uint32_t                    ring_cap;
@@ -83,7 +100,6 @@ struct ngx_http_sse_channel_s {
     uint32_t                    nevents;
 
     uint32_t                    subscribers;
-    uint64_t                    notify_mask[NGX_HTTP_SSE_MASK_WORDS];
     ngx_http_sse_chan_slot_t   *slots;
 
     time_t                      last_publish;   /* 0: never */
@@ -105,9 +121,8 @@ typedef struct {
     uint32_t                    addr_len;
     ngx_uint_t                  subscribers;    /* channel joins */
     ngx_uint_t                  streams;
-    ngx_uint_t                  qlen;
-    ngx_uint_t                  overflow;
-    ngx_http_sse_channel_t     *queue[NGX_HTTP_SSE_SLOT_QUEUE];
+    ngx_queue_t                 changed;    /* shares queued for a wake-up */
+    ngx_queue_t                 shares;     /* every share of this slot */
 } ngx_http_sse_slot_t;
 
 
@@ -144,6 +159,8 @@ typedef struct {
     ngx_atomic_t                evicted;
     ngx_atomic_t                dropped_slow;
     ngx_atomic_t                refused_full;
+    ngx_atomic_t                wakeups;    /* queues taken by workers */
+    ngx_atomic_t                woken;      /* channels in those queues */
 
     time_t                      nomem_logged;
 
@@ -174,11 +191,16 @@ struct ngx_http_sse_local_s {
     ngx_rbtree_node_t           node;       /* key: the shm channel */
     ngx_http_sse_zone_t        *zone;
     ngx_http_sse_channel_t     *channel;
+    ngx_http_sse_chan_slot_t   *share;      /* this worker's, in the zone */
     uint64_t                    epoch;
     uint64_t                    cursor;     /* last seq fanned out here */
+    uint64_t                    total;      /* channel bytes through it */
+    uint64_t                    floor;      /* lowest position of a stream */
     ngx_queue_t                 subs;       /* ngx_http_sse_sub_chan_t */
     ngx_uint_t                  nsubs;
+    ngx_uint_t                  nbehind;    /* of them, pulling */
     ngx_uint_t                  busy;       /* being fanned out: keep */
+    ngx_uint_t                  ending;     /* its streams end: why */
 };
 
 
@@ -187,7 +209,9 @@ typedef struct {
     ngx_http_sse_local_t       *local;
     ngx_http_sse_sub_t         *sub;
     ngx_uint_t                  index;      /* in sub->chans */
-    sse::Position               pos;
+    sse::Position               pos;        /* last event appended */
+    uint64_t                    pos_cum;    /* channel bytes through it */
+    unsigned                    behind:1;   /* pulls from history */
 } ngx_http_sse_sub_chan_t;
 
 
@@ -222,8 +246,9 @@ struct ngx_http_sse_sub_s {
     u_char                     *out_pos;    /* detached: the unsent part */
     u_char                     *out_last;
 
-    size_t                      max_pending;
-    size_t                      limit;      /* max_pending + unsent replay */
+    size_t                      max_pending;    /* bytes buffered */
+    size_t                      limit;      /* bytes behind: + replay */
+    ngx_uint_t                  nbehind;    /* channels pulled lazily */
     ngx_msec_t                  heartbeat;  /* 0: off */
     time_t                      deadline;   /* sse_lifetime, 0: none */
     ngx_msec_t                  last_write; /* ngx_current_msec */
@@ -258,7 +283,6 @@ typedef struct {
     ngx_http_complex_value_t   *last_event_id;
     ngx_str_t                   reset_event;
     size_t                      max_pending;
-    size_t                      limit;      /* max_pending + unsent replay */
     time_t                      lifetime;
 } ngx_http_sse_loc_conf_t;
 
@@ -291,16 +315,20 @@ ngx_int_t ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     sse::Position *pos);
 void ngx_http_sse_channel_delete(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch);
-ngx_int_t ngx_http_sse_channel_join(ngx_http_sse_zone_t *zone,
-    ngx_http_sse_channel_t *ch, ngx_uint_t slot);
+ngx_http_sse_chan_slot_t *ngx_http_sse_channel_join(
+    ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch, ngx_uint_t slot);
 void ngx_http_sse_channel_leave(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, ngx_uint_t slot);
 void ngx_http_sse_channel_consumed(ngx_http_sse_zone_t *zone,
-    ngx_http_sse_channel_t *ch, ngx_uint_t slot);
-void ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone);
+    ngx_http_sse_chan_slot_t *cs, uint64_t cursor);
+void ngx_http_sse_channel_expire(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch);
+uint64_t ngx_http_sse_cum_before(ngx_http_sse_channel_t *ch, uint64_t seq);
+ngx_uint_t ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone);
 ngx_uint_t ngx_http_sse_subscribers(ngx_http_sse_zone_t *zone);
 ngx_uint_t ngx_http_sse_live_slots(ngx_http_sse_zone_t *zone);
-void ngx_http_sse_reap_slots(ngx_http_sse_zone_t *zone);
+void ngx_http_sse_reap_slot(ngx_http_sse_zone_t *zone, ngx_uint_t slot,
+    ngx_pid_t pid);
 ngx_int_t ngx_http_sse_slot_register(ngx_http_sse_zone_t *zone,
     u_char *addr, size_t addr_len);
 void ngx_http_sse_slot_release(ngx_http_sse_zone_t *zone);
@@ -311,6 +339,9 @@ size_t ngx_http_sse_format_position(u_char *out, uint64_t epoch,
 /* marks the channel changed for every worker that has subscribers */
 void ngx_http_sse_notify(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, ngx_uint_t *wake, ngx_uint_t *nwake);
+/* takes a slot's queue of changed channels, one at a time */
+ngx_http_sse_channel_t *ngx_http_sse_dequeue(ngx_http_sse_zone_t *zone,
+    ngx_uint_t slot);
 
 
 /* ---- worker: wake-ups and fan-out ----------------------------------- */
@@ -319,6 +350,7 @@ ngx_int_t ngx_http_sse_ipc_init(ngx_cycle_t *cycle);
 void ngx_http_sse_ipc_exit(ngx_cycle_t *cycle);
 void ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
     ngx_uint_t nwake);
+void ngx_http_sse_probe_slots(ngx_http_sse_zone_t *zone);
 ngx_http_sse_local_t *ngx_http_sse_local_get(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch);
 void ngx_http_sse_local_put(ngx_http_sse_local_t *local);
@@ -339,7 +371,12 @@ ngx_http_sse_sub_t *ngx_http_sse_sub_create(ngx_http_request_t *r,
     ngx_uint_t nchans);
 ngx_int_t ngx_http_sse_sub_start(ngx_http_sse_sub_t *sub);
 ngx_int_t ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc,
-    uint64_t seq, u_char *wire, size_t len, size_t id_len);
+    uint64_t seq, u_char *wire, size_t len, size_t id_len, uint64_t cum);
+ngx_int_t ngx_http_sse_sub_pull(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_sub_pulled(ngx_http_sse_sub_t *sub, ngx_int_t rc);
+ngx_int_t ngx_http_sse_sub_send(ngx_http_sse_sub_t *sub);
+ngx_uint_t ngx_http_sse_sub_too_far(ngx_http_sse_sub_t *sub,
+    ngx_http_sse_sub_chan_t *sc, uint64_t total);
 ngx_int_t ngx_http_sse_sub_append_raw(ngx_http_sse_sub_t *sub, u_char *p,
     size_t len);
 ngx_int_t ngx_http_sse_sub_append_id_line(ngx_http_sse_sub_t *sub);

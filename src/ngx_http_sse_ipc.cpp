@@ -15,7 +15,10 @@
  *
  * A woken worker takes its queue under the lock, copies the new events'
  * bytes out of the zone once, unlocks, and appends them to each of its
- * subscribers.
+ * subscribers that has room for them.  A stream without room (a slow
+ * socket, a replay still going on) is "behind": it keeps its position and
+ * pulls the rest from the zone's history as its socket drains
+ * (ngx_http_sse_sub_pull()), never holding more than sse_max_pending.
  */
 
 #include "ngx_http_sse.h"
@@ -34,10 +37,15 @@ namespace {
 typedef struct {
     ngx_http_sse_local_t   *local;
     uint64_t                seq;
+    uint64_t                cum;
     size_t                  offset;     /* in the scratch buffer */
     uint32_t                len;
     uint16_t                id_len;
 } ngx_http_sse_copy_t;
+
+/* why a worker's streams of a channel end after a fan-out */
+#define NGX_HTTP_SSE_LOCAL_RENEWED  1   /* the channel is another epoch */
+#define NGX_HTTP_SSE_LOCAL_DELETED  2   /* after what came before DELETE */
 
 
 void ngx_http_sse_ipc_read_handler(ngx_event_t *ev);
@@ -47,6 +55,11 @@ void ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_gather(ngx_http_sse_local_t *local);
 void ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone);
 void ngx_http_sse_end_local(ngx_http_sse_local_t *local);
+void ngx_http_sse_release_slots(void);
+void ngx_http_sse_settle(ngx_http_sse_zone_t *zone);
+ngx_http_sse_local_t *ngx_http_sse_local_find(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch);
+ngx_int_t ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc);
 ngx_int_t ngx_http_sse_scratch_reserve(size_t size);
 ngx_int_t ngx_http_sse_copies_reserve(ngx_uint_t n);
 ngx_int_t ngx_http_sse_locals_push(ngx_http_sse_local_t *local);
@@ -166,6 +179,17 @@ ngx_http_sse_ipc_init(ngx_cycle_t *cycle)
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
         if (zone->slot < 0) {
+            /* slots of workers that were killed go to refused wake-ups */
+            ngx_http_sse_probe_slots(zone);
+
+            ngx_shmtx_lock(&zone->shpool->mutex);
+            zone->slot = ngx_http_sse_slot_register(zone,
+                                                    (u_char *) sa.sun_path,
+                                                    len);
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+        }
+
+        if (zone->slot < 0) {
             ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                           "sse zone \"%V\": all %d worker slots are taken; "
                           "this worker refuses subscribers with 503",
@@ -180,26 +204,11 @@ ngx_http_sse_ipc_init(ngx_cycle_t *cycle)
 void
 ngx_http_sse_ipc_exit(ngx_cycle_t *cycle)
 {
-    ngx_uint_t             i;
-    ngx_http_sse_zone_t  **zones, *zone;
-
     if (ngx_http_sse_main == NULL) {
         return;
     }
 
-    zones = (ngx_http_sse_zone_t **) ngx_http_sse_main->zones.elts;
-
-    for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
-        zone = zones[i];
-
-        if (zone->slot < 0 || zone->sh == NULL) {
-            continue;
-        }
-
-        ngx_shmtx_lock(&zone->shpool->mutex);
-        ngx_http_sse_slot_release(zone);
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-    }
+    ngx_http_sse_release_slots();
 
     if (ngx_http_sse_ipc) {
         ngx_close_connection(ngx_http_sse_ipc);
@@ -218,12 +227,14 @@ ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
 {
     u_char                byte;
     ngx_pid_t             pid;
-    ngx_uint_t            i, reap, local;
+    ngx_pid_t             gone_pid[NGX_HTTP_SSE_MAX_SLOTS];
+    ngx_uint_t            i, ngone, local;
+    ngx_uint_t            gone[NGX_HTTP_SSE_MAX_SLOTS];
     socklen_t             len;
     struct sockaddr_un    sa;
     ngx_http_sse_slot_t  *slot;
 
-    reap = 0;
+    ngone = 0;
     local = 0;
     byte = 0;
 
@@ -260,7 +271,8 @@ ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
             if (ngx_socket_errno == NGX_ECONNREFUSED
                 || ngx_socket_errno == NGX_ENOENT)
             {
-                reap = 1;
+                gone[ngone] = wake[i];
+                gone_pid[ngone++] = pid;
 
             } else if (ngx_socket_errno != NGX_EAGAIN) {
                 /*
@@ -275,9 +287,13 @@ ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
         }
     }
 
-    if (reap) {
+    if (ngone) {
         ngx_shmtx_lock(&zone->shpool->mutex);
-        ngx_http_sse_reap_slots(zone);
+
+        for (i = 0; i < ngone; i++) {
+            ngx_http_sse_reap_slot(zone, gone[i], gone_pid[i]);
+        }
+
         ngx_shmtx_unlock(&zone->shpool->mutex);
     }
 
@@ -294,26 +310,82 @@ ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
 }
 
 
+/*
+ * Finds the slots of workers that are gone without a publish to tell
+ * (kill -9, a crash, while nothing was published to their channels): the
+ * wake-up socket of such a slot refuses a connection.  connect() on a
+ * datagram socket sends nothing, so live workers are not disturbed.  Runs
+ * unlocked; the lock is taken only to release what is found.  For the
+ * sweep, sse_status and a new worker that finds no free slot.
+ */
+
+void
+ngx_http_sse_probe_slots(ngx_http_sse_zone_t *zone)
+{
+    int                   fd;
+    ngx_pid_t             pid;
+    ngx_pid_t             gone_pid[NGX_HTTP_SSE_MAX_SLOTS];
+    ngx_uint_t            i, ngone;
+    ngx_uint_t            gone[NGX_HTTP_SSE_MAX_SLOTS];
+    socklen_t             len;
+    struct sockaddr_un    sa;
+    ngx_http_sse_slot_t  *slot;
+
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        return;
+    }
+
+    ngone = 0;
+
+    for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
+        slot = &zone->sh->slots[i];
+        pid = (ngx_pid_t) slot->pid;
+
+        if (pid == 0 || pid == ngx_pid || slot->addr_len > 16) {
+            continue;
+        }
+
+        ngx_memzero(&sa, sizeof(struct sockaddr_un));
+        sa.sun_family = AF_UNIX;
+        ngx_memcpy(sa.sun_path, slot->addr, slot->addr_len);
+        len = offsetof(struct sockaddr_un, sun_path) + slot->addr_len;
+
+        if (connect(fd, (struct sockaddr *) &sa, len) == -1
+            && (ngx_socket_errno == NGX_ECONNREFUSED
+                || ngx_socket_errno == NGX_ENOENT))
+        {
+            gone[ngone] = i;
+            gone_pid[ngone++] = pid;
+        }
+    }
+
+    close(fd);
+
+    if (ngone == 0) {
+        return;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < ngone; i++) {
+        ngx_http_sse_reap_slot(zone, gone[i], gone_pid[i]);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
 /* expects the zone locked: the subscriber joins the channel */
 
 ngx_http_sse_local_t *
 ngx_http_sse_local_get(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
 {
-    ngx_rbtree_key_t       key;
-    ngx_rbtree_node_t     *node, *sentinel;
     ngx_http_sse_local_t  *local;
 
-    key = (ngx_rbtree_key_t) (uintptr_t) ch;
-
-    node = zone->locals.root;
-    sentinel = zone->locals.sentinel;
-
-    while (node != sentinel) {
-        if (key == node->key) {
-            return (ngx_http_sse_local_t *) node;
-        }
-
-        node = (key < node->key) ? node->left : node->right;
+    local = ngx_http_sse_local_find(zone, ch);
+    if (local) {
+        return local;
     }
 
     local = (ngx_http_sse_local_t *) ngx_alloc(sizeof(ngx_http_sse_local_t),
@@ -324,11 +396,13 @@ ngx_http_sse_local_get(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
 
     ngx_memzero(local, sizeof(ngx_http_sse_local_t));
 
-    local->node.key = key;
+    local->node.key = (ngx_rbtree_key_t) (uintptr_t) ch;
     local->zone = zone;
     local->channel = ch;
     local->epoch = ch->epoch;
     local->cursor = ch->last_seq;
+    local->total = ch->total;
+    local->floor = (uint64_t) -1;
     ngx_queue_init(&local->subs);
 
     ngx_rbtree_insert(&zone->locals, &local->node);
@@ -348,6 +422,41 @@ ngx_http_sse_local_put(ngx_http_sse_local_t *local)
     ngx_rbtree_delete(&local->zone->locals, &local->node);
     local->zone->nlocals--;
     ngx_free(local);
+}
+
+
+/*
+ * Expects the zone locked: a stream behind on some of its channels takes
+ * their next events from history, as many as its buffer takes
+ * (sse_max_pending); the rest waits until its socket drains again.
+ * NGX_HTTP_SSE_PULL_END: a deleted or renewed channel is done with;
+ * NGX_HTTP_SSE_PULL_GAP: what it still needed is gone.
+ */
+
+ngx_int_t
+ngx_http_sse_sub_pull(ngx_http_sse_sub_t *sub)
+{
+    ngx_int_t   rc;
+    ngx_uint_t  i;
+
+    for (i = 0; i < sub->nchans; i++) {
+        if (!sub->chans[i].behind || sub->chans[i].local == NULL) {
+            continue;
+        }
+
+        rc = ngx_http_sse_pull_channel(&sub->chans[i]);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (sub->chans[i].behind) {
+            /* its buffer is full */
+            break;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -376,6 +485,15 @@ ngx_http_sse_shutdown(void)
                   ngx_http_sse_nstreams);
 
     ngx_http_sse_end_all(1);
+
+    /*
+     * Its streams have left their channels: the worker needs no slot any
+     * more, and gives it back now rather than at exit, so that workers
+     * lingering on streams that cannot send their last bytes never use up
+     * the slots over repeated reloads.
+     */
+
+    ngx_http_sse_release_slots();
 
     if (ngx_http_sse_nstreams) {
         if (ngx_http_sse_sweep_event.timer_set) {
@@ -462,11 +580,9 @@ ngx_http_sse_wake_handler(ngx_event_t *ev)
 void
 ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone)
 {
-    ngx_uint_t               i, n, overflow;
-    ngx_rbtree_key_t         key;
-    ngx_rbtree_node_t       *node, *sentinel;
-    ngx_http_sse_slot_t     *slot;
-    ngx_http_sse_channel_t  *queue[NGX_HTTP_SSE_SLOT_QUEUE], *ch;
+    ngx_uint_t               n;
+    ngx_http_sse_local_t    *local;
+    ngx_http_sse_channel_t  *ch;
 
     if (zone->slot < 0) {
         return;
@@ -478,65 +594,34 @@ ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    slot = &zone->sh->slots[zone->slot];
+    zone->sh->slots[zone->slot].wake_pending = 0;
 
-    slot->wake_pending = 0;
+    /* the queue holds each changed channel once: the cost is what changed */
 
-    n = slot->qlen;
-    overflow = slot->overflow;
-
-    for (i = 0; i < n; i++) {
-        ch = slot->queue[i];
-        ch->notify_mask[zone->slot / 64] &=
-            ~((uint64_t) 1 << (zone->slot % 64));
-        queue[i] = ch;
-    }
-
-    slot->qlen = 0;
-    slot->overflow = 0;
-
-    if (overflow) {
-        /* more channels changed than the queue holds: look at them all */
-
-        sentinel = zone->locals.sentinel;
-
-        for (node = ngx_rbtree_min(zone->locals.root, sentinel);
-             node;
-             node = ngx_rbtree_next(&zone->locals, node))
-        {
-            if (ngx_http_sse_gather((ngx_http_sse_local_t *) node)
-                != NGX_OK)
-            {
-                break;
-            }
+    for (n = 0; /* void */; n++) {
+        ch = ngx_http_sse_dequeue(zone, zone->slot);
+        if (ch == NULL) {
+            break;
         }
 
-    } else {
+        local = ngx_http_sse_local_find(zone, ch);
+        if (local == NULL) {
+            /* its last subscriber here left meanwhile */
+            continue;
+        }
 
-        for (i = 0; i < n; i++) {
-            key = (ngx_rbtree_key_t) (uintptr_t) queue[i];
-
-            node = zone->locals.root;
-            sentinel = zone->locals.sentinel;
-
-            while (node != sentinel && node->key != key) {
-                node = (key < node->key) ? node->left : node->right;
-            }
-
-            if (node == sentinel) {
-                /* its last subscriber here left meanwhile */
-                continue;
-            }
-
-            if (ngx_http_sse_gather((ngx_http_sse_local_t *) node)
-                != NGX_OK)
-            {
-                break;
-            }
+        if (ngx_http_sse_gather(local) != NGX_OK) {
+            /* out of memory: the streams catch up from history */
+            continue;
         }
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (n) {
+        (void) ngx_atomic_fetch_add(&zone->sh->wakeups, 1);
+        (void) ngx_atomic_fetch_add(&zone->sh->woken, n);
+    }
 
     ngx_http_sse_fan_out(zone);
 }
@@ -550,6 +635,7 @@ ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone)
 ngx_int_t
 ngx_http_sse_gather(ngx_http_sse_local_t *local)
 {
+    size_t                   size;
     uint64_t                 seq;
     ngx_http_sse_copy_t     *cp;
     ngx_http_sse_event_t    *ev;
@@ -559,63 +645,57 @@ ngx_http_sse_gather(ngx_http_sse_local_t *local)
         return NGX_OK;
     }
 
-    if (ch->epoch != local->epoch) {
-        /* deleted and published to again: these streams are over */
-        local->cursor = (uint64_t) -1;
-
-    } else if (local->cursor < ch->last_seq) {
-
-        if (local->cursor + 1 < ch->first_seq) {
-            /*
-             * Evicted before this worker read them: the streams end, and
-             * the clients resume from their last id and get a "gap" reset.
-             */
-            local->cursor = (uint64_t) -1;
-
-        } else {
-
-            if (ngx_http_sse_copies_reserve(ch->last_seq - local->cursor)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            for (seq = local->cursor + 1; seq <= ch->last_seq; seq++) {
-                ev = ngx_http_sse_channel_event(ch, seq);
-
-                if (ngx_http_sse_scratch_reserve(ev->len) != NGX_OK) {
-                    return NGX_ERROR;
-                }
-
-                cp = &copies[ncopies++];
-                cp->local = local;
-                cp->seq = seq;
-                cp->offset = scratch_len;
-                cp->len = ev->len;
-                cp->id_len = ev->id_len;
-
-                ngx_memcpy(scratch + scratch_len, ev->wire, ev->len);
-                scratch_len += ev->len;
-            }
-
-            local->cursor = ch->last_seq;
-        }
-    }
-
-    if (local->cursor != (uint64_t) -1) {
-        ngx_http_sse_channel_consumed(local->zone, ch, local->zone->slot);
-    }
-
-    if (ch->deleted && local->cursor != (uint64_t) -1) {
-        /* the streams end after what was published before the DELETE */
-        local->cursor = (uint64_t) -2;
-    }
-
     if (ngx_http_sse_locals_push(local) != NGX_OK) {
         return NGX_ERROR;
     }
 
     local->busy = 1;
+
+    if (ch->epoch != local->epoch) {
+        /* deleted and published to again: these streams are over */
+        local->ending = NGX_HTTP_SSE_LOCAL_RENEWED;
+        return NGX_OK;
+    }
+
+    if (local->cursor < ch->last_seq && ch->nevents) {
+
+        /*
+         * What was evicted before this worker read it is not copied: its
+         * streams that still miss it find the gap when they pull.
+         */
+
+        seq = ngx_max(local->cursor + 1, ch->first_seq);
+        size = (size_t) (ch->total - ngx_http_sse_cum_before(ch, seq));
+
+        if (ngx_http_sse_copies_reserve(ch->last_seq - seq + 1) != NGX_OK
+            || ngx_http_sse_scratch_reserve(size) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        for ( /* void */ ; seq <= ch->last_seq; seq++) {
+            ev = ngx_http_sse_channel_event(ch, seq);
+
+            cp = &copies[ncopies++];
+            cp->local = local;
+            cp->seq = seq;
+            cp->cum = ev->cum;
+            cp->offset = scratch_len;
+            cp->len = ev->len;
+            cp->id_len = ev->id_len;
+
+            ngx_memcpy(scratch + scratch_len, ev->wire, ev->len);
+            scratch_len += ev->len;
+        }
+    }
+
+    local->cursor = ch->last_seq;
+    local->total = ch->total;
+
+    if (ch->deleted) {
+        /* the streams end after what was published before the DELETE */
+        local->ending = NGX_HTTP_SSE_LOCAL_DELETED;
+    }
 
     return NGX_OK;
 }
@@ -624,8 +704,10 @@ ngx_http_sse_gather(ngx_http_sse_local_t *local)
 void
 ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
 {
-    ngx_uint_t                i, j, end;
+    uint64_t                  floor;
+    ngx_uint_t                i, j;
     ngx_queue_t              *q, *next;
+    ngx_http_sse_sub_t       *sub;
     ngx_http_sse_copy_t      *cp;
     ngx_http_sse_local_t     *local;
     ngx_http_sse_sub_chan_t  *sc;
@@ -634,8 +716,7 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
 
     for (i = 0; i < ntouched; i++) {
         local = touched[i];
-
-        end = (local->cursor >= (uint64_t) -2);
+        floor = local->cursor;
 
         for (q = ngx_queue_head(&local->subs);
              q != ngx_queue_sentinel(&local->subs);
@@ -643,6 +724,11 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
         {
             next = ngx_queue_next(q);
             sc = ngx_queue_data(q, ngx_http_sse_sub_chan_t, link);
+            sub = sc->sub;
+
+            if (sub->done) {
+                continue;
+            }
 
             for (cp = copies + j;
                  cp < copies + ncopies && cp->local == local;
@@ -650,15 +736,30 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
             {
                 if (ngx_http_sse_sub_append_event(sc, cp->seq,
                                                  scratch + cp->offset,
-                                                 cp->len, cp->id_len)
+                                                 cp->len, cp->id_len,
+                                                 cp->cum)
                     != NGX_OK)
                 {
                     break;
                 }
             }
 
-            if (!sc->sub->done) {
-                ngx_http_sse_sub_flush(sc->sub);
+            if (sub->done) {
+                continue;
+            }
+
+            if (sc->behind && sc->pos.seq < floor) {
+                floor = sc->pos.seq;
+            }
+
+            /*
+             * The stream writes what it has and pulls more while its
+             * socket takes it; what it still lacks then is how far behind
+             * it is.  NGX_DONE: it may be gone, sc with it.
+             */
+
+            if (ngx_http_sse_sub_send(sub) == NGX_OK && sc->behind) {
+                (void) ngx_http_sse_sub_too_far(sub, sc, local->total);
             }
         }
 
@@ -666,14 +767,14 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
             j++;
         }
 
-        local->busy = 0;
+        local->floor = floor;
 
-        if (end) {
+        if (local->ending) {
             ngx_http_sse_end_local(local);
         }
-
-        ngx_http_sse_local_put(local);
     }
+
+    ngx_http_sse_settle(zone);
 
     if (zone->delivered) {
         (void) ngx_atomic_fetch_add(&zone->sh->delivered, zone->delivered);
@@ -686,13 +787,51 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
 }
 
 
+/*
+ * After a fan-out: tells the zone how far every stream of this worker has
+ * each channel, so that history past its limit can go.
+ */
+
+void
+ngx_http_sse_settle(ngx_http_sse_zone_t *zone)
+{
+    ngx_uint_t             i;
+    ngx_http_sse_local_t  *local;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < ntouched; i++) {
+        local = touched[i];
+
+        if (local->nsubs && local->share) {
+            ngx_http_sse_channel_consumed(zone, local->share,
+                                          ngx_min(local->cursor,
+                                                  local->floor));
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    /* kept while fanned out: a stream of another channel may leave this */
+
+    for (i = 0; i < ntouched; i++) {
+        touched[i]->busy = 0;
+        ngx_http_sse_local_put(touched[i]);
+    }
+}
+
+
 void
 ngx_http_sse_end_local(ngx_http_sse_local_t *local)
 {
+    ngx_uint_t                ending;
     ngx_queue_t              *q, *next;
     ngx_http_sse_sub_chan_t  *sc;
 
-    local->busy = 1;
+    /* local->busy is set: it stays while its streams leave */
+
+    ending = local->ending;
+    local->ending = 0;
 
     for (q = ngx_queue_head(&local->subs);
          q != ngx_queue_sentinel(&local->subs);
@@ -700,10 +839,59 @@ ngx_http_sse_end_local(ngx_http_sse_local_t *local)
     {
         next = ngx_queue_next(q);
         sc = ngx_queue_data(q, ngx_http_sse_sub_chan_t, link);
+
+        if (ending == NGX_HTTP_SSE_LOCAL_DELETED && sc->behind) {
+            /* it ends when its pulls reach the end of the channel */
+            continue;
+        }
+
         ngx_http_sse_sub_end(sc->sub, 1);
     }
+}
 
-    local->busy = 0;
+
+void
+ngx_http_sse_release_slots(void)
+{
+    ngx_uint_t             i;
+    ngx_http_sse_zone_t  **zones, *zone;
+
+    zones = (ngx_http_sse_zone_t **) ngx_http_sse_main->zones.elts;
+
+    for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
+        zone = zones[i];
+
+        if (zone->slot < 0 || zone->sh == NULL) {
+            continue;
+        }
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        ngx_http_sse_slot_release(zone);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+    }
+}
+
+
+ngx_http_sse_local_t *
+ngx_http_sse_local_find(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
+{
+    ngx_rbtree_key_t    key;
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    key = (ngx_rbtree_key_t) (uintptr_t) ch;
+
+    node = zone->locals.root;
+    sentinel = zone->locals.sentinel;
+
+    while (node != sentinel) {
+        if (key == node->key) {
+            return (ngx_http_sse_local_t *) node;
+        }
+
+        node = (key < node->key) ? node->left : node->right;
+    }
+
+    return NULL;
 }
 
 
@@ -711,7 +899,7 @@ void
 ngx_http_sse_sweep_handler(ngx_event_t *ev)
 {
     time_t                 now;
-    ngx_uint_t             i;
+    ngx_uint_t             i, k, more;
     ngx_queue_t           *q, *next;
     ngx_http_sse_sub_t    *sub;
     ngx_http_sse_zone_t  **zones, *zone;
@@ -740,10 +928,19 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
         for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
             zone = zones[i];
 
-            ngx_shmtx_lock(&zone->shpool->mutex);
-            ngx_http_sse_reap_slots(zone);
-            ngx_http_sse_store_expire(zone);
-            ngx_shmtx_unlock(&zone->shpool->mutex);
+            ngx_http_sse_probe_slots(zone);
+
+            /* expiry in bounded steps, the lock released in between */
+
+            for (k = 0; k < 64; k++) {
+                ngx_shmtx_lock(&zone->shpool->mutex);
+                more = ngx_http_sse_store_expire(zone);
+                ngx_shmtx_unlock(&zone->shpool->mutex);
+
+                if (!more) {
+                    break;
+                }
+            }
 
             /* a wake-up that got lost on the way is made up for here */
             ngx_http_sse_process_zone(zone);
@@ -751,6 +948,58 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
     }
 
     ngx_http_sse_sweep_arm();
+}
+
+
+ngx_int_t
+ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc)
+{
+    uint64_t                  seq;
+    ngx_int_t                 rc;
+    ngx_http_sse_sub_t       *sub = sc->sub;
+    ngx_http_sse_event_t     *ev;
+    ngx_http_sse_local_t     *local = sc->local;
+    ngx_http_sse_channel_t   *ch = local->channel;
+
+    if (ch->epoch != sc->pos.epoch) {
+        return NGX_HTTP_SSE_PULL_END;
+    }
+
+    if (sc->pos.seq < ch->last_seq) {
+
+        if (ch->nevents == 0 || sc->pos.seq + 1 < ch->first_seq) {
+            return NGX_HTTP_SSE_PULL_GAP;
+        }
+
+        for (seq = sc->pos.seq + 1; seq <= ch->last_seq; seq++) {
+            ev = ngx_http_sse_channel_event(ch, seq);
+
+            rc = ngx_http_sse_sub_append_event(sc, seq, ev->wire, ev->len,
+                                               ev->id_len, ev->cum);
+            if (rc != NGX_OK) {
+                return (rc == NGX_DECLINED) ? NGX_OK : NGX_ERROR;
+            }
+        }
+    }
+
+    /* caught up: live events reach it through the fan-out again */
+
+    sc->behind = 0;
+    sub->nbehind--;
+
+    if (--local->nbehind == 0 && local->share) {
+        /* every stream here has what the worker fanned out: history past
+         * its limit can go now, not at the next fan-out */
+        local->floor = (uint64_t) -1;
+        ngx_http_sse_channel_consumed(sub->zone, local->share,
+                                      local->cursor);
+    }
+
+    if (ch->deleted) {
+        return NGX_HTTP_SSE_PULL_END;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -20,6 +20,8 @@ typedef struct {
     ngx_uint_t  evicted;
     ngx_uint_t  dropped_slow;
     ngx_uint_t  refused_full;
+    ngx_uint_t  wakeups;
+    ngx_uint_t  woken;
 } ngx_http_sse_figures_t;
 
 
@@ -50,6 +52,10 @@ const ngx_http_sse_metric_t  ngx_http_sse_metrics[] = {
       SSE_FIGURE(dropped_slow), 1 },
     { "refused_full", "publishes refused with 507",
       SSE_FIGURE(refused_full), 1 },
+    { "wakeups", "queues of changed channels taken by workers",
+      SSE_FIGURE(wakeups), 1 },
+    { "woken", "changed channels taken from those queues",
+      SSE_FIGURE(woken), 1 },
 };
 
 
@@ -230,10 +236,12 @@ ngx_http_sse_figures(ngx_http_sse_zone_t *zone, ngx_http_sse_figures_t *f)
 {
     ngx_http_sse_shctx_t  *sh = zone->sh;
 
+    /* workers killed meanwhile are found by their refused wake-ups */
+    ngx_http_sse_probe_slots(zone);
+
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    ngx_http_sse_reap_slots(zone);
-    ngx_http_sse_store_expire(zone);
+    (void) ngx_http_sse_store_expire(zone);
 
     f->size = zone->shm_zone->shm.size;
     f->used = f->size - zone->shpool->pfree * ngx_pagesize;
@@ -249,6 +257,8 @@ ngx_http_sse_figures(ngx_http_sse_zone_t *zone, ngx_http_sse_figures_t *f)
     f->evicted = sh->evicted;
     f->dropped_slow = sh->dropped_slow;
     f->refused_full = sh->refused_full;
+    f->wakeups = sh->wakeups;
+    f->woken = sh->woken;
 }
 
 } // namespace

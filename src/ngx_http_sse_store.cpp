@@ -11,7 +11,6 @@
 
 #include "ngx_http_sse.h"
 
-#include <signal.h>
 
 
 namespace {
@@ -36,37 +35,9 @@ void ngx_http_sse_slot_clear_channel(ngx_http_sse_zone_t *zone,
 void ngx_http_sse_trim(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch);
 void ngx_http_sse_tomb_drained(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch);
-uint64_t ngx_http_sse_min_cursor(ngx_http_sse_channel_t *ch);
-
-inline void
-mask_set(uint64_t *mask, ngx_uint_t bit)
-{
-    mask[bit / 64] |= (uint64_t) 1 << (bit % 64);
-}
-
-inline void
-mask_clear(uint64_t *mask, ngx_uint_t bit)
-{
-    mask[bit / 64] &= ~((uint64_t) 1 << (bit % 64));
-}
-
-inline bool
-mask_test(const uint64_t *mask, ngx_uint_t bit)
-{
-    return (mask[bit / 64] >> (bit % 64)) & 1;
-}
-
-inline bool
-mask_empty(const uint64_t *mask)
-{
-    for (ngx_uint_t i = 0; i < NGX_HTTP_SSE_MASK_WORDS; i++) {
-        if (mask[i]) {
-            return false;
-        }
-    }
-
-    return true;
-}
+ngx_uint_t ngx_http_sse_needed(ngx_http_sse_channel_t *ch, size_t extra);
+void ngx_http_sse_share_free(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_chan_slot_t *cs);
 
 } // namespace
 
@@ -171,6 +142,11 @@ ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_queue_init(&sh->events);
     ngx_queue_init(&sh->idle);
     ngx_queue_init(&sh->tombs);
+
+    for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
+        ngx_queue_init(&sh->slots[i].changed);
+        ngx_queue_init(&sh->slots[i].shares);
+    }
 
     /*
      * Epochs only have to differ from every epoch an earlier zone of this
@@ -359,7 +335,7 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
 {
     size_t                   size, id_len;
     u_char                   id[sse::max_position_len];
-    uint64_t                 seq, cursor;
+    uint64_t                 seq;
     ngx_uint_t               history;
     ngx_http_sse_shctx_t    *sh = zone->sh;
     ngx_http_sse_event_t    *ev;
@@ -395,20 +371,15 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
      * still to read: an event leaves for history only once every worker
      * with subscribers has read it (a burst larger than history must not
      * cut live streams); ngx_http_sse_channel_consumed() trims the rest.
+     * A worker is waited for only while its streams may be that far
+     * behind (their sse_max_pending, plus the replay they joined with):
+     * one that does not read (stopped, stuck) holds no more than that,
+     * and its streams, too far behind, are dropped as too slow.
      */
 
     history = sh->limits.history ? sh->limits.history : 1;
-    cursor = ngx_http_sse_min_cursor(ch);
 
-    while (ch->nevents >= history
-           && (ch->first_seq <= cursor
-               || ch->nevents >= NGX_HTTP_SSE_LAG_FACTOR * history + 64))
-    {
-        /*
-         * Past the lag allowance a worker that does not read (stopped,
-         * stuck) no longer holds history up: it finds a gap and ends its
-         * streams, whose clients resume with a reset.
-         */
+    while (ch->nevents >= history && !ngx_http_sse_needed(ch, size)) {
         ngx_http_sse_drop_oldest(zone, ch);
     }
 
@@ -423,6 +394,9 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     ev->time = ngx_time();
     ev->len = (uint32_t) sse::encode(ev->wire, {id, id_len}, type, data);
     ev->id_len = (uint16_t) sse::id_line_size(id_len);
+
+    ch->total += ev->len;
+    ev->cum = ch->total;
 
     if (ch->nevents == 0) {
         ch->first_seq = seq;
@@ -482,7 +456,7 @@ ngx_http_sse_channel_delete(ngx_http_sse_zone_t *zone,
 }
 
 
-ngx_int_t
+ngx_http_sse_chan_slot_t *
 ngx_http_sse_channel_join(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, ngx_uint_t slot)
 {
@@ -499,14 +473,17 @@ ngx_http_sse_channel_join(ngx_http_sse_zone_t *zone,
         cs = (ngx_http_sse_chan_slot_t *)
                  ngx_http_sse_alloc(zone, sizeof(ngx_http_sse_chan_slot_t));
         if (cs == NULL) {
-            return NGX_HTTP_SSE_ZONE_FULL;
+            return NULL;
         }
 
+        ngx_memzero(cs, sizeof(ngx_http_sse_chan_slot_t));
+
+        cs->channel = ch;
         cs->slot = (uint32_t) slot;
-        cs->subscribers = 0;
         cs->cursor = ch->last_seq;
         cs->next = ch->slots;
         ch->slots = cs;
+        ngx_queue_insert_tail(&sh->slots[slot].shares, &cs->slink);
     }
 
     cs->subscribers++;
@@ -518,7 +495,7 @@ ngx_http_sse_channel_join(ngx_http_sse_zone_t *zone,
         ch->in_link = 0;
     }
 
-    return NGX_OK;
+    return cs;
 }
 
 
@@ -550,7 +527,7 @@ ngx_http_sse_channel_leave(ngx_http_sse_zone_t *zone,
 
     if (cs->subscribers == 0) {
         *csp = cs->next;
-        ngx_slab_free_locked(zone->shpool, cs);
+        ngx_http_sse_share_free(zone, cs);
         ngx_http_sse_trim(zone, ch);
     }
 
@@ -581,7 +558,7 @@ void
 ngx_http_sse_tomb_drained(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch)
 {
-    if (ch->unlinked && ch->subscribers == 0 && mask_empty(ch->notify_mask)) {
+    if (ch->unlinked && ch->subscribers == 0) {
         ngx_http_sse_channel_free(zone, ch);
     }
 }
@@ -589,22 +566,46 @@ ngx_http_sse_tomb_drained(ngx_http_sse_zone_t *zone,
 } // namespace
 
 
-/* a worker has read the channel up to its last event */
+/* every stream of a worker has the channel up to cursor */
 
 void
 ngx_http_sse_channel_consumed(ngx_http_sse_zone_t *zone,
-    ngx_http_sse_channel_t *ch, ngx_uint_t slot)
+    ngx_http_sse_chan_slot_t *cs, uint64_t cursor)
 {
-    ngx_http_sse_chan_slot_t  *cs;
+    cs->cursor = cursor;
+    ngx_http_sse_trim(zone, cs->channel);
+}
 
-    for (cs = ch->slots; cs; cs = cs->next) {
-        if (cs->slot == slot) {
-            cs->cursor = ch->last_seq;
-            break;
-        }
+
+/* drops the channel's events past history_ttl: before a replay reads it */
+
+void
+ngx_http_sse_channel_expire(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch)
+{
+    time_t  now;
+
+    now = ngx_time();
+
+    while (ch->nevents
+           && ch->ring[ch->ring_head]->time + zone->sh->limits.history_ttl
+              <= now)
+    {
+        ngx_http_sse_drop_oldest(zone, ch);
     }
+}
 
-    ngx_http_sse_trim(zone, ch);
+
+/* the channel's bytes before event seq (seq may be last_seq + 1) */
+
+uint64_t
+ngx_http_sse_cum_before(ngx_http_sse_channel_t *ch, uint64_t seq)
+{
+    ngx_http_sse_event_t  *ev;
+
+    ev = ngx_http_sse_channel_event(ch, seq);
+
+    return ev ? ev->cum - ev->len : ch->total;
 }
 
 
@@ -627,14 +628,11 @@ ngx_http_sse_notify(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch,
 
         slot = &zone->sh->slots[cs->slot];
 
-        if (!mask_test(ch->notify_mask, cs->slot)) {
-            if (slot->qlen < NGX_HTTP_SSE_SLOT_QUEUE) {
-                mask_set(ch->notify_mask, cs->slot);
-                slot->queue[slot->qlen++] = ch;
+        /* the queue is the shares themselves: it never overflows */
 
-            } else {
-                slot->overflow = 1;
-            }
+        if (!cs->queued) {
+            cs->queued = 1;
+            ngx_queue_insert_tail(&slot->changed, &cs->qlink);
         }
 
         if (!slot->wake_pending) {
@@ -662,23 +660,51 @@ ngx_http_sse_notify(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch,
 }
 
 
+/* the next channel queued for a slot, taken off its queue; NULL: none */
+
+ngx_http_sse_channel_t *
+ngx_http_sse_dequeue(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
+{
+    ngx_queue_t               *q;
+    ngx_http_sse_chan_slot_t  *cs;
+
+    q = &zone->sh->slots[slot].changed;
+
+    if (ngx_queue_empty(q)) {
+        return NULL;
+    }
+
+    cs = ngx_queue_data(ngx_queue_head(q), ngx_http_sse_chan_slot_t, qlink);
+
+    ngx_queue_remove(&cs->qlink);
+    cs->queued = 0;
+
+    return cs->channel;
+}
+
+
 /*
  * Drops expired history (history_ttl), idle channels (channel_ttl) and
- * tombstones of deleted channels (history_ttl after the DELETE).
+ * tombstones of deleted channels (history_ttl after the DELETE): at most
+ * NGX_HTTP_SSE_EXPIRE_MAX of each per call, so that a lock held for it is
+ * short however much expired at once.  Returns 1 when more may be left:
+ * the sweep then calls again, unlocking in between.
  */
 
-void
+ngx_uint_t
 ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone)
 {
     time_t                   now;
+    ngx_uint_t               n, more;
     ngx_queue_t             *q;
     ngx_http_sse_shctx_t    *sh = zone->sh;
     ngx_http_sse_event_t    *ev;
     ngx_http_sse_channel_t  *ch;
 
     now = ngx_time();
+    more = 0;
 
-    while (!ngx_queue_empty(&sh->events)) {
+    for (n = 0; !ngx_queue_empty(&sh->events); n++) {
         q = ngx_queue_head(&sh->events);
         ev = ngx_queue_data(q, ngx_http_sse_event_t, age);
 
@@ -686,10 +712,15 @@ ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone)
             break;
         }
 
+        if (n == NGX_HTTP_SSE_EXPIRE_MAX) {
+            more = 1;
+            break;
+        }
+
         ngx_http_sse_drop_oldest(zone, ev->channel);
     }
 
-    while (!ngx_queue_empty(&sh->idle)) {
+    for (n = 0; !ngx_queue_empty(&sh->idle); n++) {
         q = ngx_queue_head(&sh->idle);
         ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
 
@@ -697,27 +728,33 @@ ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone)
             break;
         }
 
-        if (!mask_empty(ch->notify_mask)) {
-            /* still queued for a worker: next time */
+        if (n == NGX_HTTP_SSE_EXPIRE_MAX) {
+            more = 1;
             break;
         }
 
         ngx_http_sse_channel_free(zone, ch);
     }
 
-    while (!ngx_queue_empty(&sh->tombs)) {
+    for (n = 0; !ngx_queue_empty(&sh->tombs); n++) {
         q = ngx_queue_head(&sh->tombs);
         ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
 
         if (ch->last_active + sh->limits.history_ttl > now
-            || ch->subscribers
-            || !mask_empty(ch->notify_mask))
+            || ch->subscribers)
         {
+            break;
+        }
+
+        if (n == NGX_HTTP_SSE_EXPIRE_MAX) {
+            more = 1;
             break;
         }
 
         ngx_http_sse_channel_free(zone, ch);
     }
+
+    return more;
 }
 
 
@@ -756,31 +793,26 @@ ngx_http_sse_live_slots(ngx_http_sse_zone_t *zone)
 
 
 /*
- * A worker that died (kill -9, a crash) cannot leave its channels: its
- * slot is found dead here and everything it held is given back, so no
- * phantom subscribers stay counted and no wake-ups go to it.
+ * A worker that died (kill -9, a crash) cannot leave its channels: a
+ * wake-up refused by its socket (nobody has the name any more) brings
+ * its slot here, and everything it held is given back, so no phantom
+ * subscribers stay counted and no wake-ups go to it.  The pid tells that
+ * the slot was not taken by another worker meanwhile.
  */
 
 void
-ngx_http_sse_reap_slots(ngx_http_sse_zone_t *zone)
+ngx_http_sse_reap_slot(ngx_http_sse_zone_t *zone, ngx_uint_t slot,
+    ngx_pid_t pid)
 {
-    ngx_pid_t   pid;
-    ngx_uint_t  i;
-
-    for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
-        pid = (ngx_pid_t) zone->sh->slots[i].pid;
-
-        if (pid == 0 || pid == ngx_pid) {
-            continue;
-        }
-
-        if (kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
-            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                          "sse zone \"%V\": releasing slot %ui of "
-                          "exited worker %P", &zone->name, i, pid);
-            ngx_http_sse_slot_clear(zone, i);
-        }
+    if ((ngx_pid_t) zone->sh->slots[slot].pid != pid || pid == ngx_pid) {
+        return;
     }
+
+    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                  "sse zone \"%V\": releasing slot %ui of exited worker %P",
+                  &zone->name, slot, pid);
+
+    ngx_http_sse_slot_clear(zone, slot);
 }
 
 
@@ -788,9 +820,23 @@ ngx_int_t
 ngx_http_sse_slot_register(ngx_http_sse_zone_t *zone, u_char *addr,
     size_t addr_len)
 {
-    ngx_uint_t  i;
+    ngx_uint_t            i;
+    ngx_http_sse_slot_t  *s;
 
-    ngx_http_sse_reap_slots(zone);
+    /*
+     * Socket names are unique among live sockets: a slot with the name
+     * the kernel just gave this worker belongs to a worker that is gone.
+     */
+
+    for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
+        s = &zone->sh->slots[i];
+
+        if (s->pid && s->addr_len == addr_len
+            && ngx_memcmp(s->addr, addr, addr_len) == 0)
+        {
+            ngx_http_sse_reap_slot(zone, i, (ngx_pid_t) s->pid);
+        }
+    }
 
     for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
         if (zone->sh->slots[i].pid == 0) {
@@ -890,12 +936,20 @@ ngx_http_sse_rbtree_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
 }
 
 
-/* allocates, evicting the zone's oldest history while that makes room */
+/*
+ * Allocates, evicting the zone's oldest history while that makes room:
+ * at most NGX_HTTP_SSE_EVICT_MAX + size / 32 evictions, so the work under
+ * the lock is bounded by what is asked for, never by the zone's contents
+ * (a fragmented zone refuses with 507 rather than emptying itself).
+ */
 
 void *
 ngx_http_sse_alloc(ngx_http_sse_zone_t *zone, size_t size)
 {
-    void  *p;
+    void        *p;
+    ngx_uint_t   n;
+
+    n = NGX_HTTP_SSE_EVICT_MAX + size / 32;
 
     for ( ;; ) {
         p = ngx_slab_alloc_locked(zone->shpool, size);
@@ -903,7 +957,7 @@ ngx_http_sse_alloc(ngx_http_sse_zone_t *zone, size_t size)
             return p;
         }
 
-        if (!ngx_http_sse_evict_oldest(zone)) {
+        if (n-- == 0 || !ngx_http_sse_evict_oldest(zone)) {
             return NULL;
         }
     }
@@ -924,9 +978,7 @@ ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone)
         q = ngx_queue_head(&sh->idle);
         ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
 
-        if (ch->last_active + sh->limits.channel_ttl <= ngx_time()
-            && mask_empty(ch->notify_mask))
-        {
+        if (ch->last_active + sh->limits.channel_ttl <= ngx_time()) {
             ngx_http_sse_channel_free(zone, ch);
             return 1;
         }
@@ -994,7 +1046,7 @@ ngx_http_sse_channel_free(ngx_http_sse_zone_t *zone,
 
     for (cs = ch->slots; cs; cs = next) {
         next = cs->next;
-        ngx_slab_free_locked(zone->shpool, cs);
+        ngx_http_sse_share_free(zone, cs);
     }
 
     if (ch->in_link) {
@@ -1076,85 +1128,85 @@ ngx_http_sse_ring_reserve(ngx_http_sse_zone_t *zone,
 }
 
 
-/* drops history past the limit that every live reader has read */
+/* drops history past the limit that no worker's streams still need */
 
 void
 ngx_http_sse_trim(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
 {
     ngx_uint_t  history;
 
-    uint64_t    cursor;
-
     history = zone->sh->limits.history ? zone->sh->limits.history : 1;
-    cursor = ngx_http_sse_min_cursor(ch);
 
-    while (ch->nevents > history && ch->first_seq <= cursor) {
+    while (ch->nevents > history && !ngx_http_sse_needed(ch, 0)) {
         ngx_http_sse_drop_oldest(zone, ch);
     }
 }
 
 
-uint64_t
-ngx_http_sse_min_cursor(ngx_http_sse_channel_t *ch)
+/*
+ * Whether a worker's streams still need the channel's oldest event: one
+ * of them has not got it, and is no further behind (counting extra bytes
+ * about to be appended) than its streams may be.
+ */
+
+ngx_uint_t
+ngx_http_sse_needed(ngx_http_sse_channel_t *ch, size_t extra)
 {
-    uint64_t                   min;
+    uint64_t                   behind;
+    ngx_http_sse_event_t      *ev;
     ngx_http_sse_chan_slot_t  *cs;
 
-    min = ch->last_seq;
+    if (ch->nevents == 0) {
+        return 0;
+    }
+
+    ev = ch->ring[ch->ring_head];
+    behind = ch->total + extra - (ev->cum - ev->len);
 
     for (cs = ch->slots; cs; cs = cs->next) {
-        if (cs->cursor < min) {
-            min = cs->cursor;
+        if (cs->cursor < ch->first_seq && behind <= cs->allowance) {
+            return 1;
         }
     }
 
-    return min;
+    return 0;
+}
+
+
+void
+ngx_http_sse_share_free(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_chan_slot_t *cs)
+{
+    if (cs->queued) {
+        ngx_queue_remove(&cs->qlink);
+    }
+
+    ngx_queue_remove(&cs->slink);
+    ngx_slab_free_locked(zone->shpool, cs);
 }
 
 
 /* gives back everything a slot held: for a worker that exited or died */
 
+/* its own list of shares: the work is what the slot held, not the zone */
+
 void
 ngx_http_sse_slot_clear(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
 {
-    ngx_queue_t             *q, *next;
-    ngx_rbtree_node_t       *node;
-    ngx_http_sse_slot_t     *s = &zone->sh->slots[slot];
-    ngx_http_sse_channel_t  *ch;
+    ngx_queue_t               *q;
+    ngx_http_sse_slot_t       *s = &zone->sh->slots[slot];
+    ngx_http_sse_chan_slot_t  *cs;
 
-    if (s->subscribers || s->streams || s->qlen || s->overflow) {
-
-        for (node = ngx_rbtree_min(zone->sh->rbtree.root,
-                                   zone->sh->rbtree.sentinel);
-             node;
-             node = ngx_rbtree_next(&zone->sh->rbtree, node))
-        {
-            ngx_http_sse_slot_clear_channel(zone,
-                                            (ngx_http_sse_channel_t *) node,
-                                            slot);
-        }
-
-        /* deleted channels re-created meanwhile are out of the tree */
-
-        for (q = ngx_queue_head(&zone->sh->tombs);
-             q != ngx_queue_sentinel(&zone->sh->tombs);
-             q = next)
-        {
-            next = ngx_queue_next(q);
-            ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
-
-            if (ch->unlinked) {
-                ngx_http_sse_slot_clear_channel(zone, ch, slot);
-            }
-        }
+    while (!ngx_queue_empty(&s->shares)) {
+        q = ngx_queue_head(&s->shares);
+        cs = ngx_queue_data(q, ngx_http_sse_chan_slot_t, slink);
+        ngx_http_sse_slot_clear_channel(zone, cs->channel, slot);
     }
 
     s->pid = 0;
     s->wake_pending = 0;
     s->subscribers = 0;
     s->streams = 0;
-    s->qlen = 0;
-    s->overflow = 0;
 }
 
 
@@ -1163,8 +1215,6 @@ ngx_http_sse_slot_clear_channel(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, ngx_uint_t slot)
 {
     ngx_http_sse_chan_slot_t  *cs, **csp;
-
-    mask_clear(ch->notify_mask, slot);
 
     for (csp = &ch->slots; *csp; csp = &(*csp)->next) {
         if ((*csp)->slot == slot) {
@@ -1179,7 +1229,7 @@ ngx_http_sse_slot_clear_channel(ngx_http_sse_zone_t *zone,
 
     *csp = cs->next;
     ch->subscribers -= cs->subscribers;
-    ngx_slab_free_locked(zone->shpool, cs);
+    ngx_http_sse_share_free(zone, cs);
     ngx_http_sse_trim(zone, ch);
 
     if (ch->subscribers == 0) {

@@ -25,10 +25,14 @@
 /* room for a chunk header: up to 16 hex digits and CRLF */
 #define NGX_HTTP_SSE_CHUNK_HDR  18
 
+/* a sent buffer up to this size is kept for the next write */
+#define NGX_HTTP_SSE_KEEP_BUFFER  65536
+
 
 namespace {
 
 ngx_uint_t ngx_http_sse_fits(ngx_http_sse_sub_t *sub, size_t len);
+size_t ngx_http_sse_unsent(ngx_http_sse_sub_t *sub);
 ngx_int_t ngx_http_sse_append(ngx_http_sse_sub_t *sub, u_char *p,
     size_t len);
 ngx_int_t ngx_http_sse_append_id_line(ngx_http_sse_sub_t *sub);
@@ -44,9 +48,26 @@ void ngx_http_sse_close(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_cleanup(void *data);
 void ngx_http_sse_free(ngx_http_sse_sub_t *sub);
 ngx_int_t ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len);
+void ngx_http_sse_sent(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub);
 
 const u_char  ngx_http_sse_last_chunk[] = "0\r\n\r\n";
+
+
+void
+ngx_http_sse_release_out(ngx_http_sse_sub_t *sub)
+{
+    ngx_free(sub->out);
+    sub->out = NULL;
+    sub->out_cap = 0;
+
+    if (sub->out_buf) {
+        sub->out_buf->start = NULL;
+        sub->out_buf->pos = NULL;
+        sub->out_buf->last = NULL;
+        sub->out_buf->end = NULL;
+    }
+}
 
 } // namespace
 
@@ -155,55 +176,192 @@ ngx_http_sse_sub_start(ngx_http_sse_sub_t *sub)
 
 
 /*
- * Appends one event to a stream, unless the stream has it already.  On a
- * multi-channel stream the id line is the stream's own: the positions of
- * all its channels.
+ * Appends one event to a stream, unless the stream has it already.  An
+ * event that is not the next one of the channel for this stream, or that
+ * does not fit in its buffer (sse_max_pending), is not appended: the
+ * stream is then behind on that channel and pulls from history as its
+ * socket drains (NGX_DECLINED).  On a multi-channel stream the id line is
+ * the stream's own: the positions of all its channels.
  */
 
 ngx_int_t
 ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
-    u_char *wire, size_t len, size_t id_len)
+    u_char *wire, size_t len, size_t id_len, uint64_t cum)
 {
+    size_t               need;
+    ngx_int_t            rc;
     ngx_http_sse_sub_t  *sub = sc->sub;
 
     if (sub->done || seq <= sc->pos.seq) {
         return NGX_OK;
     }
 
+    /* the limit applies to the whole event, its own id line included */
+    need = (sub->nchans == 1) ? len : sse::max_id_len + len - id_len;
+
+    if (seq != sc->pos.seq + 1 || !ngx_http_sse_fits(sub, need)) {
+        if (!sc->behind) {
+            sc->behind = 1;
+            sub->nbehind++;
+            sc->local->nbehind++;
+        }
+
+        return NGX_DECLINED;
+    }
+
     sc->pos.seq = seq;
+    sc->pos_cum = cum;
 
     if (sub->nchans == 1) {
-        if (ngx_http_sse_sub_append_raw(sub, wire, len) != NGX_OK) {
-            goto drop;
-        }
+        rc = ngx_http_sse_append(sub, wire, len);
 
     } else {
-        /* the limit applies to the whole event, its own id line included */
+        rc = ngx_http_sse_append_id_line(sub);
 
-        if (!ngx_http_sse_fits(sub, sse::max_id_len + len - id_len)
-            || ngx_http_sse_append_id_line(sub) != NGX_OK
-            || ngx_http_sse_append(sub, wire + id_len, len - id_len) != NGX_OK)
-        {
-            goto drop;
+        if (rc == NGX_OK) {
+            rc = ngx_http_sse_append(sub, wire + id_len, len - id_len);
         }
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, sub->connection->log, 0,
+                      "sse: no memory for a stream's buffer");
+        ngx_http_sse_sub_drop(sub);
+        return NGX_ERROR;
     }
 
     sub->zone->delivered++;
 
     return NGX_OK;
+}
 
-drop:
 
-    if (sub->all.next) {
-        /* a live stream that fell sse_max_pending behind */
-        (void) ngx_atomic_fetch_add(&sub->zone->sh->dropped_slow, 1);
-        ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
-                      "sse: client is too slow, %uz bytes unsent",
-                      sub->pend_len);
-        ngx_http_sse_sub_drop(sub);
+/*
+ * A stream behind on a channel whose unsent bytes and the channel's bytes
+ * after its position add up to more than it may be behind is dropped as
+ * too slow (the client resumes from history): returns 1 then.
+ */
+
+ngx_uint_t
+ngx_http_sse_sub_too_far(ngx_http_sse_sub_t *sub, ngx_http_sse_sub_chan_t *sc,
+    uint64_t total)
+{
+    size_t  unsent;
+
+    if (sub->limit == 0) {
+        return 0;
     }
 
-    return NGX_ERROR;
+    unsent = ngx_http_sse_unsent(sub);
+
+    if (unsent + (total - sc->pos_cum) <= sub->limit) {
+        return 0;
+    }
+
+    (void) ngx_atomic_fetch_add(&sub->zone->sh->dropped_slow, 1);
+    ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
+                  "sse: client is too slow, %uz bytes unsent and %uL more "
+                  "behind", unsent, total - sc->pos_cum);
+    ngx_http_sse_sub_drop(sub);
+
+    return 1;
+}
+
+
+/*
+ * Writes what a stream has, and while its socket takes everything and the
+ * stream is behind, pulls more from history.  A few rounds at most per
+ * call: then the rest waits for the next event cycle, so one fast reader
+ * of a long replay does not hold up the worker.  NGX_DONE: the stream
+ * may have ended and been freed.
+ */
+
+ngx_int_t
+ngx_http_sse_sub_send(ngx_http_sse_sub_t *sub)
+{
+    ngx_int_t             rc;
+    ngx_uint_t            i;
+    ngx_http_sse_zone_t  *zone = sub->zone;
+
+    for (i = 0; /* void */; i++) {
+
+        if (sub->done || sub->dropping) {
+            ngx_http_sse_sub_flush(sub);
+            return NGX_DONE;
+        }
+
+        ngx_http_sse_sub_flush(sub);
+
+        if (sub->done || sub->dropping) {
+            return NGX_DONE;
+        }
+
+        /*
+         * A replay is pulled only once everything before it is sent: the
+         * stream holds one buffer of at most sse_max_pending, however
+         * much it has to replay.
+         */
+
+        if (sub->nbehind == 0 || sub->pend_len || sub->out_busy) {
+            return NGX_OK;
+        }
+
+        if (sub->out) {
+            /* while it catches up, one buffer is enough */
+            ngx_http_sse_release_out(sub);
+        }
+
+        if (i == 4) {
+            ngx_post_event(sub->connection->write, &ngx_posted_next_events);
+            return NGX_OK;
+        }
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        rc = ngx_http_sse_sub_pull(sub);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        if (zone->delivered) {
+            (void) ngx_atomic_fetch_add(&zone->sh->delivered,
+                                        zone->delivered);
+            zone->delivered = 0;
+        }
+
+        if (rc != NGX_OK) {
+            ngx_http_sse_sub_pulled(sub, rc);
+            return NGX_DONE;
+        }
+
+        if (sub->pend_len == 0) {
+            /* nothing more to pull now, or no room until the socket drains */
+            return NGX_OK;
+        }
+    }
+}
+
+
+/* what a pull found, acted on after unlocking */
+
+void
+ngx_http_sse_sub_pulled(ngx_http_sse_sub_t *sub, ngx_int_t rc)
+{
+    switch (rc) {
+
+    case NGX_HTTP_SSE_PULL_END:
+        ngx_http_sse_sub_end(sub, 1);
+        break;
+
+    case NGX_HTTP_SSE_PULL_GAP:
+        /* evicted, or past what a worker is waited for: too slow */
+        (void) ngx_atomic_fetch_add(&sub->zone->sh->dropped_slow, 1);
+        ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
+                      "sse: client is too slow, events it still needed "
+                      "left history");
+        ngx_http_sse_sub_drop(sub);
+        break;
+
+    default: /* NGX_OK, or NGX_ERROR: dropped already */
+        break;
+    }
 }
 
 
@@ -300,6 +458,12 @@ ngx_http_sse_sub_leave(ngx_http_sse_sub_t *sub)
         ngx_queue_remove(&sc->link);
         sc->local = NULL;
         local->nsubs--;
+
+        if (sc->behind) {
+            sc->behind = 0;
+            sub->nbehind--;
+            local->nbehind--;
+        }
         ngx_http_sse_local_put(local);
     }
 }
@@ -519,6 +683,18 @@ ngx_http_sse_fits(ngx_http_sse_sub_t *sub, size_t len)
 {
     size_t  unsent;
 
+    unsent = ngx_http_sse_unsent(sub);
+
+    return sub->max_pending == 0 || unsent == 0
+           || unsent + len <= sub->max_pending;
+}
+
+
+size_t
+ngx_http_sse_unsent(ngx_http_sse_sub_t *sub)
+{
+    size_t  unsent;
+
     unsent = sub->pend_len;
 
     if (sub->out_busy) {
@@ -526,7 +702,7 @@ ngx_http_sse_fits(ngx_http_sse_sub_t *sub, size_t len)
                                 : (size_t) ngx_buf_size(sub->out_buf);
     }
 
-    return sub->limit == 0 || unsent == 0 || unsent + len <= sub->limit;
+    return unsent;
 }
 
 
@@ -582,7 +758,7 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
         }
 
         if (ngx_buf_size(sub->out_buf) == 0) {
-            sub->out_busy = 0;
+            ngx_http_sse_sent(sub);
         }
     }
 
@@ -614,7 +790,7 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
         }
 
         if (ngx_buf_size(sub->out_buf) == 0) {
-            sub->out_busy = 0;
+            ngx_http_sse_sent(sub);
         }
     }
 
@@ -631,7 +807,11 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
     }
 
     sub->blocked_since = 0;
-    sub->limit = sub->max_pending;
+
+    if (sub->nbehind == 0) {
+        /* a replay allowance is over once the stream caught up */
+        sub->limit = sub->max_pending;
+    }
 }
 
 
@@ -684,7 +864,10 @@ ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub)
     }
 
     sub->blocked_since = 0;
-    sub->limit = sub->max_pending;
+
+    if (sub->nbehind == 0) {
+        sub->limit = sub->max_pending;
+    }
 
     if (!sub->ending) {
         return;
@@ -744,7 +927,7 @@ ngx_http_sse_send_detached(ngx_http_sse_sub_t *sub)
         c->sent += n;
     }
 
-    sub->out_busy = 0;
+    ngx_http_sse_sent(sub);
 }
 
 
@@ -765,7 +948,9 @@ ngx_http_sse_write_handler(ngx_http_request_t *r)
         return;
     }
 
-    ngx_http_sse_flush_request(sub);
+    if (ngx_http_sse_sub_send(sub) == NGX_DONE) {
+        return;
+    }
 
     if (ngx_http_sse_can_release(sub)) {
         ngx_http_sse_release_request(sub);
@@ -940,7 +1125,7 @@ ngx_http_sse_detached_write(ngx_event_t *wev)
         return;
     }
 
-    ngx_http_sse_flush_detached(sub);
+    ngx_http_sse_sub_send(sub);
 }
 
 
@@ -990,9 +1175,52 @@ ngx_http_sse_free(ngx_http_sse_sub_t *sub)
 ngx_int_t
 ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len)
 {
+    u_char  *p;
+    size_t   need, cap, most;
+
     /* the chunk header in front, the chunk's CRLF behind */
-    return ngx_http_sse_grow((void **) &sub->pend, &sub->pend_cap,
-                             sub->hdr + sub->pend_len + len + 2, 1, 512);
+    need = sub->hdr + sub->pend_len + len + 2;
+
+    if (need <= sub->pend_cap) {
+        return NGX_OK;
+    }
+
+    /* doubling, but never past what sse_max_pending lets it hold */
+
+    cap = ngx_max(sub->pend_cap * 2, 512);
+    most = sub->hdr + sub->max_pending + 2;
+
+    if (sub->max_pending && cap > most) {
+        cap = most;
+    }
+
+    cap = ngx_max(cap, need);
+
+    p = (u_char *) realloc(sub->pend, cap);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    sub->pend = p;
+    sub->pend_cap = cap;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The buffer being sent is sent.  A large one is given back at once: a
+ * stream then holds one buffer of at most sse_max_pending, not two.
+ */
+
+void
+ngx_http_sse_sent(ngx_http_sse_sub_t *sub)
+{
+    sub->out_busy = 0;
+
+    if (sub->out_cap > NGX_HTTP_SSE_KEEP_BUFFER) {
+        ngx_http_sse_release_out(sub);
+    }
 }
 
 
@@ -1002,16 +1230,7 @@ void
 ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub)
 {
     if (!sub->out_busy && sub->out) {
-        ngx_free(sub->out);
-        sub->out = NULL;
-        sub->out_cap = 0;
-
-        if (sub->out_buf) {
-            sub->out_buf->start = NULL;
-            sub->out_buf->pos = NULL;
-            sub->out_buf->last = NULL;
-            sub->out_buf->end = NULL;
-        }
+        ngx_http_sse_release_out(sub);
     }
 
     if (sub->pend_len == 0 && sub->pend) {

@@ -48,7 +48,9 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     ngx_http_sse_channel_t   *chans[sse::max_channels_per_stream];
     ngx_http_sse_loc_conf_t  *slcf;
     ngx_http_sse_sub_chan_t  *sc;
-    ngx_http_sse_event_t     *ev;
+    ngx_http_sse_chan_slot_t *cs[sse::max_channels_per_stream];
+    uint64_t                  replay, lag;
+    uint64_t                  behind[sse::max_channels_per_stream];
     u_char                    retry[64];
     time_t                    expires;
 
@@ -154,10 +156,11 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     }
 
     /*
-     * Under one lock: find or create the channels, join them, and copy the
-     * history this stream needs.  Live events published after the unlock
-     * reach it through the fan-out; those before, through the replay; a
-     * seq is never both (the stream's position filters the overlap).
+     * Under one lock: find or create the channels, join them, and set the
+     * stream's position in each.  What it is to replay it pulls from
+     * history, at most sse_max_pending at a time, here and then as its
+     * socket drains; live events reach it through the fan-out once it has
+     * caught up.  A seq is never both (the stream's position filters).
      */
 
     ngx_shmtx_lock(&zone->shpool->mutex);
@@ -216,14 +219,15 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
         }
     }
 
+    replay = 0;
+
     for (i = 0; i < n; i++) {
         sc = &sub->chans[i];
         sc->sub = sub;
         sc->index = i;
 
-        if (ngx_http_sse_channel_join(zone, chans[i], zone->slot)
-            != NGX_OK)
-        {
+        cs[i] = ngx_http_sse_channel_join(zone, chans[i], zone->slot);
+        if (cs[i] == NULL) {
             goto failed;
         }
 
@@ -233,14 +237,47 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
             goto failed;
         }
 
+        local->share = cs[i];
         sc->local = local;
         ngx_queue_insert_tail(&local->subs, &sc->link);
         local->nsubs++;
+
+        /* history_ttl: expired events are not replayed, however lazy the
+         * zone-wide expiry is */
+        ngx_http_sse_channel_expire(zone, chans[i]);
 
         ngx_http_sse_plan(slcf, chans[i], &pos[i], have_id, &start[i]);
 
         sc->pos.epoch = chans[i]->epoch;
         sc->pos.seq = start[i].from - 1;
+        sc->pos_cum = ngx_http_sse_cum_before(chans[i], start[i].from);
+        behind[i] = chans[i]->total - sc->pos_cum;
+
+        if (sc->pos.seq < chans[i]->last_seq) {
+            sc->behind = 1;
+            sub->nbehind++;
+            local->nbehind++;
+            replay += behind[i];
+
+            /* history stays for it while it replays */
+            cs[i]->cursor = ngx_min(cs[i]->cursor, sc->pos.seq);
+            local->floor = ngx_min(local->floor, sc->pos.seq);
+        }
+    }
+
+    /*
+     * How far the stream may fall behind before it is dropped as too slow:
+     * sse_max_pending, plus the replay it starts with.  Its buffer holds
+     * sse_max_pending at most all the same.
+     */
+
+    sub->limit = sub->max_pending ? sub->max_pending + replay : 0;
+
+    /* history is kept for this worker as far as its streams may lag */
+
+    for (i = 0; i < n; i++) {
+        lag = sub->max_pending ? sub->max_pending + behind[i] : (uint64_t) -1;
+        cs[i]->allowance = ngx_max(cs[i]->allowance, lag);
     }
 
     zone->sh->slots[zone->slot].streams++;
@@ -259,24 +296,10 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
         }
     }
 
-    for (i = 0; i < n; i++) {
-        sc = &sub->chans[i];
+    /* the first part of the replay goes with the headers */
 
-        while (sc->pos.seq < chans[i]->last_seq) {
-            ev = ngx_http_sse_channel_event(chans[i], sc->pos.seq + 1);
-            if (ev == NULL) {
-                break;
-            }
-
-            if (ngx_http_sse_sub_append_event(sc, ev->seq, ev->wire,
-                                              ev->len, ev->id_len)
-                != NGX_OK)
-            {
-                goto failed;
-            }
-        }
-
-        sc->pos.seq = chans[i]->last_seq;
+    if (sub->nbehind && ngx_http_sse_sub_pull(sub) != NGX_OK) {
+        goto failed;
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -285,9 +308,6 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
         (void) ngx_atomic_fetch_add(&zone->sh->delivered, zone->delivered);
         zone->delivered = 0;
     }
-
-    /* a replay may be long: it may be unsent on top of sse_max_pending */
-    sub->limit = sub->max_pending + sub->pend_len;
 
     rc = ngx_http_sse_send_stream_header(r);
     if (rc == NGX_ERROR || rc > NGX_OK) {
