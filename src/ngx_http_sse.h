@@ -354,6 +354,15 @@ void ngx_http_sse_close_detached(void);
 
 /* ---- shared helpers ------------------------------------------------- */
 
+/* a client-supplied value escaped for a log line (sse::log_escape) */
+typedef struct {
+    ngx_str_t                   str;
+    u_char                      buf[sse::max_log_value];
+} ngx_http_sse_log_value_t;
+
+ngx_str_t *ngx_http_sse_log_value(ngx_http_sse_log_value_t *shown, u_char *p,
+    size_t len);
+
 ngx_int_t ngx_http_sse_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *json, size_t len);
 ngx_int_t ngx_http_sse_send_error(ngx_http_request_t *r, ngx_uint_t status,
