@@ -30,7 +30,7 @@
 /* channels queued for one worker's wake-up; past that, a full local scan */
 #define NGX_HTTP_SSE_SLOT_QUEUE     64
 
-#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534532  /* "SSE2": layout version */
+#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534533  /* "SSE3": layout version */
 
 #define NGX_HTTP_SSE_DEFAULT_ZONE   "sse"
 #define NGX_HTTP_SSE_DEFAULT_SIZE   (32 * 1024 * 1024)
@@ -71,7 +71,10 @@ struct ngx_http_sse_chan_slot_s {
 
 struct ngx_http_sse_channel_s {
     ngx_rbtree_node_t           node;       /* key: crc32 of the id */
-    ngx_queue_t                 link;       /* sh->idle or sh->tombs */
+    ngx_queue_t                 link;       /* sh->idle, sh->empty or
+                                               sh->tombs */
+    uint64_t                    op;         /* the store operation that
+                                               last looked it up */
 
     uint64_t                    epoch;
     uint64_t                    last_seq;   /* newest event, 0: none yet */
@@ -92,6 +95,7 @@ struct ngx_http_sse_channel_s {
     unsigned                    deleted:1;
     unsigned                    in_link:1;
     unsigned                    unlinked:1;     /* a tomb out of the tree */
+    unsigned                    empty:1;        /* in sh->empty */
 
     u_char                      id_len;
     u_char                      id[1];
@@ -129,9 +133,11 @@ typedef struct {
     ngx_rbtree_node_t           sentinel;
     ngx_queue_t                 events;     /* every stored event, by age */
     ngx_queue_t                 idle;       /* channels w/o subscribers */
+    ngx_queue_t                 empty;      /* ... never published to */
     ngx_queue_t                 tombs;      /* deleted channels */
 
     uint64_t                    next_epoch;
+    uint64_t                    op;         /* counts store operations */
 
     /* gauges, under the lock */
     ngx_uint_t                  channels;
@@ -277,7 +283,12 @@ extern ngx_module_t  ngx_http_sse_module;
 
 ngx_int_t ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 
-/* all of these expect the zone locked */
+/*
+ * All of these expect the zone locked.  A locked operation that looks
+ * channels up begins with ngx_http_sse_store_expire(): the channels
+ * ngx_http_sse_channel_get() returns are then never reclaimed to make room
+ * for allocations of the same operation.
+ */
 ngx_http_sse_channel_t *ngx_http_sse_channel_find(ngx_http_sse_zone_t *zone,
     u_char *id, size_t len);
 ngx_http_sse_channel_t *ngx_http_sse_channel_get(ngx_http_sse_zone_t *zone,
