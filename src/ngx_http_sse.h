@@ -335,6 +335,7 @@ ngx_http_sse_local_t *ngx_http_sse_local_get(ngx_http_sse_zone_t *zone,
 void ngx_http_sse_local_put(ngx_http_sse_local_t *local);
 void ngx_http_sse_sweep_arm(void);
 void ngx_http_sse_shutdown(void);
+void ngx_http_sse_release_slots(void);
 
 extern ngx_queue_t  ngx_http_sse_streams;
 extern ngx_uint_t   ngx_http_sse_nstreams;
@@ -360,7 +361,7 @@ void ngx_http_sse_sub_end(ngx_http_sse_sub_t *sub, ngx_uint_t graceful);
 void ngx_http_sse_sub_drop(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now);
 void ngx_http_sse_end_all(ngx_uint_t graceful);
-void ngx_http_sse_close_detached(void);
+void ngx_http_sse_close_all(void);
 
 
 /* ---- shared helpers ------------------------------------------------- */

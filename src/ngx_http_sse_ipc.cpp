@@ -180,26 +180,11 @@ ngx_http_sse_ipc_init(ngx_cycle_t *cycle)
 void
 ngx_http_sse_ipc_exit(ngx_cycle_t *cycle)
 {
-    ngx_uint_t             i;
-    ngx_http_sse_zone_t  **zones, *zone;
-
     if (ngx_http_sse_main == NULL) {
         return;
     }
 
-    zones = (ngx_http_sse_zone_t **) ngx_http_sse_main->zones.elts;
-
-    for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
-        zone = zones[i];
-
-        if (zone->slot < 0 || zone->sh == NULL) {
-            continue;
-        }
-
-        ngx_shmtx_lock(&zone->shpool->mutex);
-        ngx_http_sse_slot_release(zone);
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-    }
+    ngx_http_sse_release_slots();
 
     if (ngx_http_sse_ipc) {
         ngx_close_connection(ngx_http_sse_ipc);
@@ -365,7 +350,9 @@ ngx_http_sse_sweep_arm(void)
  * resume on the new workers at once rather than after
  * worker_shutdown_timeout.  Streams that cannot send their last bytes at
  * once get a second; the sweep, made non-cancelable, keeps the worker
- * alive that long.
+ * alive that long, then closes what is left (ngx_http_sse_close_all()).
+ * Having left every channel, the worker gives its slots back now: a
+ * lingering old worker never holds one of the zone's 128.
  */
 
 void
@@ -377,6 +364,8 @@ ngx_http_sse_shutdown(void)
 
     ngx_http_sse_end_all(1);
 
+    ngx_http_sse_release_slots();
+
     if (ngx_http_sse_nstreams) {
         if (ngx_http_sse_sweep_event.timer_set) {
             ngx_del_timer(&ngx_http_sse_sweep_event);
@@ -384,6 +373,38 @@ ngx_http_sse_shutdown(void)
 
         ngx_http_sse_sweep_event.cancelable = 0;
         ngx_add_timer(&ngx_http_sse_sweep_event, 1000);
+    }
+}
+
+
+/*
+ * Gives back the worker's slot in every zone.  Only once it has left every
+ * channel (ngx_http_sse_end_all()): a later subscriber on a keepalive
+ * connection gets 503 shutting_down, a publish wakes the other workers.
+ */
+
+void
+ngx_http_sse_release_slots(void)
+{
+    ngx_uint_t             i;
+    ngx_http_sse_zone_t  **zones, *zone;
+
+    if (ngx_http_sse_main == NULL) {
+        return;
+    }
+
+    zones = (ngx_http_sse_zone_t **) ngx_http_sse_main->zones.elts;
+
+    for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
+        zone = zones[i];
+
+        if (zone->slot < 0 || zone->sh == NULL) {
+            continue;
+        }
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        ngx_http_sse_slot_release(zone);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
     }
 }
 
@@ -719,7 +740,7 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
     if (ngx_exiting) {
         /* the second given by ngx_http_sse_shutdown() is over */
         ngx_http_sse_end_all(1);
-        ngx_http_sse_close_detached();
+        ngx_http_sse_close_all();
         return;
     }
 
