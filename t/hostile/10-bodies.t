@@ -78,6 +78,28 @@ $r = $t->request('POST', '/pub?ch=b5',
 is($r->status . ' ' . ($r->json->{events} // '-'), '413 1',
     'an event over max_message after a good one: 413, 1 published');
 
+# an endless comment and an endless data line: the parser holds at most
+# max_message (64k) of an event, never a whole line of comment
+$req = $t->open_request('POST', '/pub?ch=b8', chunked => 1,
+    headers => { 'Content-Type' => 'text/event-stream' });
+$req->send_chunk(': ' . ('c' x 65536)) for 1 .. 160;     # 10 MB of one comment
+$req->send_chunk("\ndata: after the comment\n\n");
+$req->send_chunk('data: ' . ('d' x 65536)) for 1 .. 4;
+$r = $req->response(SSETest::tmo(5));
+is($r->status . ' ' . ($r->json->{events} // '-'), '413 1',
+    'a 10 MB comment line is skipped, a 256 KB data line is 413');
+ok(SSETest::Hostile::rss_growth($t, $base) <= SSETest::Hostile::bound_kb(),
+    '... with worker memory bounded');
+
+# Expect: 100-continue with a large declared body that never comes
+my $ec = $t->connect;
+print $ec "POST /pub?ch=b9 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        . "Content-Length: 100000000\r\n\r\n";
+my $cont = SSETest::Hostile::drain($ec, SSETest::tmo(4));
+like($cont, qr{^HTTP/1\.1 (100|413)}, 'Expect: 100-continue, 100 MB declared: '
+    . (($cont =~ m{^HTTP/1\.1 (\d+)})[0] // 'nothing'));
+close $ec;
+
 # 200 publishes of random junk bodies, as event streams and plain
 srand(10);
 my %codes;
