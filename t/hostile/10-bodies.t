@@ -124,5 +124,6 @@ my $h = $t->head('/sub?ch=b7');
 is($h->status, 200, 'HEAD on subscribe: 200');
 is($h->body, '', '... no body');
 
-SSETest::Hostile::healthy($t, $base, name => 'bodies');
+SSETest::Hostile::healthy($t, $base, name => 'bodies',
+    channels => [map { "b$_" } 3 .. 9]);
 $t->done;

@@ -63,5 +63,6 @@ my $growth = SSETest::Hostile::rss_growth($t, $base);
 ok($growth <= SSETest::Hostile::bound_kb(), "worker RSS grew by $growth kB meanwhile");
 close $_ for @socks;
 
-SSETest::Hostile::healthy($t, $base, name => 'ids');
+SSETest::Hostile::healthy($t, $base, name => 'ids',
+    channels => ['hist', 'm1', $long[0], $long[63]]);
 $t->done;

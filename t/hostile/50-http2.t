@@ -83,5 +83,6 @@ is($hh->status($hid), 200, 'HEAD over HTTP/2: 200');
 ok($hh->ended($hid), '... and the stream ends');
 $hh->close;
 
-SSETest::Hostile::healthy($t, $base, name => 'http2');
+SSETest::Hostile::healthy($t, $base, name => 'http2',
+    channels => [qw(tiny h2pub head), map { "storm$_" } 1 .. 300]);
 $t->done;

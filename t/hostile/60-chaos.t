@@ -90,5 +90,6 @@ is(scalar(grep { join(' ', $_->data) ne "@want" } @f), 0,
 $_->close for @f;
 for my $h (@hostile) { ref($h) eq 'SSETest::H2' ? $h->close : close($h) }
 
-SSETest::Hostile::healthy($t, $base, name => 'chaos', reloaded => 1, killed => \@killed);
+SSETest::Hostile::healthy($t, $base, name => 'chaos', reloaded => 1,
+    killed => \@killed, channels => ['chaos']);
 $t->done;

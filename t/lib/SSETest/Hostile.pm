@@ -13,7 +13,8 @@ package SSETest::Hostile;
 #   - no worker died (no "exited on signal" in error.log, the same workers
 #     run, unless killed => [pids] or reloaded => 1 says otherwise);
 #   - no [alert], [crit], [emerg] or sanitizer report (check_log);
-#   - every zone counts 0 subscribers again (within a bounded wait);
+#   - every zone counts 0 subscribers again (within a bounded wait), and
+#     so does each channel of channels => [...];
 #   - a normal publish/subscribe round trip delivers exactly what was
 #     published: 3 events, in order, with the ids of the replies, nothing
 #     more;
@@ -150,6 +151,15 @@ sub healthy {
     ok(SSETest::wait_until(sub { zones_subscribers($t) == 0 }, SSETest::tmo(5)),
         "$name: subscribers back to 0")
         or diag(explain $t->status);
+
+    # the channels' own counts (every worker's joins), not only the streams
+    if (my @chs = @{$opt{channels} // []}) {
+        my @held = grep {
+            my $r = $t->get("/pub?ch=$_");
+            $r->status != 404 && ($r->json->{subscribers} // -1) != 0;
+        } @chs;
+        is_deeply(\@held, [], "$name: the attacked channels count 0 subscribers");
+    }
 
     round_trip($t, $name);
 
