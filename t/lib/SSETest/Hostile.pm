@@ -59,7 +59,8 @@ EOF
 
 sub start {
     my (%opt) = @_;
-    my $t = SSETest->new(workers => $opt{workers} // 2, ports => 2)
+    my $t = SSETest->new(workers => $opt{workers} // 2,
+                         ports => $opt{ports} // 2)
         ->run($opt{config} // $CONFIG);
     return $t;
 }
