@@ -734,7 +734,8 @@ ngx_http_sse_expire(ngx_http_sse_zone_t *zone)
 
         if (ch->last_active + sh->limits.history_ttl > now
             || ch->subscribers
-            || !mask_empty(ch->notify_mask))
+            || !mask_empty(ch->notify_mask)
+            || ch->op == sh->op)
         {
             break;
         }
@@ -761,8 +762,11 @@ ngx_http_sse_expire_idle(ngx_http_sse_zone_t *zone, ngx_queue_t *queue,
             break;
         }
 
-        if (!mask_empty(ch->notify_mask)) {
-            /* still queued for a worker: next time */
+        /*
+         * Still queued for a worker, or looked up by the current operation
+         * (ngx_time() may have moved on since it began): next time.
+         */
+        if (!mask_empty(ch->notify_mask) || ch->op == zone->sh->op) {
             break;
         }
 
