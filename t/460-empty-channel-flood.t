@@ -74,7 +74,12 @@ $q2->close;
 # -- max_channels: empty channels make way, channels with events do not ----
 
 %st = ();
-$st{flood_one('csub', $_, 30)}++ for 1 .. 5;
+# one after the other: channels a subscriber still holds cannot make way
+for my $i (1 .. 5) {
+    $st{flood_one('csub', $i, 30)}++;
+    SSETest::wait_until(sub { ($t->zone_status('c')->{subscribers} // -1) == 0 },
+        SSETest::tmo(3));
+}
 is_deeply(\%st, { 200 => 5 },
     'max_channels=50: 5 subscribes of 30 new channels each are taken');
 ok(SSETest::wait_until(sub { ($t->zone_status('c')->{subscribers} // -1) == 0 }, 5),
