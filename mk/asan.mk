@@ -2,7 +2,7 @@
 # t/ suite run on them.
 #
 #   make test-asan     build what is missing or stale, run the smoke check
-#                      and `prove -r t/` on the sanitizer build; fails on any
+#                      and `prove t/*.t` on the sanitizer build; fails on any
 #                      test failure or any sanitizer report
 #   make asan-build    only build: build/asan/nginx-bin, .../ngx_http_sse_module.so
 #   make asan-smoke    build, then only the smoke check (build-tools/asan-smoke.sh)
@@ -112,9 +112,9 @@ test-asan: asan-build
 	echo "== sanitizer tier: smoke"; \
 	$(ASAN_ENV) $(ASAN_SMOKE) $(ASAN_NGINX) $(ASAN_MODULE) || rc=1; \
 	if [ -n "$$(find t -name '*.t' 2>/dev/null | head -1)" ]; then \
-	    echo "== sanitizer tier: prove -r t/ (nginx-bin and module with ASan+UBSan)"; \
+	    echo "== sanitizer tier: prove t/*.t (nginx-bin and module with ASan+UBSan)"; \
 	    ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; \
-	    $(ASAN_ENV) TEST_NGINX_NO_SKIP=1 prove -I t/lib -r --exec "$(ASAN_TOOL) run-test" t/ || rc=1; \
+	    $(ASAN_ENV) TEST_NGINX_NO_SKIP=1 prove -I t/lib --exec "$(ASAN_TOOL) run-test" t/*.t || rc=1; \
 	fi; \
 	echo "== sanitizer tier: tests took $$(( $$(date +%s) - start ))s"; \
 	{ $(ASAN_CHECK_REPORTS); } || rc=1; \

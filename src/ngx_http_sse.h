@@ -32,7 +32,7 @@
 #define NGX_HTTP_SSE_EXPIRE_MAX     64
 #define NGX_HTTP_SSE_EVICT_MAX      256
 
-#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534533  /* "SSE3": layout version */
+#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534534  /* "SSE4": layout version */
 
 #define NGX_HTTP_SSE_DEFAULT_ZONE   "sse"
 #define NGX_HTTP_SSE_DEFAULT_SIZE   (32 * 1024 * 1024)
@@ -87,7 +87,10 @@ struct ngx_http_sse_chan_slot_s {
 
 struct ngx_http_sse_channel_s {
     ngx_rbtree_node_t           node;       /* key: crc32 of the id */
-    ngx_queue_t                 link;       /* sh->idle or sh->tombs */
+    ngx_queue_t                 link;       /* sh->idle, sh->empty or
+                                               sh->tombs */
+    uint64_t                    op;         /* the store operation that
+                                               last looked it up */
 
     uint64_t                    epoch;
     uint64_t                    last_seq;   /* newest event, 0: none yet */
@@ -108,6 +111,7 @@ struct ngx_http_sse_channel_s {
     unsigned                    deleted:1;
     unsigned                    in_link:1;
     unsigned                    unlinked:1;     /* a tomb out of the tree */
+    unsigned                    empty:1;        /* in sh->empty */
 
     u_char                      id_len;
     u_char                      id[1];
@@ -144,9 +148,11 @@ typedef struct {
     ngx_rbtree_node_t           sentinel;
     ngx_queue_t                 events;     /* every stored event, by age */
     ngx_queue_t                 idle;       /* channels w/o subscribers */
+    ngx_queue_t                 empty;      /* ... never published to */
     ngx_queue_t                 tombs;      /* deleted channels */
 
     uint64_t                    next_epoch;
+    uint64_t                    op;         /* counts store operations */
 
     /* gauges, under the lock */
     ngx_uint_t                  channels;
@@ -301,7 +307,12 @@ extern ngx_module_t  ngx_http_sse_module;
 
 ngx_int_t ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 
-/* all of these expect the zone locked */
+/*
+ * All of these expect the zone locked.  A locked operation that looks
+ * channels up begins with ngx_http_sse_store_expire(): the channels
+ * ngx_http_sse_channel_get() returns are then never reclaimed to make room
+ * for allocations of the same operation.
+ */
 ngx_http_sse_channel_t *ngx_http_sse_channel_find(ngx_http_sse_zone_t *zone,
     u_char *id, size_t len);
 ngx_http_sse_channel_t *ngx_http_sse_channel_get(ngx_http_sse_zone_t *zone,
@@ -356,6 +367,7 @@ ngx_http_sse_local_t *ngx_http_sse_local_get(ngx_http_sse_zone_t *zone,
 void ngx_http_sse_local_put(ngx_http_sse_local_t *local);
 void ngx_http_sse_sweep_arm(void);
 void ngx_http_sse_shutdown(void);
+void ngx_http_sse_release_slots(void);
 
 extern ngx_queue_t  ngx_http_sse_streams;
 extern ngx_uint_t   ngx_http_sse_nstreams;
@@ -386,7 +398,7 @@ void ngx_http_sse_sub_end(ngx_http_sse_sub_t *sub, ngx_uint_t graceful);
 void ngx_http_sse_sub_drop(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now);
 void ngx_http_sse_end_all(ngx_uint_t graceful);
-void ngx_http_sse_close_detached(void);
+void ngx_http_sse_close_all(void);
 
 
 /* ---- shared helpers ------------------------------------------------- */
@@ -395,6 +407,15 @@ void ngx_http_sse_close_detached(void);
  * shared hits, worker hits, refused (ngx_http_sse_auth_shared.cpp) */
 ngx_int_t ngx_http_sse_tokens_figures(ngx_cycle_t *cycle,
     ngx_uint_t *figures);
+
+/* a client-supplied value escaped for a log line (sse::log_escape) */
+typedef struct {
+    ngx_str_t                   str;
+    u_char                      buf[sse::max_log_value];
+} ngx_http_sse_log_value_t;
+
+ngx_str_t *ngx_http_sse_log_value(ngx_http_sse_log_value_t *shown, u_char *p,
+    size_t len);
 
 ngx_int_t ngx_http_sse_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *json, size_t len);

@@ -55,7 +55,6 @@ void ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_gather(ngx_http_sse_local_t *local);
 void ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone);
 void ngx_http_sse_end_local(ngx_http_sse_local_t *local);
-void ngx_http_sse_release_slots(void);
 void ngx_http_sse_settle(ngx_http_sse_zone_t *zone);
 ngx_http_sse_local_t *ngx_http_sse_local_find(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch);
@@ -474,7 +473,9 @@ ngx_http_sse_sweep_arm(void)
  * resume on the new workers at once rather than after
  * worker_shutdown_timeout.  Streams that cannot send their last bytes at
  * once get a second; the sweep, made non-cancelable, keeps the worker
- * alive that long.
+ * alive that long, then closes what is left (ngx_http_sse_close_all()).
+ * Having left every channel, the worker gives its slots back now: a
+ * lingering old worker never holds one of the zone's 128.
  */
 
 void
@@ -486,13 +487,6 @@ ngx_http_sse_shutdown(void)
 
     ngx_http_sse_end_all(1);
 
-    /*
-     * Its streams have left their channels: the worker needs no slot any
-     * more, and gives it back now rather than at exit, so that workers
-     * lingering on streams that cannot send their last bytes never use up
-     * the slots over repeated reloads.
-     */
-
     ngx_http_sse_release_slots();
 
     if (ngx_http_sse_nstreams) {
@@ -502,6 +496,38 @@ ngx_http_sse_shutdown(void)
 
         ngx_http_sse_sweep_event.cancelable = 0;
         ngx_add_timer(&ngx_http_sse_sweep_event, 1000);
+    }
+}
+
+
+/*
+ * Gives back the worker's slot in every zone.  Only once it has left every
+ * channel (ngx_http_sse_end_all()): a later subscriber on a keepalive
+ * connection gets 503 shutting_down, a publish wakes the other workers.
+ */
+
+void
+ngx_http_sse_release_slots(void)
+{
+    ngx_uint_t             i;
+    ngx_http_sse_zone_t  **zones, *zone;
+
+    if (ngx_http_sse_main == NULL) {
+        return;
+    }
+
+    zones = (ngx_http_sse_zone_t **) ngx_http_sse_main->zones.elts;
+
+    for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
+        zone = zones[i];
+
+        if (zone->slot < 0 || zone->sh == NULL) {
+            continue;
+        }
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        ngx_http_sse_slot_release(zone);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
     }
 }
 
@@ -850,28 +876,6 @@ ngx_http_sse_end_local(ngx_http_sse_local_t *local)
 }
 
 
-void
-ngx_http_sse_release_slots(void)
-{
-    ngx_uint_t             i;
-    ngx_http_sse_zone_t  **zones, *zone;
-
-    zones = (ngx_http_sse_zone_t **) ngx_http_sse_main->zones.elts;
-
-    for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
-        zone = zones[i];
-
-        if (zone->slot < 0 || zone->sh == NULL) {
-            continue;
-        }
-
-        ngx_shmtx_lock(&zone->shpool->mutex);
-        ngx_http_sse_slot_release(zone);
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-    }
-}
-
-
 ngx_http_sse_local_t *
 ngx_http_sse_local_find(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
 {
@@ -907,7 +911,7 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
     if (ngx_exiting) {
         /* the second given by ngx_http_sse_shutdown() is over */
         ngx_http_sse_end_all(1);
-        ngx_http_sse_close_detached();
+        ngx_http_sse_close_all();
         return;
     }
 

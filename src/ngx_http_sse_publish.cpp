@@ -315,16 +315,19 @@ ngx_http_sse_publish_read(ngx_http_request_t *r)
             r->request_body->bufs = NULL;
         }
 
-        /* events completed by this part go out now, under one lock */
+        /*
+         * Events completed by this part go out now, under one lock; also
+         * when the part ended in a bad event: every complete event before
+         * it is published, however TCP split the body.
+         */
 
-        if (pub->status == 0) {
-            (void) ngx_http_sse_publish_pending(pub);
-        }
+        (void) ngx_http_sse_publish_pending(pub);
 
         if (pub->status) {
             /*
-             * The events before the bad one stay published; the reply
-             * goes out now and nginx drops the rest of the body.
+             * The events before the bad one stay published and the reply
+             * lists them; it goes out now and nginx drops the rest of the
+             * body.
              */
             r->read_event_handler = ngx_http_block_reading;
             ngx_http_finalize_request(r, ngx_http_sse_publish_error(r, pub));
@@ -444,6 +447,8 @@ ngx_http_sse_publish_end(ngx_http_sse_pub_t *pub)
         st = pub->parser->finish(ngx_http_sse_collect, pub);
 
         if (ngx_http_sse_parsed(pub, st) != NGX_OK) {
+            /* the events before the bad last one are published */
+            (void) ngx_http_sse_publish_pending(pub);
             return NGX_ERROR;
         }
 
@@ -660,6 +665,14 @@ ngx_http_sse_publish_pending(ngx_http_sse_pub_t *pub)
     pub->npending = 0;
     pub->buf_len = 0;
 
+    if (rc != NGX_OK) {
+        /*
+         * These events came before any bad one the parser found after
+         * them: the failure to store them is the one the publisher hears.
+         */
+        pub->status = 0;
+    }
+
     switch (rc) {
 
     case NGX_OK:
@@ -687,17 +700,29 @@ ngx_http_sse_publish_pending(ngx_http_sse_pub_t *pub)
 }
 
 
+/*
+ * The reply: what was published on each channel.  A failed publish
+ * answers with the same fields after its "error" and "message": the events
+ * before the failure are published, and the publisher learns their ids.
+ */
+
 ngx_int_t
 ngx_http_sse_publish_reply(ngx_http_sse_pub_t *pub)
 {
     u_char              *json, *p;
     size_t               len;
-    ngx_uint_t           i, k, total;
+    ngx_uint_t           i, k, total, status;
     sse::Position       *pos;
     ngx_http_request_t  *r = pub->request;
 
     len = 64;
     total = 0;
+
+    if (pub->status) {
+        /* code and message are our own literals: nothing to escape */
+        len += sizeof("\"error\":\"\",\"message\":\"\",") - 1
+               + ngx_strlen(pub->code) + ngx_strlen(pub->message);
+    }
 
     for (i = 0; i < pub->nchans; i++) {
         len += 200 + 6 * pub->ids[i].len
@@ -711,19 +736,29 @@ ngx_http_sse_publish_reply(ngx_http_sse_pub_t *pub)
     }
 
     p = json;
+    *p++ = '{';
+
+    if (pub->status) {
+        p = ngx_sprintf(p, "\"error\":\"%s\",\"message\":\"%s\",",
+                        pub->code, pub->message);
+    }
 
     if (pub->nchans > 1) {
-        p = ngx_cpymem(p, "{\"channels\":[", 13);
+        p = ngx_cpymem(p, "\"channels\":[", 12);
     }
 
     for (i = 0; i < pub->nchans; i++) {
         pos = (sse::Position *) pub->positions[i].elts;
 
-        if (i) {
-            *p++ = ',';
+        if (pub->nchans > 1) {
+            if (i) {
+                *p++ = ',';
+            }
+
+            *p++ = '{';
         }
 
-        p = ngx_cpymem(p, "{\"channel\":", 11);
+        p = ngx_cpymem(p, "\"channel\":", 10);
         p = ngx_http_sse_json_channel(p, pub->ids[i]);
 
         p = ngx_cpymem(p, ",\"id\":", 6);
@@ -748,21 +783,31 @@ ngx_http_sse_publish_reply(ngx_http_sse_pub_t *pub)
             *p++ = '"';
         }
 
-        p = ngx_sprintf(p, "]%s,\"events\":%ui,\"subscribers\":%ui}",
+        p = ngx_sprintf(p, "]%s,\"events\":%ui,\"subscribers\":%ui",
                         pub->published[i] > pub->positions[i].nelts
                         ? ",\"ids_truncated\":true" : "",
                         pub->published[i], pub->subscribers[i]);
+
+        if (pub->nchans > 1) {
+            *p++ = '}';
+        }
     }
 
     if (pub->nchans > 1) {
-        p = ngx_sprintf(p, "],\"subscribers\":%ui}", total);
+        p = ngx_sprintf(p, "],\"subscribers\":%ui", total);
     }
 
+    *p++ = '}';
     *p++ = '\n';
 
-    return ngx_http_sse_send_json(r, total ? NGX_HTTP_CREATED
-                                           : NGX_HTTP_ACCEPTED,
-                                  json, p - json);
+    if (pub->status) {
+        status = pub->status;
+
+    } else {
+        status = total ? NGX_HTTP_CREATED : NGX_HTTP_ACCEPTED;
+    }
+
+    return ngx_http_sse_send_json(r, status, json, p - json);
 }
 
 
@@ -774,10 +819,13 @@ ngx_http_sse_publish_fail(ngx_http_sse_pub_t *pub, ngx_uint_t status,
         return;
     }
 
+    /*
+     * Events collected before the failure stay pending: they precede the
+     * bad one in the body and are published all the same.
+     */
     pub->status = status;
     pub->code = code;
     pub->message = message;
-    pub->npending = 0;
 }
 
 
@@ -788,7 +836,7 @@ ngx_http_sse_publish_error(ngx_http_request_t *r, ngx_http_sse_pub_t *pub)
         (void) ngx_http_sse_add_header(r, "Retry-After", "5");
     }
 
-    return ngx_http_sse_send_error(r, pub->status, pub->code, pub->message);
+    return ngx_http_sse_publish_reply(pub);
 }
 
 

@@ -74,14 +74,34 @@ ngx_http_sse_send_error(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/*
+ * Anything a client sent goes into a log line only through this: CR, LF,
+ * other control bytes, non-ASCII bytes, quotes and backslashes become \xHH
+ * and the result is at most sse::max_log_value bytes, so that a client can
+ * neither forge log lines nor flood the log.  Use as
+ * "%V", ngx_http_sse_log_value(&shown, p, len).
+ */
+
+ngx_str_t *
+ngx_http_sse_log_value(ngx_http_sse_log_value_t *shown, u_char *p, size_t len)
+{
+    shown->str.data = shown->buf;
+    shown->str.len = sse::log_escape(shown->buf, sizeof(shown->buf),
+                                     { p, len });
+
+    return &shown->str;
+}
+
+
 /* the request's channels: NGX_OK, NGX_DECLINED (an invalid list), NGX_ERROR */
 
 ngx_int_t
 ngx_http_sse_channel_list(ngx_http_request_t *r, ngx_http_complex_value_t *cv,
     sse::Slice *out, ngx_uint_t *n)
 {
-    int         count;
-    ngx_str_t   value;
+    int                        count;
+    ngx_str_t                  value;
+    ngx_http_sse_log_value_t   shown;
 
     if (ngx_http_complex_value(r, cv, &value) != NGX_OK) {
         return NGX_ERROR;
@@ -96,7 +116,8 @@ ngx_http_sse_channel_list(ngx_http_request_t *r, ngx_http_complex_value_t *cv,
     }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "sse: invalid channel list \"%V\"", &value);
+                  "sse: invalid channel list \"%V\"",
+                  ngx_http_sse_log_value(&shown, value.data, value.len));
 
     return NGX_DECLINED;
 }

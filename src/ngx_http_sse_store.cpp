@@ -19,6 +19,11 @@ void ngx_http_sse_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 void *ngx_http_sse_alloc(ngx_http_sse_zone_t *zone, size_t size);
 ngx_uint_t ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone);
+ngx_uint_t ngx_http_sse_reclaim(ngx_http_sse_zone_t *zone,
+    ngx_queue_t *queue);
+ngx_uint_t ngx_http_sse_expire(ngx_http_sse_zone_t *zone);
+ngx_uint_t ngx_http_sse_expire_idle(ngx_http_sse_zone_t *zone,
+    ngx_queue_t *queue, time_t now);
 void ngx_http_sse_drop_oldest(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch);
 void ngx_http_sse_drop_all(ngx_http_sse_zone_t *zone,
@@ -141,6 +146,7 @@ ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&sh->rbtree, &sh->sentinel, ngx_http_sse_rbtree_insert);
     ngx_queue_init(&sh->events);
     ngx_queue_init(&sh->idle);
+    ngx_queue_init(&sh->empty);
     ngx_queue_init(&sh->tombs);
 
     for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
@@ -228,13 +234,17 @@ ngx_http_sse_channel_get(ngx_http_sse_zone_t *zone, u_char *id, size_t len,
 
     ch = ngx_http_sse_channel_find(zone, id, len);
     if (ch) {
+        ch->op = sh->op;
         return ch;
     }
 
     if (sh->limits.max_channels && sh->channels >= sh->limits.max_channels) {
-        ngx_http_sse_store_expire(zone);
+        ngx_http_sse_expire(zone);
 
-        if (sh->channels >= sh->limits.max_channels) {
+        /* a channel nobody ever published to is not worth a refusal */
+        if (sh->channels >= sh->limits.max_channels
+            && !ngx_http_sse_reclaim(zone, &sh->empty))
+        {
             *err = NGX_HTTP_SSE_TOO_MANY;
             return NULL;
         }
@@ -251,6 +261,7 @@ ngx_http_sse_channel_get(ngx_http_sse_zone_t *zone, u_char *id, size_t len,
     ngx_memzero(ch, offsetof(ngx_http_sse_channel_t, id));
 
     ch->node.key = ngx_crc32_short(id, len);
+    ch->op = sh->op;
     ch->epoch = sh->next_epoch++;
     ch->first_seq = 1;
     ch->id_len = (u_char) len;
@@ -349,7 +360,17 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     /*
      * An event larger than all free pages and all stored history together
      * can never fit: refuse it before evicting anybody's history for it.
+     * Channels that hold no event and no subscriber do not count against
+     * it: they go first.
      */
+
+    while (offsetof(ngx_http_sse_event_t, wire) + size
+           > zone->shpool->pfree * ngx_pagesize + sh->stored_bytes
+           && (ngx_http_sse_reclaim(zone, &sh->empty)
+               || ngx_http_sse_reclaim(zone, &sh->idle)))
+    {
+        /* void */
+    }
 
     if (offsetof(ngx_http_sse_event_t, wire) + size
         > zone->shpool->pfree * ngx_pagesize + sh->stored_bytes)
@@ -416,6 +437,7 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
         /* keep the idle queue ordered by last activity */
         ngx_queue_remove(&ch->link);
         ngx_queue_insert_tail(&sh->idle, &ch->link);
+        ch->empty = 0;
     }
 
     (void) ngx_atomic_fetch_add(&sh->published, 1);
@@ -440,6 +462,7 @@ ngx_http_sse_channel_delete(ngx_http_sse_zone_t *zone,
     }
 
     ch->deleted = 1;
+    ch->empty = 0;
     ch->in_link = 1;
     ch->last_active = ngx_time();
     ngx_queue_insert_tail(&zone->sh->tombs, &ch->link);
@@ -493,6 +516,7 @@ ngx_http_sse_channel_join(ngx_http_sse_zone_t *zone,
     if (ch->in_link && !ch->deleted) {
         ngx_queue_remove(&ch->link);
         ch->in_link = 0;
+        ch->empty = 0;
     }
 
     return cs;
@@ -684,8 +708,9 @@ ngx_http_sse_dequeue(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
 
 
 /*
- * Drops expired history (history_ttl), idle channels (channel_ttl) and
- * tombstones of deleted channels (history_ttl after the DELETE): at most
+ * Begins a locked operation (see ngx_http_sse.h), then drops expired
+ * history (history_ttl), idle channels (channel_ttl) and tombstones of
+ * deleted channels (history_ttl after the DELETE): at most
  * NGX_HTTP_SSE_EXPIRE_MAX of each per call, so that a lock held for it is
  * short however much expired at once.  Returns 1 when more may be left:
  * the sweep then calls again, unlocking in between.
@@ -693,6 +718,17 @@ ngx_http_sse_dequeue(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
 
 ngx_uint_t
 ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone)
+{
+    zone->sh->op++;
+
+    return ngx_http_sse_expire(zone);
+}
+
+
+namespace {
+
+ngx_uint_t
+ngx_http_sse_expire(ngx_http_sse_zone_t *zone)
 {
     time_t                   now;
     ngx_uint_t               n, more;
@@ -720,28 +756,16 @@ ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone)
         ngx_http_sse_drop_oldest(zone, ev->channel);
     }
 
-    for (n = 0; !ngx_queue_empty(&sh->idle); n++) {
-        q = ngx_queue_head(&sh->idle);
-        ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
-
-        if (ch->last_active + sh->limits.channel_ttl > now) {
-            break;
-        }
-
-        if (n == NGX_HTTP_SSE_EXPIRE_MAX) {
-            more = 1;
-            break;
-        }
-
-        ngx_http_sse_channel_free(zone, ch);
-    }
+    more |= ngx_http_sse_expire_idle(zone, &sh->idle, now);
+    more |= ngx_http_sse_expire_idle(zone, &sh->empty, now);
 
     for (n = 0; !ngx_queue_empty(&sh->tombs); n++) {
         q = ngx_queue_head(&sh->tombs);
         ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
 
         if (ch->last_active + sh->limits.history_ttl > now
-            || ch->subscribers)
+            || ch->subscribers
+            || ch->op == sh->op)
         {
             break;
         }
@@ -756,6 +780,48 @@ ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone)
 
     return more;
 }
+
+
+/*
+ * Channels of an idle queue without a subscriber or publish for
+ * channel_ttl, at most NGX_HTTP_SSE_EXPIRE_MAX; 1: more may be left.
+ * (A channel a worker still has queued may go: freeing it takes it off
+ * that worker's queue.)
+ */
+
+ngx_uint_t
+ngx_http_sse_expire_idle(ngx_http_sse_zone_t *zone, ngx_queue_t *queue,
+    time_t now)
+{
+    ngx_uint_t               n;
+    ngx_queue_t             *q;
+    ngx_http_sse_channel_t  *ch;
+
+    for (n = 0; !ngx_queue_empty(queue); n++) {
+        q = ngx_queue_head(queue);
+        ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
+
+        if (ch->last_active + zone->sh->limits.channel_ttl > now) {
+            break;
+        }
+
+        /* looked up by the current operation (ngx_time() may have moved
+         * on since it began): next time */
+        if (ch->op == zone->sh->op) {
+            break;
+        }
+
+        if (n == NGX_HTTP_SSE_EXPIRE_MAX) {
+            return 1;
+        }
+
+        ngx_http_sse_channel_free(zone, ch);
+    }
+
+    return 0;
+}
+
+} // namespace
 
 
 ngx_uint_t
@@ -972,7 +1038,18 @@ ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone)
     ngx_http_sse_event_t    *ev;
     ngx_http_sse_channel_t  *ch;
 
-    /* idle channels past their time go first, then the oldest event */
+    /*
+     * Channels nobody ever published to (left by subscribers) go first,
+     * then idle channels past their time, then the oldest event; when no
+     * event is left, idle channels whose history is all gone: a channel
+     * that holds no event and no subscriber never makes a publish fail,
+     * but one that had events keeps its epoch as long as events can go
+     * instead (a resume from it is then a "gap", not "unknown").
+     */
+
+    if (ngx_http_sse_reclaim(zone, &sh->empty)) {
+        return 1;
+    }
 
     if (!ngx_queue_empty(&sh->idle)) {
         q = ngx_queue_head(&sh->idle);
@@ -985,7 +1062,7 @@ ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone)
     }
 
     if (ngx_queue_empty(&sh->events)) {
-        return 0;
+        return ngx_http_sse_reclaim(zone, &sh->idle);
     }
 
     q = ngx_queue_head(&sh->events);
@@ -995,6 +1072,43 @@ ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone)
     (void) ngx_atomic_fetch_add(&sh->evicted, 1);
 
     return 1;
+}
+
+
+/*
+ * Frees the oldest channel of an idle queue that holds no event, that the
+ * current operation did not look up (the caller may hold it); freeing it
+ * takes it off any worker's wake-up queue.  The work is bounded: at most the 2 x 64 channels one
+ * operation can look up (a publish's revived channels included) and one
+ * more are looked at.
+ */
+
+ngx_uint_t
+ngx_http_sse_reclaim(ngx_http_sse_zone_t *zone, ngx_queue_t *queue)
+{
+    ngx_uint_t               n;
+    ngx_queue_t             *q;
+    ngx_http_sse_channel_t  *ch;
+
+    n = 0;
+
+    for (q = ngx_queue_head(queue);
+         q != ngx_queue_sentinel(queue)
+         && n <= 2 * sse::max_channels_per_stream;
+         q = ngx_queue_next(q), n++)
+    {
+        ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
+
+        if (ch->nevents || ch->op == zone->sh->op) {
+            continue;
+        }
+
+        ngx_http_sse_channel_free(zone, ch);
+
+        return 1;
+    }
+
+    return 0;
 }
 
 
@@ -1073,7 +1187,9 @@ ngx_http_sse_channel_idle(ngx_http_sse_zone_t *zone,
 
     ch->last_active = ngx_time();
     ch->in_link = 1;
-    ngx_queue_insert_tail(&zone->sh->idle, &ch->link);
+    ch->empty = (ch->last_seq == 0);
+    ngx_queue_insert_tail(ch->empty ? &zone->sh->empty : &zone->sh->idle,
+                          &ch->link);
 }
 
 

@@ -647,14 +647,20 @@ ngx_http_sse_end_all(ngx_uint_t graceful)
 
 
 /*
- * An exiting worker gave its detached streams a moment to send their
- * last bytes: whatever is still blocked now is closed.
+ * An exiting worker gave its streams a moment to send their last bytes:
+ * whatever is still blocked now is closed, so that the worker exits.  A
+ * stream on its request (HTTP/1.0, HTTP/2, a pipelined request behind it)
+ * waits in nginx's writer, within send_timeout: it is terminated the way
+ * nginx ends idle connections at shutdown, c->close and its event
+ * handler; for HTTP/2 that closes the stream (RST_STREAM), and the
+ * connection, GOAWAY sent, ends when its streams have.
  */
 
 void
-ngx_http_sse_close_detached(void)
+ngx_http_sse_close_all(void)
 {
     ngx_queue_t         *q, *next;
+    ngx_connection_t    *c;
     ngx_http_sse_sub_t  *sub;
 
     for (q = ngx_queue_head(&ngx_http_sse_streams);
@@ -666,7 +672,23 @@ ngx_http_sse_close_detached(void)
 
         if (sub->detached) {
             ngx_http_sse_close(sub);
+            continue;
         }
+
+        c = sub->request->connection;
+        c->close = 1;
+        ngx_post_event(c->write, &ngx_posted_events);
+
+#if (NGX_HTTP_V2)
+        if (sub->request->stream) {
+            /*
+             * Without this the connection would linger after its last
+             * stream, up to lingering_timeout, for a client that neither
+             * reads nor closes.
+             */
+            sub->request->stream->connection->connection->error = 1;
+        }
+#endif
     }
 }
 

@@ -559,4 +559,63 @@ size_t json_escape(unsigned char *out, Slice s)
     return static_cast<size_t>(p - out);
 }
 
+
+/* logs */
+
+namespace {
+
+bool log_needs_escape(unsigned char c)
+{
+    return c < 0x20 || c >= 0x7f || c == '"' || c == '\\';
+}
+
+} // namespace
+
+
+size_t log_escape(unsigned char *out, size_t out_cap, Slice s)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    unsigned char *p = out;
+    size_t         need = 0;
+
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = s.data[i];
+        need += log_needs_escape(c) ? 4 : 1;
+    }
+
+    /* room for "..." when the whole of it does not fit */
+    size_t room = (need <= out_cap) ? out_cap : out_cap - 3;
+
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = s.data[i];
+
+        if (log_needs_escape(c)) {
+            if (static_cast<size_t>(p - out) + 4 > room) {
+                break;
+            }
+
+            *p++ = '\\';
+            *p++ = 'x';
+            *p++ = static_cast<unsigned char>(hex[c >> 4]);
+            *p++ = static_cast<unsigned char>(hex[c & 0xf]);
+
+        } else {
+            if (static_cast<size_t>(p - out) + 1 > room) {
+                break;
+            }
+
+            *p++ = c;
+        }
+    }
+
+    if (need > out_cap) {
+        *p++ = '.';
+        *p++ = '.';
+        *p++ = '.';
+    }
+
+    return static_cast<size_t>(p - out);
+}
+
 } // namespace sse

@@ -108,6 +108,19 @@ size_t format_u64(unsigned char *out, uint64_t v);
 size_t json_escaped_size(Slice s);
 size_t json_escape(unsigned char *out, Slice s);
 
+
+/*
+ * Client-supplied text made safe for a log line: printable ASCII is copied,
+ * every other byte (CR, LF, other controls, DEL, anything >= 0x80) and the
+ * '"' and '\\' that would make the quoted value ambiguous become "\xHH".
+ * At most out_cap bytes are written (out_cap >= 4): when the escaped form
+ * does not fit, as many whole escapes as fit are written, then "...".
+ * A log line so never holds a line break, a terminal escape or more than
+ * out_cap bytes of what a client sent.
+ */
+constexpr size_t max_log_value = 256;
+size_t log_escape(unsigned char *out, size_t out_cap, Slice s);
+
 } // namespace sse
 
 #endif /* SSE_WIRE_H */
