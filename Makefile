@@ -22,7 +22,7 @@ SOURCES   := config $(wildcard src/*.cpp src/*.h)
 # Debian packages that building and testing need.  `make deps` installs
 # the ones that are missing; it is a no-op on a prepared machine.
 APT_PACKAGES := nginx nginx-dev libnginx-mod-nchan g++ make perl curl \
-                openssl libssl-dev libpcre2-dev zlib1g-dev \
+                ca-certificates openssl libssl-dev libpcre2-dev zlib1g-dev \
                 googletest libgtest-dev \
                 chromium \
                 clang libclang-rt-14-dev gnuplot-nox procps psmisc \
@@ -30,7 +30,10 @@ APT_PACKAGES := nginx nginx-dev libnginx-mod-nchan g++ make perl curl \
 
 # Node.js may come from elsewhere than Debian (with its own npm, which
 # Debian's npm package would conflict with): only when node or npm is
-# missing are Debian's nodejs and npm installed.
+# missing are Debian's nodejs and npm installed.  Debian 12's Node.js is
+# 18, so t/browser's tools must run on Node 18 (playwright-core 1.61 is
+# the last release whose engines allow it).  ca-certificates (above):
+# npm fetches from its registry over HTTPS.
 NODE_PACKAGES := nodejs npm
 
 .PHONY: build deps run test clean check-nginx
