@@ -14,10 +14,26 @@ SHELL := /bin/bash
 
 ROOT      := $(CURDIR)
 BUILD     := $(ROOT)/build
-NGX_SRC   := /usr/share/nginx/src
+SOURCES   := config $(wildcard src/*.cpp src/*.h)
+NGX_BUILD := $(ROOT)/build-tools/nginx-build.sh
+
+# The nginx the module is built for.  By default Debian's own (nginx-dev's
+# tree, configured as the packaged binary was); `make NGINX_SRC=<nginx
+# source tree>` builds it for another nginx instead (docs/install.md):
+# the module lands in build/nginx-<version>/.
+DEBIAN_NGX_SRC := /usr/share/nginx/src
+NGINX_SRC      ?= $(DEBIAN_NGX_SRC)
+ifeq ($(NGINX_SRC),$(DEBIAN_NGX_SRC))
 NGX_TREE  := $(BUILD)/nginx
 MODULE    := $(BUILD)/ngx_http_sse_module.so
-SOURCES   := config $(wildcard src/*.cpp src/*.h)
+else
+NGX_VERSION := $(shell $(NGX_BUILD) version $(NGINX_SRC))
+ifeq ($(NGX_VERSION),)
+$(error NGINX_SRC=$(NGINX_SRC) is not an nginx source tree (no src/core/nginx.h))
+endif
+NGX_TREE  := $(BUILD)/nginx-$(NGX_VERSION)/tree
+MODULE    := $(BUILD)/nginx-$(NGX_VERSION)/ngx_http_sse_module.so
+endif
 
 # Debian packages that building and testing need.  `make deps` installs
 # the ones that are missing; it is a no-op on a prepared machine.
@@ -40,22 +56,23 @@ NODE_PACKAGES := nodejs npm
 
 build: $(MODULE)
 
-$(NGX_TREE)/.configured: $(NGX_SRC)/conf_flags config
-	rm -rf $(NGX_TREE)
-	mkdir -p $(BUILD)
-	cp -a $(NGX_SRC) $(NGX_TREE)
-	cd $(NGX_TREE) && source ./conf_flags && \
-	    ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(ROOT) \
-	    > $(BUILD)/configure.log 2>&1 || { tail -30 $(BUILD)/configure.log; exit 1; }
-	touch $@
-
-$(MODULE): $(NGX_TREE)/.configured $(SOURCES)
-	$(MAKE) -C $(NGX_TREE) -f objs/Makefile modules
+# Always ask the script: it reconfigures when the flags or `config` changed,
+# and nginx's own objs/Makefile knows which objects are stale.  The module
+# is compiled with the flags of the nginx it loads into (nginx -V: -O2,
+# stack protector, _FORTIFY_SOURCE, full RELRO), with nginx's -Werror.
+$(MODULE): $(SOURCES) $(NGX_BUILD) FORCE | $(if $(filter $(DEBIAN_NGX_SRC),$(NGINX_SRC)),$(DEBIAN_NGX_SRC)/conf_flags)
+	@$(NGX_BUILD) module $(NGINX_SRC) $(NGX_TREE)
 	@# a new file, not an overwrite: running nginx processes keep the old
 	@# mapping intact (an in-place copy would crash them)
-	cp $(NGX_TREE)/objs/ngx_http_sse_module.so $@.tmp && mv -f $@.tmp $@
+	@mkdir -p $(@D)
+	@cmp -s $(NGX_TREE)/objs/ngx_http_sse_module.so $@ || \
+	    { cp $(NGX_TREE)/objs/ngx_http_sse_module.so $@.tmp && mv -f $@.tmp $@ && \
+	      echo "built $@"; }
 
-$(NGX_SRC)/conf_flags:
+.PHONY: FORCE
+FORCE:
+
+$(DEBIAN_NGX_SRC)/conf_flags:
 	@echo "nginx-dev is not installed: run 'make deps' (as root)" >&2; exit 1
 
 deps:
