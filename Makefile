@@ -6,8 +6,11 @@
 #   make test     install what is missing, build, run the whole test suite
 #   make deps     install (apt, npm) everything build and tests need
 #   make clean
+#   make NGINX_SRC=<nginx source tree> [NGINX_CONFIGURE="<nginx -V args>"]
+#                 build the module for that nginx instead (docs/install.md)
 #
-# Further tiers (mk/*.mk): unit, test-browser, test-asan, fuzz, soak, bench.
+# Further tiers (mk/*.mk): unit, test-browser, test-asan, fuzz, soak, bench,
+# test-matrix (nginx 1.24-1.31), deb and test-deb (the Debian package).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
