@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The version matrix: for each upstream nginx release in $MATRIX_SOURCES,
 # build nginx (--with-compat, SSL, HTTP/2, HTTP/3) and the module into
-# build/matrix/<version>/, then run the t/ suite against that pair.
+# build/matrix/<version>/, then run the t/ suite and the browser tests
+# (t/browser: EventSource in Chromium, and over HTTP/3 where nginx has it)
+# against that pair.
 # `make test-matrix` calls it; docs/install.md and docs/testing.md say more.
 #
 # Environment:
@@ -73,10 +75,15 @@ for tarball in "${tarballs[@]}"; do
     TEST_NGINX_BINARY=$objs/nginx TEST_NGINX_MODULE=$objs/ngx_http_sse_module.so \
         prove -I "$ROOT/t/lib" -r -j"$PROVE_JOBS" "$ROOT/t/" 2>&1 | tee "$dir/prove.log"
     rc=${PIPESTATUS[0]}
-    end=$(date +%s)
     tests=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$dir/prove.log" | tail -1)
+    (cd "$ROOT/t/browser" &&
+     TEST_NGINX_BINARY=$objs/nginx TEST_NGINX_MODULE=$objs/ngx_http_sse_module.so \
+         node --test --test-concurrency=1 ./*.test.mjs) 2>&1 | tee "$dir/browser.log"
+    [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+    browser=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$dir/browser.log" | tail -1)
+    end=$(date +%s)
     if [ "$rc" = 0 ]; then
-        summary+=("nginx $v: ${tests:-0} tests passed (build $((built - start))s, tests $((end - built))s)")
+        summary+=("nginx $v: ${tests:-0} tests + ${browser:-0} browser tests passed (build $((built - start))s, tests $((end - built))s)")
     else
         summary+=("nginx $v: FAILED (build $((built - start))s, tests $((end - built))s; log: $dir/prove.log)")
         status=1
