@@ -149,6 +149,11 @@ ngx_http_sse_add_header(ngx_http_request_t *r, const char *key,
     h->key.len = ngx_strlen(key);
     h->value.data = (u_char *) value;
     h->value.len = ngx_strlen(value);
+#if (nginx_version >= 1023000)
+    /* since 1.23.0 same-named headers are linked through "next", which
+     * ngx_list_push() leaves uninitialised */
+    h->next = NULL;
+#endif
 
     return NGX_OK;
 }

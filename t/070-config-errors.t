@@ -71,6 +71,12 @@ my @bad = (
       'zone= naming an unknown zone (subscribe)' ],
     [ '', 'location /p { sse_publish $arg_ch zone=nope; }', [qw(nope)],
       'zone= naming an unknown zone (publish)' ],
+    # several channels are one argument ("a b" or a,b), as docs/publishing.md
+    # and docs/protocol.md show; a second bare word is not a channel
+    [ '', 'location /p { sse_publish a b; }', [qw(sse_publish invalid "b")],
+      'two channel arguments instead of one list (publish)' ],
+    [ '', 'location /s { sse_subscribe a b; }', [qw(sse_subscribe invalid "b")],
+      'two channel arguments instead of one list (subscribe)' ],
     [ 'sse_heartbeat fast;', '', [qw(sse_heartbeat fast)], 'a bad sse_heartbeat value' ],
     [ '', 'location /s { sse_subscribe a; sse_heartbeat -1s; }',
       [qw(sse_heartbeat -1s)], 'a negative sse_heartbeat' ],

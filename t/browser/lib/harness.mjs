@@ -328,13 +328,21 @@ export function replyIds(reply) {
  *     assert.deepEqual(browser.problems(), [], 'page and console errors');
  *
  * `allow` (RegExps) is for errors a test provokes on purpose.
+ *
+ * QUIC is off unless `quic` is given: {origin: 'host:port', spki: base64
+ * SHA-256 of the server certificate's public key}; then that origin is
+ * spoken to over HTTP/3 only, and the test's own certificate is accepted
+ * by its key (QUIC ignores the usual ignore-certificate-errors switches).
  */
-export async function launchBrowser(dir, { allow = [] } = {}) {
+export async function launchBrowser(dir, { allow = [], quic = null } = {}) {
     const profile = fs.mkdtempSync(path.join(dir || os.tmpdir(), 'chromium-'));
+    const network = quic ? ['--enable-quic', `--origin-to-force-quic-on=${quic.origin}`,
+                        `--ignore-certificate-errors-spki-list=${quic.spki}`]
+                     : ['--disable-quic'];
     const context = await chromium.launchPersistentContext(profile, {
         executablePath: CHROMIUM,
         headless: true,                    // --headless
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        args: ['--no-sandbox', '--disable-gpu', ...network, '--no-first-run',
                '--disable-background-networking', '--disable-component-update',
                '--disable-sync'],
         viewport: { width: 1100, height: 800 },
