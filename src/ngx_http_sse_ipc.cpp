@@ -474,8 +474,13 @@ ngx_http_sse_sweep_arm(void)
  * worker_shutdown_timeout.  Streams that cannot send their last bytes at
  * once get a second; the sweep, made non-cancelable, keeps the worker
  * alive that long, then closes what is left (ngx_http_sse_close_all()).
- * Having left every channel, the worker gives its slots back now: a
- * lingering old worker never holds one of the zone's 128.
+ *
+ * Then, too, the worker gives its zone slots back, so that an old worker
+ * that lingers (a long request of another kind) never holds one of the
+ * zone's 128.  Not at once: a subscriber that still reaches this worker
+ * in that second gets a stream that ends at once (an EventSource then
+ * reconnects), not a 503 (an EventSource would give up).  Without
+ * streams the timer is cancelable: it does not delay the exit.
  */
 
 void
@@ -487,16 +492,12 @@ ngx_http_sse_shutdown(void)
 
     ngx_http_sse_end_all(1);
 
-    ngx_http_sse_release_slots();
-
-    if (ngx_http_sse_nstreams) {
-        if (ngx_http_sse_sweep_event.timer_set) {
-            ngx_del_timer(&ngx_http_sse_sweep_event);
-        }
-
-        ngx_http_sse_sweep_event.cancelable = 0;
-        ngx_add_timer(&ngx_http_sse_sweep_event, 1000);
+    if (ngx_http_sse_sweep_event.timer_set) {
+        ngx_del_timer(&ngx_http_sse_sweep_event);
     }
+
+    ngx_http_sse_sweep_event.cancelable = ngx_http_sse_nstreams ? 0 : 1;
+    ngx_add_timer(&ngx_http_sse_sweep_event, 1000);
 }
 
 
@@ -912,6 +913,7 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
         /* the second given by ngx_http_sse_shutdown() is over */
         ngx_http_sse_end_all(1);
         ngx_http_sse_close_all();
+        ngx_http_sse_release_slots();
         return;
     }
 
