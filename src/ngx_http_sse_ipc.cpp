@@ -475,12 +475,13 @@ ngx_http_sse_sweep_arm(void)
  * once get a second; the sweep, made non-cancelable, keeps the worker
  * alive that long, then closes what is left (ngx_http_sse_close_all()).
  *
- * Then, too, the worker gives its zone slots back, so that an old worker
- * that lingers (a long request of another kind) never holds one of the
- * zone's 128.  Not at once: a subscriber that still reaches this worker
- * in that second gets a stream that ends at once (an EventSource then
- * reconnects), not a 503 (an EventSource would give up).  Without
- * streams the timer is cancelable: it does not delay the exit.
+ * Having left every channel, the worker gives its zone slots back at
+ * once, so that old workers that linger (a long request of another kind)
+ * never hold the zone's 128, however fast reloads come.  A subscriber
+ * that still reaches it gets a stream that ends at once (an EventSource
+ * then reconnects, to a new worker), not a 503 (an EventSource would give
+ * up).  Without streams the timer is cancelable: it does not delay the
+ * exit.
  */
 
 void
@@ -491,6 +492,8 @@ ngx_http_sse_shutdown(void)
                   ngx_http_sse_nstreams);
 
     ngx_http_sse_end_all(1);
+
+    ngx_http_sse_release_slots();
 
     if (ngx_http_sse_sweep_event.timer_set) {
         ngx_del_timer(&ngx_http_sse_sweep_event);

@@ -22,6 +22,7 @@ ngx_int_t ngx_http_sse_last_event_id(ngx_http_request_t *r,
 ngx_int_t ngx_http_sse_head(ngx_http_request_t *r,
     ngx_http_sse_zone_t *zone, sse::Slice *ids, ngx_uint_t n);
 ngx_int_t ngx_http_sse_send_stream_header(ngx_http_request_t *r);
+ngx_int_t ngx_http_sse_send_ended_stream(ngx_http_request_t *r);
 void ngx_http_sse_plan(ngx_http_sse_loc_conf_t *slcf,
     ngx_http_sse_channel_t *ch, sse::Position *id, ngx_int_t have_id,
     ngx_http_sse_start_t *start);
@@ -103,6 +104,16 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     }
 
     if (zone->slot < 0) {
+        if (ngx_exiting) {
+            /*
+             * An old worker after a reload has given its slot back; a
+             * connection that still reaches it gets a stream that ends at
+             * once, on which an EventSource reconnects (to a new worker),
+             * rather than an error, on which it would give up for good.
+             */
+            return ngx_http_sse_send_ended_stream(r);
+        }
+
         ngx_http_sse_add_header(r, "Retry-After", "5");
         return ngx_http_sse_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                        "shutting_down",
@@ -417,6 +428,39 @@ ngx_http_sse_head(ngx_http_request_t *r, ngx_http_sse_zone_t *zone,
     r->header_only = 1;
 
     return ngx_http_sse_send_stream_header(r);
+}
+
+
+/* the headers of a stream and its first comment, and its end */
+
+ngx_int_t
+ngx_http_sse_send_ended_stream(ngx_http_request_t *r)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    rc = ngx_http_sse_send_stream_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = (ngx_buf_t *) ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->memory = 1;
+    b->pos = (u_char *) ":ok\n\n";
+    b->last = b->pos + 5;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
 }
 
 
