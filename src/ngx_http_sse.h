@@ -37,6 +37,9 @@
 #define NGX_HTTP_SSE_DEFAULT_ZONE   "sse"
 #define NGX_HTTP_SSE_DEFAULT_SIZE   (32 * 1024 * 1024)
 
+/* channels freed at most by one publish's check that its event can fit */
+#define NGX_HTTP_SSE_RECLAIM_MAX    256
+
 #define NGX_HTTP_SSE_ZONE_FULL      -10
 #define NGX_HTTP_SSE_TOO_MANY       -11
 
@@ -189,6 +192,8 @@ struct ngx_http_sse_zone_s {
     ngx_rbtree_node_t           locals_sentinel;
     ngx_uint_t                  nlocals;
     ngx_uint_t                  delivered;  /* not yet added to sh */
+    uint64_t                    empty_dry_op;   /* sh->op when sh->empty
+                                                   last had nothing to give */
 };
 
 
@@ -351,6 +356,8 @@ size_t ngx_http_sse_format_position(u_char *out, uint64_t epoch,
 void ngx_http_sse_notify(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, ngx_uint_t *wake, ngx_uint_t *nwake);
 /* takes a slot's queue of changed channels, one at a time */
+void ngx_http_sse_requeue(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_chan_slot_t *cs);
 ngx_http_sse_channel_t *ngx_http_sse_dequeue(ngx_http_sse_zone_t *zone,
     ngx_uint_t slot);
 

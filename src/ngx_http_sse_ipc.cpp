@@ -641,8 +641,17 @@ ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone)
         }
 
         if (ngx_http_sse_gather(local) != NGX_OK) {
-            /* out of memory: the streams catch up from history */
-            continue;
+            /*
+             * Out of memory: its streams are not behind yet, so nothing
+             * else would bring them these events; the channel goes back
+             * on the queue for the next wake-up or the sweep, and this
+             * round ends (taking it again now would fail again).
+             */
+            if (local->share) {
+                ngx_http_sse_requeue(zone, local->share);
+            }
+
+            break;
         }
     }
 
@@ -735,6 +744,7 @@ void
 ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
 {
     uint64_t                  floor;
+    ngx_int_t                 rc;
     ngx_uint_t                i, j;
     ngx_queue_t              *q, *next;
     ngx_http_sse_sub_t       *sub;
@@ -764,12 +774,17 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
                  cp < copies + ncopies && cp->local == local;
                  cp++)
             {
-                if (ngx_http_sse_sub_append_event(sc, cp->seq,
-                                                 scratch + cp->offset,
-                                                 cp->len, cp->id_len,
-                                                 cp->cum)
-                    != NGX_OK)
-                {
+                rc = ngx_http_sse_sub_append_event(sc, cp->seq,
+                                                   scratch + cp->offset,
+                                                   cp->len, cp->id_len,
+                                                   cp->cum);
+                if (rc == NGX_ERROR) {
+                    /* no memory for its buffer (the zone is not locked) */
+                    ngx_http_sse_sub_drop(sub);
+                    break;
+                }
+
+                if (rc != NGX_OK) {
                     break;
                 }
             }

@@ -21,6 +21,7 @@ void *ngx_http_sse_alloc(ngx_http_sse_zone_t *zone, size_t size);
 ngx_uint_t ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone);
 ngx_uint_t ngx_http_sse_reclaim(ngx_http_sse_zone_t *zone,
     ngx_queue_t *queue);
+ngx_uint_t ngx_http_sse_reclaim_expired(ngx_http_sse_zone_t *zone);
 ngx_uint_t ngx_http_sse_expire(ngx_http_sse_zone_t *zone);
 ngx_uint_t ngx_http_sse_expire_idle(ngx_http_sse_zone_t *zone,
     ngx_queue_t *queue, time_t now);
@@ -347,7 +348,7 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     size_t                   size, id_len;
     u_char                   id[sse::max_position_len];
     uint64_t                 seq;
-    ngx_uint_t               history;
+    ngx_uint_t               n, history;
     ngx_http_sse_shctx_t    *sh = zone->sh;
     ngx_http_sse_event_t    *ev;
 
@@ -364,12 +365,15 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
      * it: they go first.
      */
 
-    while (offsetof(ngx_http_sse_event_t, wire) + size
-           > zone->shpool->pfree * ngx_pagesize + sh->stored_bytes
-           && (ngx_http_sse_reclaim(zone, &sh->empty)
-               || ngx_http_sse_reclaim(zone, &sh->idle)))
+    for (n = 0;
+         n < NGX_HTTP_SSE_RECLAIM_MAX
+         && offsetof(ngx_http_sse_event_t, wire) + size
+            > zone->shpool->pfree * ngx_pagesize + sh->stored_bytes
+         && (ngx_http_sse_reclaim(zone, &sh->empty)
+             || ngx_http_sse_reclaim(zone, &sh->idle));
+         n++)
     {
-        /* void */
+        /* void: at most NGX_HTTP_SSE_RECLAIM_MAX channels per publish */
     }
 
     if (offsetof(ngx_http_sse_event_t, wire) + size
@@ -680,6 +684,19 @@ ngx_http_sse_notify(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch,
                 wake[(*nwake)++] = cs->slot;
             }
         }
+    }
+}
+
+
+/* puts a share back on its slot's queue (a wake-up that could not be
+ * handled for want of memory is tried again: by the next one or the sweep) */
+
+void
+ngx_http_sse_requeue(ngx_http_sse_zone_t *zone, ngx_http_sse_chan_slot_t *cs)
+{
+    if (!cs->queued) {
+        cs->queued = 1;
+        ngx_queue_insert_tail(&zone->sh->slots[cs->slot].changed, &cs->qlink);
     }
 }
 
@@ -1036,7 +1053,6 @@ ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone)
     ngx_queue_t             *q;
     ngx_http_sse_shctx_t    *sh = zone->sh;
     ngx_http_sse_event_t    *ev;
-    ngx_http_sse_channel_t  *ch;
 
     /*
      * Channels nobody ever published to (left by subscribers) go first,
@@ -1047,18 +1063,18 @@ ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone)
      * instead (a resume from it is then a "gap", not "unknown").
      */
 
-    if (ngx_http_sse_reclaim(zone, &sh->empty)) {
-        return 1;
-    }
+    /* once the empty queue had nothing to give, not again this operation */
 
-    if (!ngx_queue_empty(&sh->idle)) {
-        q = ngx_queue_head(&sh->idle);
-        ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
-
-        if (ch->last_active + sh->limits.channel_ttl <= ngx_time()) {
-            ngx_http_sse_channel_free(zone, ch);
+    if (zone->empty_dry_op != sh->op) {
+        if (ngx_http_sse_reclaim(zone, &sh->empty)) {
             return 1;
         }
+
+        zone->empty_dry_op = sh->op;
+    }
+
+    if (ngx_http_sse_reclaim_expired(zone)) {
+        return 1;
     }
 
     if (ngx_queue_empty(&sh->events)) {
@@ -1072,6 +1088,50 @@ ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone)
     (void) ngx_atomic_fetch_add(&sh->evicted, 1);
 
     return 1;
+}
+
+
+/*
+ * Frees the oldest idle channel past channel_ttl that the current
+ * operation did not look up (a caller holds those: expiry, bounded per
+ * call, may have left expired ones at the head).  The idle queue is
+ * ordered by last activity, so the walk stops at the first one not yet
+ * expired, and it looks at no more channels than one operation can hold,
+ * plus one.
+ */
+
+ngx_uint_t
+ngx_http_sse_reclaim_expired(ngx_http_sse_zone_t *zone)
+{
+    time_t                   now;
+    ngx_uint_t               n;
+    ngx_queue_t             *q;
+    ngx_http_sse_channel_t  *ch;
+
+    now = ngx_time();
+    n = 0;
+
+    for (q = ngx_queue_head(&zone->sh->idle);
+         q != ngx_queue_sentinel(&zone->sh->idle)
+         && n <= 2 * sse::max_channels_per_stream;
+         q = ngx_queue_next(q), n++)
+    {
+        ch = ngx_queue_data(q, ngx_http_sse_channel_t, link);
+
+        if (ch->last_active + zone->sh->limits.channel_ttl > now) {
+            return 0;
+        }
+
+        if (ch->op == zone->sh->op) {
+            continue;
+        }
+
+        ngx_http_sse_channel_free(zone, ch);
+
+        return 1;
+    }
+
+    return 0;
 }
 
 

@@ -224,9 +224,12 @@ ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
     }
 
     if (rc != NGX_OK) {
+        /*
+         * The caller drops the stream: a pull calls this with the zone
+         * locked, and dropping takes the lock (nginx's is not re-entrant).
+         */
         ngx_log_error(NGX_LOG_ERR, sub->connection->log, 0,
                       "sse: no memory for a stream's buffer");
-        ngx_http_sse_sub_drop(sub);
         return NGX_ERROR;
     }
 
@@ -359,7 +362,12 @@ ngx_http_sse_sub_pulled(ngx_http_sse_sub_t *sub, ngx_int_t rc)
         ngx_http_sse_sub_drop(sub);
         break;
 
-    default: /* NGX_OK, or NGX_ERROR: dropped already */
+    case NGX_ERROR:
+        /* no memory for its buffer: dropped now that the zone is unlocked */
+        ngx_http_sse_sub_drop(sub);
+        break;
+
+    default: /* NGX_OK */
         break;
     }
 }
