@@ -433,6 +433,10 @@ ngx_int_t ngx_http_sse_channel_list(ngx_http_request_t *r,
 ngx_int_t ngx_http_sse_bad_channels(ngx_http_request_t *r);
 ngx_int_t ngx_http_sse_add_header(ngx_http_request_t *r, const char *key,
     const char *value);
+ngx_int_t ngx_http_sse_add_header_str(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value);
+ngx_str_t *ngx_http_sse_header_in(ngx_http_request_t *r, const char *name);
+ngx_int_t ngx_http_sse_send_no_content(ngx_http_request_t *r);
 ngx_int_t ngx_http_sse_grow(void **array, size_t *cap, size_t need,
     size_t size, size_t min);
 

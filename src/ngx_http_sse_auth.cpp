@@ -69,6 +69,8 @@ void ngx_http_sse_auth_cache_put(const std::string &key,
     int64_t now);
 void ngx_http_sse_auth_ctx_cleanup(void *data);
 void ngx_http_sse_auth_keys_cleanup(void *data);
+ngx_int_t ngx_http_sse_variable_claims(ngx_http_request_t *r,
+    const sse::jwt::Claims **claims);
 ngx_int_t ngx_http_sse_variable_jwt_sub(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 ngx_int_t ngx_http_sse_variable_jwt_claim(ngx_http_request_t *r,
@@ -901,9 +903,15 @@ ngx_http_sse_auth_keys_cleanup(void *data)
 
 /* ---- variables ---------------------------------------------------- */
 
+/*
+ * The verified claims for a variable: the token is verified on first use
+ * when the location checks tokens; NULL when it does not, or the token is
+ * not valid.  NGX_ERROR only when out of memory.
+ */
+
 ngx_int_t
-ngx_http_sse_variable_jwt_sub(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
+ngx_http_sse_variable_claims(ngx_http_request_t *r,
+    const sse::jwt::Claims **claims)
 {
     ngx_http_sse_auth_ctx_t     *ctx;
     ngx_http_sse_access_conf_t  *sacf;
@@ -920,14 +928,29 @@ ngx_http_sse_variable_jwt_sub(ngx_http_request_t *r,
         }
     }
 
-    if (ctx == NULL || ctx->state != NGX_HTTP_SSE_AUTH_VALID
-        || !ctx->claims->has_sub)
-    {
+    *claims = (ctx && ctx->state == NGX_HTTP_SSE_AUTH_VALID)
+              ? ctx->claims.get() : NULL;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_sse_variable_jwt_sub(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    const sse::jwt::Claims  *claims;
+
+    if (ngx_http_sse_variable_claims(r, &claims) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (claims == NULL || !claims->has_sub) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    return ngx_http_sse_variable_set(r, v, &ctx->claims->sub);
+    return ngx_http_sse_variable_set(r, v, &claims->sub);
 }
 
 
@@ -935,29 +958,18 @@ ngx_int_t
 ngx_http_sse_variable_jwt_claim(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_str_t                   *name = (ngx_str_t *) data;
+    ngx_str_t               *name = (ngx_str_t *) data;
 
-    size_t                       prefix;
-    ngx_http_sse_auth_ctx_t     *ctx;
-    ngx_http_sse_access_conf_t  *sacf;
+    size_t                   prefix;
+    const sse::jwt::Claims  *claims;
 
-    sacf = (ngx_http_sse_access_conf_t *)
-               ngx_http_get_module_loc_conf(r, ngx_http_sse_access_module);
-
-    ctx = (ngx_http_sse_auth_ctx_t *)
-              ngx_http_get_module_ctx(r, ngx_http_sse_access_module);
-
-    if (ctx == NULL && sacf->auth) {
-        if (ngx_http_sse_auth_verify(r, sacf, &ctx) != NGX_OK) {
-            return NGX_ERROR;
-        }
+    if (ngx_http_sse_variable_claims(r, &claims) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     prefix = sizeof(NGX_HTTP_SSE_CLAIM_PREFIX) - 1;
 
-    if (ctx == NULL || ctx->state != NGX_HTTP_SSE_AUTH_VALID
-        || name->len <= prefix)
-    {
+    if (claims == NULL || name->len <= prefix) {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -968,7 +980,7 @@ ngx_http_sse_variable_jwt_claim(ngx_http_request_t *r,
      * the first of them in the token.
      */
 
-    for (const auto &claim : ctx->claims->all) {
+    for (const auto &claim : claims->all) {
         if (claim.first.size() == name->len - prefix
             && ngx_strncasecmp((u_char *) claim.first.data(),
                                name->data + prefix, name->len - prefix)

@@ -12,9 +12,6 @@ namespace {
 ngx_str_t *ngx_http_sse_cors_allowed(ngx_http_request_t *r,
     ngx_http_sse_access_conf_t *sacf);
 ngx_int_t ngx_http_sse_cors_header_filter(ngx_http_request_t *r);
-ngx_table_elt_t *ngx_http_sse_cors_origin(ngx_http_request_t *r);
-ngx_int_t ngx_http_sse_cors_header(ngx_http_request_t *r, const char *key,
-    ngx_str_t *value);
 
 ngx_str_t  ngx_http_sse_cors_any = ngx_string("*");
 
@@ -97,8 +94,6 @@ ngx_int_t
 ngx_http_sse_cors(ngx_http_request_t *r, ngx_http_sse_access_conf_t *sacf,
     ngx_uint_t role)
 {
-    ngx_int_t  rc;
-
     if (sacf->cors_origins == NULL || r->method != NGX_HTTP_OPTIONS) {
         return NGX_DECLINED;
     }
@@ -133,17 +128,7 @@ ngx_http_sse_cors(ngx_http_request_t *r, ngx_http_sse_access_conf_t *sacf,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    r->header_only = 1;
-    r->headers_out.status = NGX_HTTP_NO_CONTENT;
-    r->headers_out.content_length_n = 0;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK) {
-        return rc;
-    }
-
-    return ngx_http_send_special(r, NGX_HTTP_LAST);
+    return ngx_http_sse_send_no_content(r);
 }
 
 
@@ -165,11 +150,10 @@ ngx_str_t *
 ngx_http_sse_cors_allowed(ngx_http_request_t *r,
     ngx_http_sse_access_conf_t *sacf)
 {
-    ngx_str_t        *origins;
-    ngx_uint_t        i;
-    ngx_table_elt_t  *origin;
+    ngx_str_t   *origins, *origin;
+    ngx_uint_t   i;
 
-    origin = ngx_http_sse_cors_origin(r);
+    origin = ngx_http_sse_header_in(r, "Origin");
 
     if (origin == NULL) {
         return NULL;
@@ -185,11 +169,11 @@ ngx_http_sse_cors_allowed(ngx_http_request_t *r,
         /* scheme and host are case-insensitive; browsers send them
          * lowercased, and the configuration may not be */
 
-        if (origins[i].len == origin->value.len
-            && ngx_strncasecmp(origins[i].data, origin->value.data,
-                               origin->value.len) == 0)
+        if (origins[i].len == origin->len
+            && ngx_strncasecmp(origins[i].data, origin->data,
+                               origin->len) == 0)
         {
-            return &origin->value;
+            return origin;
         }
     }
 
@@ -228,7 +212,8 @@ ngx_http_sse_cors_header_filter(ngx_http_request_t *r)
         return ngx_http_sse_cors_next_header_filter(r);
     }
 
-    if (ngx_http_sse_cors_header(r, "Access-Control-Allow-Origin", allowed)
+    if (ngx_http_sse_add_header_str(r, "Access-Control-Allow-Origin",
+                                    allowed)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -248,59 +233,5 @@ ngx_http_sse_cors_header_filter(ngx_http_request_t *r)
     return ngx_http_sse_cors_next_header_filter(r);
 }
 
-
-ngx_table_elt_t *
-ngx_http_sse_cors_origin(ngx_http_request_t *r)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = (ngx_table_elt_t *) part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = (ngx_table_elt_t *) part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Origin") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
-                               sizeof("Origin") - 1) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
-ngx_int_t
-ngx_http_sse_cors_header(ngx_http_request_t *r, const char *key,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = (ngx_table_elt_t *) ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) key;
-    h->key.len = ngx_strlen(key);
-    h->value = *value;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    return NGX_OK;
-}
 
 } // namespace

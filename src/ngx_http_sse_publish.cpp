@@ -86,7 +86,6 @@ ngx_int_t ngx_http_sse_delete(ngx_http_request_t *r,
 ngx_int_t ngx_http_sse_info(ngx_http_request_t *r, ngx_http_sse_zone_t *zone,
     sse::Slice *ids, ngx_uint_t n);
 ngx_uint_t ngx_http_sse_is_event_stream(ngx_http_request_t *r);
-ngx_str_t *ngx_http_sse_header_in(ngx_http_request_t *r, const char *name);
 u_char *ngx_http_sse_json_channel(u_char *p, sse::Slice id);
 
 } // namespace
@@ -1019,39 +1018,6 @@ ngx_http_sse_is_event_stream(ngx_http_request_t *r)
     c = r->headers_in.content_type->value.data[len];
 
     return c == ';' || c == ' ' || c == '\t';
-}
-
-
-ngx_str_t *
-ngx_http_sse_header_in(ngx_http_request_t *r, const char *name)
-{
-    size_t            len;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    len = ngx_strlen(name);
-    part = &r->headers_in.headers.part;
-    h = (ngx_table_elt_t *) part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = (ngx_table_elt_t *) part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i].value;
-        }
-    }
 }
 
 

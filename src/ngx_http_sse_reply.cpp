@@ -137,6 +137,19 @@ ngx_int_t
 ngx_http_sse_add_header(ngx_http_request_t *r, const char *key,
     const char *value)
 {
+    ngx_str_t  v;
+
+    v.data = (u_char *) value;
+    v.len = ngx_strlen(value);
+
+    return ngx_http_sse_add_header_str(r, key, &v);
+}
+
+
+ngx_int_t
+ngx_http_sse_add_header_str(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value)
+{
     ngx_table_elt_t  *h;
 
     h = (ngx_table_elt_t *) ngx_list_push(&r->headers_out.headers);
@@ -147,8 +160,7 @@ ngx_http_sse_add_header(ngx_http_request_t *r, const char *key,
     h->hash = 1;
     h->key.data = (u_char *) key;
     h->key.len = ngx_strlen(key);
-    h->value.data = (u_char *) value;
-    h->value.len = ngx_strlen(value);
+    h->value = *value;
 #if (nginx_version >= 1023000)
     /* since 1.23.0 same-named headers are linked through "next", which
      * ngx_list_push() leaves uninitialised */
@@ -156,4 +168,60 @@ ngx_http_sse_add_header(ngx_http_request_t *r, const char *key,
 #endif
 
     return NGX_OK;
+}
+
+
+/* a request header's value by name (any case), or NULL */
+
+ngx_str_t *
+ngx_http_sse_header_in(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = (ngx_table_elt_t *) part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = (ngx_table_elt_t *) part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i].value;
+        }
+    }
+}
+
+
+/* 204 No Content, headers only: what tells an EventSource to stop */
+
+ngx_int_t
+ngx_http_sse_send_no_content(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    r->header_only = 1;
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_send_special(r, NGX_HTTP_LAST);
 }

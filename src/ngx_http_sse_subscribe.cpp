@@ -205,14 +205,7 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
             ngx_shmtx_unlock(&zone->shpool->mutex);
 
             /* 204 tells an EventSource to stop reconnecting */
-            r->header_only = 1;
-            r->headers_out.status = NGX_HTTP_NO_CONTENT;
-            r->headers_out.content_length_n = 0;
-            rc = ngx_http_send_header(r);
-            if (rc == NGX_ERROR || rc > NGX_OK) {
-                return rc;
-            }
-            return ngx_http_send_special(r, NGX_HTTP_LAST);
+            return ngx_http_sse_send_no_content(r);
         }
     }
 
