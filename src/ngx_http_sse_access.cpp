@@ -201,6 +201,8 @@ ngx_http_sse_access_create_loc_conf(ngx_conf_t *cf)
 
     sacf->auth = NGX_CONF_UNSET;
     sacf->leeway = NGX_CONF_UNSET;
+    sacf->nonce = ((uint64_t) ngx_random() << 32) ^ (uint64_t) ngx_random()
+                  ^ (uint64_t) (uintptr_t) sacf;
     sacf->cors_origins = (ngx_array_t *) NGX_CONF_UNSET_PTR;
 
     return sacf;
@@ -233,6 +235,14 @@ ngx_http_sse_access_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->issuer, prev->issuer, "");
     ngx_conf_merge_str_value(conf->audience, prev->audience, "");
     ngx_conf_merge_sec_value(conf->leeway, prev->leeway, 30);
+
+    /* clock skew is seconds or minutes; a day is plenty, and keeps
+     * exp + leeway far from overflowing */
+    if (conf->leeway > 86400) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sse_auth_jwt_leeway\" must be at most 1d");
+        return (char *) NGX_CONF_ERROR;
+    }
     ngx_conf_merge_ptr_value(conf->cors_origins, prev->cors_origins, NULL);
 
     slcf = (ngx_http_sse_loc_conf_t *)

@@ -40,6 +40,10 @@ typedef struct {
     /* verified signatures shared by the workers; NULL: no tokens here */
     ngx_shm_zone_t             *tokens;
 
+    /* random, per configuration: a worker's cache of verified tokens
+     * never takes another configuration's at a reused address */
+    uint64_t                    nonce;
+
     ngx_str_t                   issuer;
     ngx_str_t                   audience;
     time_t                      leeway;

@@ -18,16 +18,24 @@
 
 namespace {
 
-/* what one request's token turned out to be */
+/*
+ * What one request's token turned out to be, for the location whose
+ * settings verified it: a request that moves to another location (rewrite
+ * ... last keeps module contexts) is verified again there.  "valid" comes
+ * only with the claims; a verification that failed for want of memory
+ * leaves "pending", so nothing ever passes by default.
+ */
 struct ngx_http_sse_auth_ctx_t {
     ngx_int_t                                 state;
     sse::jwt::Status                          status;
+    ngx_http_sse_access_conf_t               *sacf;
     std::shared_ptr<const sse::jwt::Claims>   claims;
 };
 
-#define NGX_HTTP_SSE_AUTH_VALID     0
-#define NGX_HTTP_SSE_AUTH_MISSING   1
-#define NGX_HTTP_SSE_AUTH_INVALID   2
+#define NGX_HTTP_SSE_AUTH_PENDING   0
+#define NGX_HTTP_SSE_AUTH_VALID     1
+#define NGX_HTTP_SSE_AUTH_MISSING   2
+#define NGX_HTTP_SSE_AUTH_INVALID   3
 
 
 /*
@@ -524,21 +532,30 @@ ngx_http_sse_auth_verify(ngx_http_request_t *r,
     ctx = (ngx_http_sse_auth_ctx_t *)
               ngx_http_get_module_ctx(r, ngx_http_sse_access_module);
 
-    if (ctx != NULL) {
+    if (ctx != NULL && ctx->sacf == sacf
+        && ctx->state != NGX_HTTP_SSE_AUTH_PENDING)
+    {
         *ctxp = ctx;
         return NGX_OK;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_sse_auth_ctx_t));
-    if (cln == NULL) {
-        return NGX_ERROR;
+    if (ctx == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_sse_auth_ctx_t));
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = cln->data;
+        ctx = new (p) ngx_http_sse_auth_ctx_t();
+        cln->handler = ngx_http_sse_auth_ctx_cleanup;
+
+        ngx_http_set_ctx(r, ctx, ngx_http_sse_access_module);
     }
 
-    p = cln->data;
-    ctx = new (p) ngx_http_sse_auth_ctx_t();
-    cln->handler = ngx_http_sse_auth_ctx_cleanup;
+    ctx->state = NGX_HTTP_SSE_AUTH_PENDING;
+    ctx->sacf = sacf;
+    ctx->claims.reset();
 
-    ngx_http_set_ctx(r, ctx, ngx_http_sse_access_module);
     *ctxp = ctx;
 
     if (ngx_http_sse_auth_token(r, sacf, &token) != NGX_OK) {
@@ -568,14 +585,18 @@ ngx_http_sse_auth_verify(ngx_http_request_t *r,
      * again, the signature not); or the whole verification.
      */
 
-    cacheable = token.len <= sse::jwt::max_token_len
+    cacheable = sacf->tokens != NULL
+                && token.len <= sse::jwt::max_token_len
                 && sse::jwt::token_digest(t, digest)
                 && ngx_http_sse_auth_shared_key(sacf, digest, shared) == NGX_OK;
 
     try {
         if (cacheable) {
+            /* the conf's address and its nonce: never another
+             * configuration's settings, even at a reused address */
             key.assign((const char *) digest, sizeof(digest));
             key.append((const char *) &sacf, sizeof(sacf));
+            key.append((const char *) &sacf->nonce, sizeof(sacf->nonce));
 
             ctx->claims = ngx_http_sse_auth_cache_get(key, now);
 
@@ -588,8 +609,9 @@ ngx_http_sse_auth_verify(ngx_http_request_t *r,
             }
 
             opt.signature_known_valid =
-                ngx_http_sse_tokens_known(sacf->tokens, shared, now) ? true
-                                                                     : false;
+                (sacf->tokens
+                 && ngx_http_sse_tokens_known(sacf->tokens, shared, now))
+                ? true : false;
         }
 
         ngx_http_sse_tokens_count(sacf->tokens,
@@ -919,17 +941,23 @@ ngx_http_sse_variable_claims(ngx_http_request_t *r,
     sacf = (ngx_http_sse_access_conf_t *)
                ngx_http_get_module_loc_conf(r, ngx_http_sse_access_module);
 
-    ctx = (ngx_http_sse_auth_ctx_t *)
-              ngx_http_get_module_ctx(r, ngx_http_sse_access_module);
+    /*
+     * Only where tokens are checked (a subscribe or publish location with
+     * its keys): elsewhere, e.g. a static location that inherits
+     * "sse_auth_jwt on" and logs $sse_jwt_sub, the variables are empty.
+     */
 
-    if (ctx == NULL && sacf->auth) {
-        if (ngx_http_sse_auth_verify(r, sacf, &ctx) != NGX_OK) {
-            return NGX_ERROR;
-        }
+    if (!sacf->auth || sacf->keys == NULL || sacf->tokens == NULL) {
+        *claims = NULL;
+        return NGX_OK;
     }
 
-    *claims = (ctx && ctx->state == NGX_HTTP_SSE_AUTH_VALID)
-              ? ctx->claims.get() : NULL;
+    if (ngx_http_sse_auth_verify(r, sacf, &ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    *claims = (ctx->state == NGX_HTTP_SSE_AUTH_VALID) ? ctx->claims.get()
+                                                      : NULL;
 
     return NGX_OK;
 }
@@ -1000,6 +1028,21 @@ ngx_http_sse_variable_set(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, const std::string *s)
 {
     u_char  *p;
+    size_t   i;
+
+    /*
+     * A claim is the token issuer's text, but it may come from a user
+     * (a display name): with a control byte in it, it could split a
+     * response header (add_header) or a request to an upstream
+     * (proxy_set_header), so such a value is not given at all.
+     */
+
+    for (i = 0; i < s->size(); i++) {
+        if ((u_char) (*s)[i] < 0x20 || (u_char) (*s)[i] == 0x7f) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+    }
 
     /* a copy: the value may be used after the claims are gone */
 

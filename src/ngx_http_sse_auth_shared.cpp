@@ -60,6 +60,10 @@ ngx_http_sse_tokens_count(ngx_shm_zone_t *shm_zone, ngx_uint_t what)
 {
     ngx_http_sse_tokens_t  *tokens;
 
+    if (shm_zone == NULL) {
+        return;
+    }
+
     tokens = (ngx_http_sse_tokens_t *) shm_zone->data;
 
     switch (what) {
@@ -240,7 +244,7 @@ ngx_http_sse_tokens_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     tokens = (ngx_http_sse_tokens_t *)
-                 ngx_slab_alloc(shpool, sizeof(ngx_http_sse_tokens_t));
+                 ngx_slab_calloc(shpool, sizeof(ngx_http_sse_tokens_t));
     if (tokens == NULL) {
         return NGX_ERROR;
     }

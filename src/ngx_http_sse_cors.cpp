@@ -151,7 +151,7 @@ ngx_http_sse_cors_allowed(ngx_http_request_t *r,
     ngx_http_sse_access_conf_t *sacf)
 {
     ngx_str_t   *origins, *origin;
-    ngx_uint_t   i;
+    ngx_uint_t   i, any;
 
     origin = ngx_http_sse_header_in(r, "Origin");
 
@@ -160,10 +160,14 @@ ngx_http_sse_cors_allowed(ngx_http_request_t *r,
     }
 
     origins = (ngx_str_t *) sacf->cors_origins->elts;
+    any = 0;
+
+    /* an origin listed by name gets credentials even when "*" is there */
 
     for (i = 0; i < sacf->cors_origins->nelts; i++) {
         if (origins[i].len == 1 && origins[i].data[0] == '*') {
-            return &ngx_http_sse_cors_any;
+            any = 1;
+            continue;
         }
 
         /* scheme and host are case-insensitive; browsers send them
@@ -177,7 +181,7 @@ ngx_http_sse_cors_allowed(ngx_http_request_t *r,
         }
     }
 
-    return NULL;
+    return any ? &ngx_http_sse_cors_any : NULL;
 }
 
 
@@ -208,6 +212,18 @@ ngx_http_sse_cors_header_filter(ngx_http_request_t *r)
 
     allowed = ngx_http_sse_cors_allowed(r, sacf);
 
+    /*
+     * An answer depends on the Origin whenever an origin may be named: a
+     * shared cache must not give one origin's answer to another, so
+     * "Vary: Origin" goes on every answer but "*" ones.
+     */
+
+    if (allowed != &ngx_http_sse_cors_any
+        && ngx_http_sse_add_header(r, "Vary", "Origin") != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (allowed == NULL) {
         return ngx_http_sse_cors_next_header_filter(r);
     }
@@ -223,9 +239,8 @@ ngx_http_sse_cors_header_filter(ngx_http_request_t *r)
      * that combination anyway) */
 
     if (allowed != &ngx_http_sse_cors_any
-        && (ngx_http_sse_add_header(r, "Access-Control-Allow-Credentials",
-                                    "true") != NGX_OK
-            || ngx_http_sse_add_header(r, "Vary", "Origin") != NGX_OK))
+        && ngx_http_sse_add_header(r, "Access-Control-Allow-Credentials",
+                                   "true") != NGX_OK)
     {
         return NGX_ERROR;
     }
