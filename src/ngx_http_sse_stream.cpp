@@ -12,9 +12,10 @@
  * a default nginx proxy in front sends; chunked_transfer_encoding off),
  * whose end is the connection's close.  That keeps an idle subscriber near
  * one kilobyte of worker memory.  The price: the access log line is
- * written when the stream starts, and limit_conn stops counting the stream
- * at that moment.  HTTP/2 and HTTP/3 streams and anything unusual
- * (pipelined requests, a body still being read) stay on the request.
+ * written when the stream starts.  HTTP/2 and HTTP/3 streams, streams
+ * limit_conn counts (its count lives in the request's pool) and anything
+ * unusual (pipelined requests, a body still being read) stay on the
+ * request.
  *
  * Both ways use two buffers per stream: one being sent, one filling up
  * with what arrives meanwhile.  Nothing is allocated per event, and the
@@ -971,7 +972,10 @@ ngx_http_sse_write_handler(ngx_http_request_t *r)
  * A chunked or a close-delimited HTTP/1.x response with nothing in flight.
  * nginx asks for a lingering close whenever a body was announced; once
  * the whole body was read and discarded (content_length_n is then 0),
- * nothing more can come that it would wait for.
+ * nothing more can come that it would wait for.  A stream that
+ * limit_conn counted keeps its request: limit_conn gives its count back
+ * from a cleanup of the request's pool, which must live as long as the
+ * stream does.
  */
 
 ngx_uint_t
@@ -995,6 +999,7 @@ ngx_http_sse_can_release(ngx_http_sse_sub_t *sub)
            && !r->discard_body
            && (!r->lingering_close || r->headers_in.content_length_n == 0)
            && !r->blocked
+           && r->main->limit_conn_status == 0
            && r->out == NULL
            && r->header_in->pos == r->header_in->last
            && !r->connection->buffered
