@@ -348,6 +348,7 @@ class Nginx(Server):
             "PORT": str(self.port),
             "MODULE_SO": str(self.module_so),
             "NCHAN_SO": str(NCHAN_SO),
+            "UPSTREAM": str(getattr(self, "upstream", "")),
         }
         text = (CONF_DIR / f"{self.kind}.conf.in").read_text()
         text = re.sub(r"@([A-Z_]+)@", lambda m: values[m.group(1)], text)
@@ -676,6 +677,41 @@ def w_idle_memory(bench, kind):
         "pss_before_kib": before,
         "pss_after_kib": after,
         "bytes_per_sub": (after - before) * 1024 / up["established"],
+        "closed": rep["closed"] if rep else None,
+    }
+
+
+def w_idle_memory_proxied(bench, kind):
+    """w_idle_memory with a default nginx reverse proxy in front (HTTP/1.0
+    to the module): what the module's server holds per subscriber, and,
+    apart, what the proxy holds (not the module's cost)."""
+    p = bench.profile
+    with bench.server(kind, "idle_memory_proxied") as srv:
+        proxy = Nginx("proxy", bench.rundir / "idle_memory_proxied-proxy",
+                      p.workers, bench.module_so)
+        proxy.upstream = srv.port
+        proxy.start()
+        try:
+            time.sleep(0.3)
+            before, proxy_before = srv.pss_kib(), proxy.pss_kib()
+            subs = bench.subscribe(proxy, "subscribers", p.idle_subs, p.idle_channels)
+            try:
+                up = established(subs, p.idle_subs, 120)
+                time.sleep(1.5)
+                after, proxy_after = srv.pss_kib(), proxy.pss_kib()
+            finally:
+                rep = subs.finish()
+        finally:
+            proxy.stop()
+            found = proxy.log_problems()
+            if found:
+                bench.problems["idle_memory_proxied/proxy"] = found
+    return {
+        "subscribers": up["established"],
+        "pss_before_kib": before,
+        "pss_after_kib": after,
+        "bytes_per_sub": (after - before) * 1024 / up["established"],
+        "proxy_bytes_per_sub": (proxy_after - proxy_before) * 1024 / up["established"],
         "closed": rep["closed"] if rep else None,
     }
 
@@ -1021,6 +1057,8 @@ WORKLOADS = [
     Workload("publish_0", "publish, no subscribers", w_publish_0, FANOUT + ("plain",), "rps"),
     Workload("publish_10", "publish, 10 subscribers per channel", w_publish_10, FANOUT),
     Workload("idle_memory", "idle memory", w_idle_memory, FANOUT),
+    Workload("idle_memory_proxied", "idle memory behind a default nginx proxy",
+             w_idle_memory_proxied, ("module",)),
     Workload("held", "concurrent subscribers held", w_held, FANOUT),
     Workload("storm", "reconnect storm", w_storm, ("module", "nchan")),
     Workload("tokens_post", "tokens, {tokens_channels:,} channels, one POST per token",
@@ -1194,6 +1232,8 @@ ROWS = [
     ("publish_10", "deliveries per second", "deliveries_per_s"),
     ("publish_10", "deliveries missing", "missing"),
     ("idle_memory", "PSS per idle subscriber (bytes)", "bytes_per_sub"),
+    ("idle_memory_proxied", "PSS per idle subscriber behind a proxy (bytes)", "bytes_per_sub"),
+    ("idle_memory_proxied", "… the proxy's own PSS per subscriber (bytes)", "proxy_bytes_per_sub"),
     ("held", "subscribers established", "established"),
     ("held", "of them received the probe event", "probe_received"),
     ("held", "seconds to connect them all", "connect_s"),
@@ -1560,6 +1600,10 @@ The report states how much CPU other processes took during the run.
   `return 201` on the same location: the ceiling of HTTP handling alone.
 - **idle memory**: {idle_subs:,} subscribers over {idle_channels:,} channels,
   held idle.
+- **idle memory behind a default nginx proxy**: the same, through an nginx
+  reverse proxy with its default settings (HTTP/1.0 to the module,
+  bench/conf/proxy.conf.in); the module's server is measured, the proxy's
+  own memory is shown apart.
 - **concurrent subscribers held**: {held_subs:,} subscribers over
   {held_channels:,} channels, {held_workers} workers, several client
   processes; then one event per channel, which must reach every subscriber.

@@ -270,6 +270,7 @@ struct ngx_http_sse_sub_s {
     unsigned                    done:1;         /* left its channels */
     unsigned                    dropping:1;     /* close on write event */
     unsigned                    detached:1;
+    unsigned                    chunked:1;      /* detached: chunk framing */
     unsigned                    ending:1;       /* detached: last chunk */
     unsigned                    counted:1;      /* in its slot's streams */
 };

@@ -4,15 +4,18 @@
  *
  * A stream starts on its request and writes through the filter chain, so
  * chunked coding, HTTP/2 and TLS all work, every write with flush set.
- * Once its headers and first bytes are out, an HTTP/1.1 chunked stream
- * lets its request go ("detached"): the request's pool, header buffers
- * and filter contexts are freed, and only the connection and this small
- * record stay; events are then written as chunks straight to the socket.
- * That keeps an idle subscriber near one kilobyte of worker memory.  The
- * price: the access log line is written when the stream starts, and
- * limit_conn stops counting the stream at that moment.  HTTP/2 streams,
- * HTTP/1.0 and anything unusual (pipelined requests, a body still being
- * discarded) stay on the request.
+ * Once its headers and first bytes are out, an HTTP/1.x stream lets its
+ * request go ("detached"): the request's pool, header buffers and filter
+ * contexts are freed, and only the connection and this small record stay;
+ * events are then written straight to the socket, as chunks on an HTTP/1.1
+ * chunked response, as they are on a close-delimited one (HTTP/1.0, what
+ * a default nginx proxy in front sends; chunked_transfer_encoding off),
+ * whose end is the connection's close.  That keeps an idle subscriber near
+ * one kilobyte of worker memory.  The price: the access log line is
+ * written when the stream starts.  HTTP/2 and HTTP/3 streams, streams
+ * limit_conn counts (its count lives in the request's pool) and anything
+ * unusual (pipelined requests, a body still being read) stay on the
+ * request.
  *
  * Both ways use two buffers per stream: one being sent, one filling up
  * with what arrives meanwhile.  Nothing is allocated per event, and the
@@ -871,14 +874,18 @@ ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub)
         sub->pend = p;
         sub->pend_cap = cap;
 
-        len = ngx_sprintf(head, "%xz\r\n", sub->pend_len) - head;
+        start = sub->out + sub->hdr;
+        end = start + sub->pend_len;
 
-        start = sub->out + sub->hdr - len;
-        ngx_memcpy(start, head, len);
+        if (sub->chunked) {
+            len = ngx_sprintf(head, "%xz\r\n", sub->pend_len) - head;
 
-        end = sub->out + sub->hdr + sub->pend_len;
-        *end++ = CR;
-        *end++ = LF;
+            start -= len;
+            ngx_memcpy(start, head, len);
+
+            *end++ = CR;
+            *end++ = LF;
+        }
 
         sub->out_pos = start;
         sub->out_last = end;
@@ -903,8 +910,11 @@ ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub)
         return;
     }
 
-    if (sub->out_last != ngx_http_sse_last_chunk + 5) {
-        /* the end of the response: the client will resume */
+    if (sub->chunked && sub->out_last != ngx_http_sse_last_chunk + 5) {
+        /*
+         * the end of the response: the client will resume; without
+         * chunks, closing the connection is the end
+         */
         sub->out_pos = (u_char *) ngx_http_sse_last_chunk;
         sub->out_last = (u_char *) ngx_http_sse_last_chunk + 5;
         sub->out_busy = 1;
@@ -988,6 +998,16 @@ ngx_http_sse_write_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * A chunked or a close-delimited HTTP/1.x response with nothing in flight.
+ * nginx asks for a lingering close whenever a body was announced; once
+ * the whole body was read and discarded (content_length_n is then 0),
+ * nothing more can come that it would wait for.  A stream that
+ * limit_conn counted keeps its request: limit_conn gives its count back
+ * from a cleanup of the request's pool, which must live as long as the
+ * stream does.
+ */
+
 ngx_uint_t
 ngx_http_sse_can_release(ngx_http_sse_sub_t *sub)
 {
@@ -998,15 +1018,18 @@ ngx_http_sse_can_release(ngx_http_sse_sub_t *sub)
 #if (NGX_HTTP_V2)
            && r->stream == NULL
 #endif
-           && r->http_version == NGX_HTTP_VERSION_11
-           && r->chunked
+           && (r->http_version == NGX_HTTP_VERSION_11
+               || r->http_version == NGX_HTTP_VERSION_10)
+           && (r->chunked
+               || (!r->keepalive && r->headers_out.content_length_n == -1))
            && !r->header_only
            && !r->buffered
            && !r->postponed
            && !r->reading_body
            && !r->discard_body
-           && !r->lingering_close
+           && (!r->lingering_close || r->headers_in.content_length_n == 0)
            && !r->blocked
+           && r->main->limit_conn_status == 0
            && r->out == NULL
            && r->header_in->pos == r->header_in->last
            && !r->connection->buffered
@@ -1041,9 +1064,10 @@ ngx_http_sse_release_request(ngx_http_sse_sub_t *sub)
     sub->out_buf = NULL;
     sub->request = NULL;
     sub->detached = 1;
+    sub->chunked = r->chunked;
 
     ngx_http_sse_release_buffers(sub);
-    sub->hdr = NGX_HTTP_SSE_CHUNK_HDR;
+    sub->hdr = sub->chunked ? NGX_HTTP_SSE_CHUNK_HDR : 0;
 
     if (c->read->timer_set) {
         ngx_del_timer(c->read);
