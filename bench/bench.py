@@ -687,8 +687,11 @@ def w_idle_memory_proxied(bench, kind):
     apart, what the proxy holds (not the module's cost)."""
     p = bench.profile
     with bench.server(kind, "idle_memory_proxied") as srv:
+        # the proxy holds two connections per subscriber (client and
+        # upstream): twice the workers, so that none passes its
+        # worker_connections or the ~20000 open files a process may hold
         proxy = Nginx("proxy", bench.rundir / "idle_memory_proxied-proxy",
-                      p.workers, bench.module_so)
+                      max(4, 2 * p.workers), bench.module_so)
         proxy.upstream = srv.port
         proxy.start()
         try:
