@@ -235,11 +235,8 @@ $rss_max = $rss1 if $rss1 > $rss_max;
 $anon_max = $anon1 if $anon1 > $anon_max;
 # unbounded, the 50 stalled readers would hold 50 x 5 MB.  (Under a
 # sanitizer, freed memory sits in a quarantine: RSS says nothing there.)
-my $bin = SSETest::binary();
-my $sanitized = (`ldd '$bin' 2>/dev/null` // '') =~ /libasan|libubsan|libtsan/
-    || system("grep -q __asan_init '$bin' 2>/dev/null") == 0;
 SKIP: {
-    skip 'worker memory is not measurable under a sanitizer', 2 if $sanitized;
+    skip 'worker memory is not measurable under a sanitizer', 2 if sanitized();
     cmp_ok($rss_max - $rss0, '<', 32 * 1024,
         "worker VmRSS grew by at most 32 MB (grew " . ($rss_max - $rss0) . " kB)");
     cmp_ok($anon_max - $anon0, '<', 24 * 1024,

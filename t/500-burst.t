@@ -148,23 +148,6 @@ sub running_conn {
     return undef;
 }
 
-sub read_response {
-    my ($c, $timeout) = @_;
-    my $buf = '';
-    my $sel = IO::Select->new($c);
-    my $deadline = time + $timeout;
-    while (time < $deadline) {
-        last unless $sel->can_read($deadline - time);
-        my $n = sysread($c, $buf, 65536, length $buf);
-        last unless $n;
-        if ($buf =~ /\r\n\r\n/ && $buf =~ /Content-Length: (\d+)/i) {
-            my $body = length($buf) - index($buf, "\r\n\r\n") - 4;
-            return $buf if $body >= $1;
-        }
-    }
-    return undef;
-}
-
 my $conn = running_conn();
 ok($conn, 'a connection to the worker that runs');
 

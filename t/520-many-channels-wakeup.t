@@ -51,23 +51,6 @@ my @held = map { $t->socket_count($_) } @workers;
 ok(!grep({ $_ < $CHANNELS / 8 } @held), "both workers hold many of them (@held sockets)");
 
 # a keepalive connection served by the worker that keeps running
-sub read_response {
-    my ($c, $timeout) = @_;
-    my $buf = '';
-    my $sel = IO::Select->new($c);
-    my $deadline = time + $timeout;
-    while (time < $deadline) {
-        last unless $sel->can_read($deadline - time);
-        my $n = sysread($c, $buf, 65536, length $buf);
-        last unless $n;
-        if ($buf =~ /\r\n\r\n/ && $buf =~ /Content-Length: (\d+)/i) {
-            my $body = length($buf) - index($buf, "\r\n\r\n") - 4;
-            return $buf if $body >= $1;
-        }
-    }
-    return undef;
-}
-
 sub request_on {
     my ($c, $req) = @_;
     print $c $req;

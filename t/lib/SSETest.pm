@@ -59,7 +59,8 @@ use SSETest::Stream;
 use SSETest::Follower;
 
 our @EXPORT = qw(wait_until timeout_factor tmo json_decode json_encode
-    free_ports repo_root fd_limit no_skip skip_file skip_tests);
+    free_ports repo_root fd_limit no_skip skip_file skip_tests sanitized
+    rss_kb read_response);
 
 my $REPO = Cwd::abs_path(File::Spec->catdir(
     (File::Spec->splitpath(__FILE__))[1], '..', '..'));
@@ -80,13 +81,49 @@ sub timeout_factor {
     if (defined $ENV{TEST_NGINX_TIMEOUT_FACTOR}) {
         $FACTOR = $ENV{TEST_NGINX_TIMEOUT_FACTOR};
     } else {
-        $FACTOR = 1;
-        my $bin = binary();
-        my $ldd = `ldd $bin 2>/dev/null` // '';
-        $FACTOR = 4 if $ldd =~ /libasan|libubsan|libtsan/;
-        $FACTOR = 4 if !$ldd && system("grep -q __asan_init $bin 2>/dev/null") == 0;
+        $FACTOR = sanitized() ? 4 : 1;
     }
     return $FACTOR;
+}
+
+# the nginx binary is built with a sanitizer (linked to its runtime, or
+# with it linked in statically): memory figures (VmRSS) say nothing there,
+# freed memory sits in a quarantine
+my $SANITIZED;
+sub sanitized {
+    return $SANITIZED if defined $SANITIZED;
+    my $bin = binary();
+    my $ldd = `ldd '$bin' 2>/dev/null` // '';
+    $SANITIZED = ($ldd =~ /libasan|libubsan|libtsan/
+                  || system("grep -q __asan_init '$bin' 2>/dev/null") == 0)
+                 ? 1 : 0;
+    return $SANITIZED;
+}
+
+# a process's resident memory in kB (VmRSS), or undef when it is gone
+sub rss_kb {
+    my ($pid) = @_;
+    my $st = _slurp("/proc/$pid/status") // '';
+    return $st =~ /^VmRSS:\s+(\d+)\s+kB/m ? $1 : undef;
+}
+
+# one whole HTTP response with a Content-Length read from a raw socket
+# within $timeout seconds, or undef
+sub read_response {
+    my ($c, $timeout) = @_;
+    my $buf = '';
+    my $sel = IO::Select->new($c);
+    my $deadline = Time::HiRes::time() + $timeout;
+    while ((my $left = $deadline - Time::HiRes::time()) > 0) {
+        last unless $sel->can_read($left);
+        my $n = sysread($c, $buf, 65536, length $buf);
+        last unless $n;
+        if ($buf =~ /\r\n\r\n/ && $buf =~ /Content-Length: (\d+)/i) {
+            my $body = length($buf) - index($buf, "\r\n\r\n") - 4;
+            return $buf if $body >= $1;
+        }
+    }
+    return undef;
 }
 
 # a timeout scaled for slow (sanitizer) builds

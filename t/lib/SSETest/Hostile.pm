@@ -65,40 +65,22 @@ sub start {
     return $t;
 }
 
-my $SANITIZER;
-
-# nginx built with a sanitizer (make test-hostile-asan)
-sub sanitizer {
-    $SANITIZER //= system('grep', '-q', '__asan_init', SSETest::binary()) == 0
-                   ? 1 : 0;
-    return $SANITIZER;
-}
-
-sub rss_kb {
-    my ($pid) = @_;
-    open my $f, '<', "/proc/$pid/status" or return undef;
-    while (my $line = <$f>) {
-        return $1 if $line =~ /^VmRSS:\s+(\d+)\s+kB/;
-    }
-    return undef;
-}
-
 # the workers and their memory before an attack
 sub baseline {
     my ($t) = @_;
-    my %rss = map { my $pid = $_; ($pid => rss_kb($pid) // 0) }
+    my %rss = map { my $pid = $_; ($pid => SSETest::rss_kb($pid) // 0) }
               $t->active_workers;
     return { workers => [sort keys %rss], rss => \%rss };
 }
 
-sub bound_kb { $RSS_BOUND_MB * 1024 * (sanitizer() ? 8 : 1) }
+sub bound_kb { $RSS_BOUND_MB * 1024 * (SSETest::sanitized() ? 8 : 1) }
 
 # the largest growth of a worker's RSS since the baseline, in kB
 sub rss_growth {
     my ($t, $base) = @_;
     my $max = 0;
     for my $pid ($t->active_workers) {
-        my $now = rss_kb($pid) // next;
+        my $now = SSETest::rss_kb($pid) // next;
         my $was = $base->{rss}{$pid} // $now;
         $max = $now - $was if $now - $was > $max;
     }
