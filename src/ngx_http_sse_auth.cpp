@@ -41,9 +41,10 @@ struct ngx_http_sse_auth_ctx_t {
 /*
  * Verified tokens, per worker: a reconnect storm of browsers sending the
  * same cookie costs one signature check per token and worker.  The key is
- * the SHA-256 of the whole token plus the location's configuration (keys,
- * issuer, audience and leeway live there), so a token is never taken as
- * verified for a location whose keys did not verify it.  Only valid
+ * the SHA-256 of the whole token plus the location's random nonce (its
+ * keys, issuer, audience and leeway are the location's), so a token is
+ * never taken as verified for a location, or a configuration, whose
+ * settings did not verify it.  Only valid
  * tokens are kept, each until it expires; the size is bounded, and when
  * full an entry is dropped (expired ones first), so a flood of distinct
  * valid tokens costs a signature check each, never unbounded memory.
@@ -592,10 +593,9 @@ ngx_http_sse_auth_verify(ngx_http_request_t *r,
 
     try {
         if (cacheable) {
-            /* the conf's address and its nonce: never another
-             * configuration's settings, even at a reused address */
+            /* the location's nonce: never another location's or another
+             * configuration's settings */
             key.assign((const char *) digest, sizeof(digest));
-            key.append((const char *) &sacf, sizeof(sacf));
             key.append((const char *) &sacf->nonce, sizeof(sacf->nonce));
 
             ctx->claims = ngx_http_sse_auth_cache_get(key, now);
