@@ -93,7 +93,7 @@ within($grew, $bound, sprintf('the worker grew by %.1f MB, at most %d x sse_max_
 
 my $max = $peak;
 my $done = SSETest::Stream::wait_all(\@c, sub {
-    my $r = (rss_kb($worker) // 0) // 0;
+    my $r = rss_kb($worker) // 0;
     $max = $r if $r > $max;
     $_[0]->event_count >= $EVENTS + 1 }, 60);
 ok($done, "each client, once it reads, gets the reset and all $EVENTS events");
@@ -140,7 +140,7 @@ within($grew, $bound, sprintf('the worker grew by %.1f MB, at most %d x sse_max_
 
 $max = (rss_kb($worker) // 0);
 ok(SSETest::Stream::wait_all(\@m, sub {
-    my $r = (rss_kb($worker) // 0) // 0;
+    my $r = rss_kb($worker) // 0;
     $max = $r if $r > $max;
     $_[0]->event_count >= $CH * ($PER + 1) }, 60),
     'once they read, each gets 64 resets and 64 histories');
