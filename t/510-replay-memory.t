@@ -81,9 +81,10 @@ for (1 .. $CLIENTS) {
 }
 is(scalar(grep { ($_->status // 0) == 200 } @c), $CLIENTS, "$CLIENTS clients with Last-Event-ID: junk, none reading");
 ok(wait_until(sub { ($t->zone_status->{subscribers} // -1) == $CLIENTS }, 5), 'all subscribed');
-sleep 0.5;      # what they would copy, they copy at once: give it the time
-
-my $peak = (rss_kb($worker) // 0);
+# what they would copy, they copy at once: the RSS once the worker is idle
+my $peak = rss_settled($worker, 10);
+ok(defined $peak, 'the worker settles with nobody reading');
+$peak //= 0;
 my $grew = ($peak - $base) * 1024;
 my $bound = $CLIENTS * $MAX_PENDING + $CONSTANT;
 within($grew, $bound, sprintf('the worker grew by %.1f MB, at most %d x sse_max_pending + %d MB (%.1f MB)',
@@ -132,8 +133,7 @@ for (1 .. $M) {
         keep_raw => 0, headers => { 'Last-Event-ID' => 'junk' });
 }
 ok(wait_until(sub { ($t->zone_status->{subscribers} // -1) == $M }, 5), "$M clients on $CH channels each, none reading");
-sleep 0.5;
-$grew = ((rss_kb($worker) // 0) - $base) * 1024;
+$grew = ((rss_settled($worker, 10) // 0) - $base) * 1024;
 $bound = $M * $MAX_PENDING + $CONSTANT;
 within($grew, $bound, sprintf('the worker grew by %.1f MB, at most %d x sse_max_pending + 8 MB (%.1f MB)',
     $grew / 1048576, $M, $bound / 1048576));

@@ -60,7 +60,7 @@ use SSETest::Follower;
 
 our @EXPORT = qw(wait_until timeout_factor tmo json_decode json_encode
     free_ports repo_root fd_limit no_skip skip_file skip_tests sanitized
-    rss_kb read_response);
+    rss_kb rss_settled read_response);
 
 my $REPO = Cwd::abs_path(File::Spec->catdir(
     (File::Spec->splitpath(__FILE__))[1], '..', '..'));
@@ -105,6 +105,25 @@ sub rss_kb {
     my ($pid) = @_;
     my $st = _slurp("/proc/$pid/status") // '';
     return $st =~ /^VmRSS:\s+(\d+)\s+kB/m ? $1 : undef;
+}
+
+# a process's RSS once it has settled: the same RSS and CPU time over
+# three samples 50 ms apart (it has done what it had to do and is waiting),
+# within $timeout seconds; undef if it never settles
+sub rss_settled {
+    my ($pid, $timeout) = @_;
+    my ($last, $same) = ('', 0);
+    my $rss;
+    my $ok = wait_until(sub {
+        $rss = rss_kb($pid);
+        my $stat = _slurp("/proc/$pid/stat") // '';
+        my @f = split ' ', ($stat =~ /\)\s(.*)/ ? $1 : '');
+        my $now = join ':', $rss // '', $f[11] // '', $f[12] // '';
+        $same = $now eq $last ? $same + 1 : 0;
+        $last = $now;
+        return defined $rss && $same >= 2;
+    }, $timeout // 10, 0.05);
+    return $ok ? $rss : undef;
 }
 
 # one whole HTTP response with a Content-Length read from a raw socket
