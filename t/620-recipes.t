@@ -18,7 +18,9 @@
 #   proxy     through the nginx proxy in front: paced events arrive at once
 #   haproxy   through Debian's haproxy with the page's config: 20 events
 #             paced 50 ms apart, each within 100 ms; the same without
-#             `option http-no-delay` is measured and reported, not asserted
+#             `option http-no-delay` is measured and reported, not asserted;
+#             the page's timeouts scaled to 2 s (heartbeat 1 s): a stream
+#             without events survives 5 s, one without heartbeats does not
 #   cdn       a proxy with a 2 s idle timeout in front, the heartbeat
 #             scaled to 1 s: a stream without events survives 5 s (a
 #             stream without heartbeats through the same proxy does not)
@@ -285,31 +287,46 @@ subtest 'haproxy: with option http-no-delay, events pass at once' => sub {
     }
     my $t = SSETest->new(workers => 2, ports => 3);
     my $P = port_map($recipe{'haproxy-hub'}, $recipe{haproxy});
-    $t->run(adapt($t, $recipe{'haproxy-hub'}, $P));
+    my $hub_conf = adapt($t, $recipe{'haproxy-hub'}, $P);
+    # for the timeouts below, scaled: the heartbeat 1 s against idle
+    # limits of 2 s (the recipe: 15 s against 60 s); and a location without
+    # heartbeats, to show that those limits do cut an idle stream
+    ok($hub_conf =~ s/^(\s*)sse_heartbeat\s+\S+;/${1}sse_heartbeat 1s;\n${1}location \/quiet\/ { sse_subscribe quiet; sse_heartbeat off; }/m,
+        'the hub sets sse_heartbeat (scaled to 1s here)');
+    $t->run($hub_conf);
     my ($front, $hub) = ($P->{8080}, $P->{8081});
     ok($front && $hub && $front != $hub, 'haproxy in front of a hub');
 
-    my $run = sub {
+    # haproxy with a config text; returns its pid once it listens
+    my $start_haproxy = sub {
         my ($cfg_text, $name) = @_;
         my $cfg = $t->dir . "/$name.cfg";
         open my $fh, '>', $cfg or die "$cfg: $!";
         print $fh adapt($t, $cfg_text, $P);
         close $fh;
         my $pid = $t->spawn($haproxy, '-db', '-f', $cfg);
-        ok(wait_until(sub { can_connect($t->port($front)) }, tmo(5)), "$name: haproxy listens")
-            or return;
+        ok(wait_until(sub { can_connect($t->port($front)) }, tmo(5)), "$name: haproxy listens");
+        return $pid;
+    };
+    my $stop_haproxy = sub {
+        my ($pid, $name) = @_;
+        $t->kill_proc($pid);
+        ok(wait_until(sub { !can_connect($t->port($front)) }, tmo(5)), "$name: haproxy stopped");
+    };
+    my $measure = sub {
+        my ($cfg_text, $name) = @_;
+        my $pid = $start_haproxy->($cfg_text, $name);
         my $s = $t->subscribe("/events/$name", port => $front);
         is($s->status, 200, "$name: subscribed through haproxy");
         ok($s->wait_comment(tmo(2)), "$name: the stream's first comment arrives");
         my @d = paced_delays($t, $s, "/publish/$name", 20, 0.05, $hub);
         $s->close;
-        $t->kill_proc($pid);
-        ok(wait_until(sub { !can_connect($t->port($front)) }, tmo(5)), "$name: haproxy stopped");
+        $stop_haproxy->($pid, $name);
         return @d;
     };
 
     like($recipe{haproxy}, qr/^\s*option http-no-delay\b/m, 'the recipe sets option http-no-delay');
-    my @with = $run->($recipe{haproxy}, 'recipe');
+    my @with = $measure->($recipe{haproxy}, 'recipe');
     my $max = max_of(@with);
     ok(@with == 20 && $max < tmo(0.1),
         sprintf('20 events paced 50 ms apart: each within 100 ms (max %.0f ms)', $max * 1000))
@@ -318,11 +335,31 @@ subtest 'haproxy: with option http-no-delay, events pass at once' => sub {
     # the same without the option: reported, not asserted (what the kernel
     # holds back depends on timing this test does not control)
     (my $without = $recipe{haproxy}) =~ s/^\s*option http-no-delay\b[^\n]*\n//m;
-    my @wo = $run->($without, 'without-no-delay');
+    my @wo = $measure->($without, 'without-no-delay');
     my @sorted = sort { $a <=> $b } @wo;
     diag(sprintf('without option http-no-delay: median %.0f ms, max %.0f ms '
         . '(with it: max %.0f ms)', $sorted[$#sorted / 2] * 1000, $sorted[-1] * 1000,
         $max * 1000)) if @wo;
+
+    # the recipe's timeouts, scaled to 2 s: `timeout client` and `timeout
+    # server` are a stream's idle limits (the recipe's `timeout tunnel 1h`
+    # does not apply to an SSE answer), and the heartbeat keeps it within
+    (my $short = $recipe{haproxy}) =~ s/^(\s*timeout (?:client|server))\s+\S+/$1 2s/mg;
+    is(scalar(() = $short =~ /^\s*timeout (?:client|server) 2s$/mg), 2,
+        'the recipe sets timeout client and timeout server (scaled to 2s here)');
+    like($short, qr/^\s*timeout tunnel 1h$/m, '... and keeps timeout tunnel 1h');
+    my $pid = $start_haproxy->($short, 'timeouts');
+    my $s = $t->subscribe('/events/idle', port => $front);
+    my $control = $t->subscribe('/quiet/', port => $front);
+    my $begin = time;
+    ok($control->wait_closed(tmo(4)), sprintf('a stream without heartbeats is cut after %.1f s, '
+        . 'timeout tunnel notwithstanding', time - $begin));
+    ok(!$s->wait_closed(5 - (time - $begin)), 'the stream with heartbeats stays open 5 s without events');
+    is(post($t, $hub, '/publish/idle', 'still here')->status, 201, '... an event then: 201');
+    my $e = $s->next_event(tmo(2));
+    is($e && $e->{data}, 'still here', '... and it arrives through haproxy');
+    $s->close;
+    $stop_haproxy->($pid, 'timeouts');
     $t->done;
 };
 
