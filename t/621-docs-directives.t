@@ -134,7 +134,11 @@ my $jwt = SSETest::JWT->new($t);
 my ($leeway) = ($doc{sse_auth_jwt_leeway}{default} // '') =~ /^\S+ (\d+)s;/;
 $leeway //= 30;
 my $tok = $jwt->mint(
-    keys   => [ { name => 'hs', type => 'oct', bytes => 32 } ],
+    keys   => [ { name => 'hs', type => 'oct', bytes => 32 },
+                # for the examples' key files (nginx -t below)
+                { name => 'ec', type => 'EC', crv => 'P-256' },
+                { name => 'rsa', type => 'RSA' } ],
+    jwks   => [ { file => 'set.jwks', keys => [ { key => 'ec', kid => 'e1' } ] } ],
     tokens => {
         within => { key => 'hs', claims => claims(exp => int(time) - ($leeway - 10),
                                                   subscribe => ['*']) },
@@ -302,6 +306,74 @@ for my $name (sort keys %doc) {
         next;
     }
     $probe{$name}->($value);
+}
+
+# -- every example is a valid configuration -----------------------------------------------
+
+# The example configuration, and each directive's examples at the level
+# their context allows, pass `nginx -t` (the key files they name replaced
+# by ones made above: .jwks a JWKS, .pem an RSA key, .secret a secret).
+# What an example takes from elsewhere is declared at the http level first:
+# a zone "ops", and a key (sse_auth_jwt on needs one).
+my $check = SSETest->new(workers => 1);
+my $keys = $jwt->dir;
+sub runnable {
+    my ($text) = @_;
+    $text =~ s{/etc/nginx/\S+\.jwks}{$keys/set.jwks}g;
+    $text =~ s{/etc/nginx/\S+\.pem}{$keys/rsa.pem}g;
+    $text =~ s{/etc/nginx/\S+\.secret}{$keys/hs.secret}g;
+    $text =~ s{^(\s*load_module\s+)\S+;}{$1%%MODULE%%;}m;
+    $text =~ s{^(\s*listen\s+)\d+;}{${1}127.0.0.1:%%PORT%%;}mg;
+    return $text;
+}
+sub nginx_t {
+    my ($conf, $name) = @_;
+    $conf =~ s/^http \{\n/http {\n sse_zone ops 8m;\n sse_auth_jwt_key_secret $keys\/hs.secret;\n/
+        or $conf =~ s/^(\s*)http \{\n/$1http {\n$1    sse_zone ops 8m;\n/m;
+    my ($rc, $out) = $check->test_config(runnable($conf));
+    is($rc, 0, "nginx -t: $name") or diag("$out\n$conf");
+}
+
+my ($example) = $page =~ /^## Example configuration\n\n((?: {4}[^\n]*\n|\n)+)/m;
+ok($example && $example =~ /^\s*http \{/m, 'the page has an example configuration');
+nginx_t($example =~ s/^ {4}//mgr, 'the example configuration');
+
+sub examples {          # the indented blocks of a text, unindented
+    my ($text) = @_;
+    my @blocks;
+    for my $para (split /\n\s*\n/, $text) {
+        next unless $para =~ /\S/ && $para !~ /^(?! {4}|\s*$)/m;
+        my ($indent) = $para =~ /^( +)/;
+        push @blocks, $para =~ s/^$indent//mgr;
+    }
+    return @blocks;
+}
+
+my $server = "listen 127.0.0.1:%%PORT%%;";
+for my $name (sort grep { $command{$_} } keys %section) {
+    my $after = $section{$name} =~ s/.*?\n {4}Context:[^\n]*\n//sr;
+    my @ctx = @{$command{$name}{contexts}};
+    my $n = 0;
+    for my $ex (examples($after)) {
+        $n++;
+        my $conf = $ex =~ /^\s*location\b/m
+            ? "http {\n server {\n $server\n$ex\n }\n}\n"
+            : (grep { $_ eq 'location' } @ctx)
+            ? "http {\n server {\n $server\n location /probe {\n$ex\n }\n }\n}\n"
+            : "http {\n$ex\n server {\n $server\n location /probe { sse_subscribe probe; }\n }\n}\n";
+        nginx_t($conf, "$name, example $n");
+    }
+}
+for my $ex (examples(($page =~ /^## ngx_http_sse_access_module\n(.*?)(?=^### )/ms)[0] // ''),
+            examples($vars // ''))
+{
+    my $conf = $ex =~ /^\s*location\b/m
+        ? "http {\n server {\n $server\n$ex\n }\n}\n"
+        : "http {\n server {\n $server\n location /probe {\n$ex\n }\n }\n}\n";
+    # http-level lines before a location (the module's introduction) go
+    # to the http block
+    nginx_t($conf =~ s/^(http \{\n server \{\n \Q$server\E\n)((?:(?!\s*location)[^\n]*\n)+)(?=\s*location)/$2$1/r,
+        'an example of ngx_http_sse_access_module or its variables');
 }
 
 $t->done;
