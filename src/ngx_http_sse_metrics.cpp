@@ -23,13 +23,17 @@
 
 
 /*
- * Marks per buffer.  A buffer with more events than that (a burst that
- * piled up behind a slow reader) merges the newest ones into its last
- * mark, which keeps the oldest publish time: those are then observed as
- * late as the oldest of them (an overestimate, never an underestimate).
- * Events published in the same millisecond share a mark exactly.
+ * Marks per buffer: a few at first, doubled as needed up to the most.  A
+ * buffer with more events than that (a burst that piled up behind a slow
+ * reader) merges the newest ones into its last mark, which keeps the
+ * oldest publish time: those are then observed as late as the oldest of
+ * them (an overestimate, never an underestimate).  Events published in
+ * the same millisecond share a mark exactly.  So a stream's marks cost
+ * ~150 bytes while it receives events, 2 KB at most, and nothing once it
+ * is quiet (ngx_http_sse_metrics_idle()).
  */
-#define NGX_HTTP_SSE_MARKS  32
+#define NGX_HTTP_SSE_MARKS_MIN  4
+#define NGX_HTTP_SSE_MARKS_MAX  64
 
 
 typedef struct {
@@ -41,9 +45,10 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_sse_mark_t         marks[NGX_HTTP_SSE_MARKS];
-    ngx_uint_t                  first;      /* not observed yet */
-    ngx_uint_t                  last;
+    ngx_http_sse_mark_t        *marks;      /* malloc'ed */
+    size_t                      cap;
+    uint32_t                    first;      /* not observed yet */
+    uint32_t                    last;
 } ngx_http_sse_marks_t;
 
 
@@ -118,6 +123,7 @@ const ngx_http_sse_histogram_def_t  ngx_http_sse_histograms[] = {
 
 
 ngx_http_sse_timing_t *ngx_http_sse_timing(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_timing_free(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_observe(ngx_http_sse_tally_t *tally,
     const ngx_http_sse_histogram_def_t *def, ngx_msec_t ms, ngx_uint_t n);
 void ngx_http_sse_observe_marks(ngx_http_sse_sub_t *sub,
@@ -158,11 +164,27 @@ ngx_http_sse_metrics_event(ngx_http_sse_sub_t *sub, ngx_msec_t published)
     if (m->last > m->first) {
         mark = &m->marks[m->last - 1];
 
-        if (mark->published == published || m->last == NGX_HTTP_SSE_MARKS) {
+        if (mark->published == published
+            || (m->last == m->cap
+                && (m->cap == NGX_HTTP_SSE_MARKS_MAX
+                    || ngx_http_sse_grow((void **) &m->marks, &m->cap,
+                                         m->cap + 1,
+                                         sizeof(ngx_http_sse_mark_t),
+                                         NGX_HTTP_SSE_MARKS_MIN)
+                       != NGX_OK)))
+        {
             mark->end = (uint32_t) sub->pend_len;
             mark->n++;
             return;
         }
+
+    } else if (m->cap == 0
+               && ngx_http_sse_grow((void **) &m->marks, &m->cap, 1,
+                                    sizeof(ngx_http_sse_mark_t),
+                                    NGX_HTTP_SSE_MARKS_MIN)
+                  != NGX_OK)
+    {
+        return;
     }
 
     mark = &m->marks[m->last++];
@@ -177,13 +199,18 @@ ngx_http_sse_metrics_event(ngx_http_sse_sub_t *sub, ngx_msec_t published)
 void
 ngx_http_sse_metrics_swap(ngx_http_sse_sub_t *sub)
 {
+    ngx_http_sse_marks_t    m;
     ngx_http_sse_timing_t  *t = sub->timing;
 
     if (t == NULL) {
         return;
     }
 
+    /* as the buffers are: the arrays trade places, none is copied */
+
+    m = t->out;
     t->out = t->pend;
+    t->pend = m;
     t->pend.first = 0;
     t->pend.last = 0;
 }
@@ -234,8 +261,7 @@ ngx_http_sse_metrics_idle(ngx_http_sse_sub_t *sub)
         return;
     }
 
-    ngx_free(t);
-    sub->timing = NULL;
+    ngx_http_sse_timing_free(sub);
 }
 
 
@@ -249,8 +275,7 @@ ngx_http_sse_metrics_stream_end(ngx_http_sse_sub_t *sub)
 {
     ngx_http_sse_zone_t  *zone = sub->zone;
 
-    ngx_free(sub->timing);
-    sub->timing = NULL;
+    ngx_http_sse_timing_free(sub);
 
     if (sub->all.next == NULL) {
         /* never started: refused before it was a stream */
@@ -379,20 +404,31 @@ ngx_http_sse_timing(ngx_http_sse_sub_t *sub)
         return sub->timing;
     }
 
-    t = (ngx_http_sse_timing_t *) ngx_alloc(sizeof(ngx_http_sse_timing_t),
-                                            sub->connection->log);
+    t = (ngx_http_sse_timing_t *) ngx_calloc(sizeof(ngx_http_sse_timing_t),
+                                             sub->connection->log);
     if (t == NULL) {
         return NULL;
     }
 
-    t->pend.first = 0;
-    t->pend.last = 0;
-    t->out.first = 0;
-    t->out.last = 0;
-
     sub->timing = t;
 
     return t;
+}
+
+
+void
+ngx_http_sse_timing_free(ngx_http_sse_sub_t *sub)
+{
+    ngx_http_sse_timing_t  *t = sub->timing;
+
+    if (t == NULL) {
+        return;
+    }
+
+    ngx_free(t->pend.marks);
+    ngx_free(t->out.marks);
+    ngx_free(t);
+    sub->timing = NULL;
 }
 
 

@@ -27,9 +27,12 @@ http {
     sse_zone fast 2m;
     sse_zone slow 4m history=100;
     sse_zone life 1m;
+    sse_zone kinds 1m;
+    limit_conn_zone $binary_remote_addr zone=perip:1m;
     server {
         listen 127.0.0.1:%%PORT%%;
         listen 127.0.0.1:%%PORT2%% sndbuf=16k;
+        listen 127.0.0.1:%%PORT3%% http2;
         sse_heartbeat off;
 
         location /fsub { sse_subscribe $arg_ch zone=fast; }
@@ -37,6 +40,10 @@ http {
         location /ssub { sse_subscribe $arg_ch zone=slow; }
         location /spub { sse_publish $arg_ch zone=slow; }
         location /lsub { sse_subscribe $arg_ch zone=life; }
+        location /ksub { sse_subscribe $arg_ch zone=kinds; }
+        location /kpub { sse_publish $arg_ch zone=kinds; }
+        # limit_conn keeps a stream on its request (the filter chain)
+        location /rsub { sse_subscribe $arg_ch zone=kinds; limit_conn perip 100; }
         location = /status { sse_status; }
     }
 }
@@ -146,17 +153,22 @@ ok(wait_until(sub { ($t->zone_status('slow')->{subscribers} // 0) == 1 }, 3),
     'it is counted');
 
 my $BIG = 200_000;   # far beyond what the kernel buffers for it
-my $MARKERS = 3;
+# then more small ones, each in a millisecond of its own, than a buffer
+# keeps marks for (64): the newest share the last mark, all are counted
+my $MARKERS = 100;
+my $first = time;
 is($t->publish('/spub?ch=s', 'x' x $BIG)->status, 201, 'a large event for it');
-$t->publish('/spub?ch=s', "m$_") for 1 .. $MARKERS;
-my $published = time;
+for (1 .. $MARKERS) {
+    $t->publish('/spub?ch=s', "m$_");
+    sleep 0.002;
+}
 
 # the reader does not read for 1.5 s: that delay is what is measured
 sleep 1.5;
 is(latency('slow')->{count}, 0, 'nothing reached its socket whole while it did not read');
 
 ok($slow->wait_events(1 + $MARKERS, tmo(5)), 'it reads: every event arrives');
-my $waited = time - $published;
+my $waited = time - $first;
 ok(wait_until(sub { (latency('slow')->{count} // 0) == 1 + $MARKERS }, tmo(3)),
     'latency count: ' . (1 + $MARKERS))
     or diag(explain latency('slow'));
@@ -165,13 +177,39 @@ is($l->{1}, 0, 'none of them is in a bucket of a second or less');
 is($l->{'+Inf'}, 1 + $MARKERS, 'all of them are above a second');
 cmp_ok($l->{sum}, '>=', (1 + $MARKERS) * 1.5, "sum $l->{sum} s: each waited 1.5 s or more");
 cmp_ok($l->{sum}, '<=', (1 + $MARKERS) * ($waited + 0.05),
-    sprintf('... and no more than the %.3f s until they were read', $waited));
-if ($waited < 2.4) {
+    sprintf('... and no more than the %.3f s from the first publish until they were read', $waited));
+if ($waited < 2.45) {
     is($l->{'2.5'}, 1 + $MARKERS, 'they are in the 2.5 s bucket');
 } else {
     pass("a busy machine: read only after $waited s");
 }
 is(latency('fast')->{count}, 34, 'the other zone is untouched');
+
+# -- every kind of stream is timed ---------------------------------------------
+# detached HTTP/1.1 (chunks to the socket), detached HTTP/1.0 (close
+# delimited), on its request (limit_conn), HTTP/2 (on its request, in
+# frames)
+
+my @kinds = ($t->subscribe('/ksub?ch=k'), $t->subscribe('/ksub?ch=k', proto => 'HTTP/1.0'),
+    $t->subscribe('/rsub?ch=k'));
+$_->wait_comment(1) for @kinds;
+my $h2 = (`curl --version 2>/dev/null` // '') =~ /HTTP2/;
+my $h2s = $h2 ? $t->curl_subscribe($t->url('/ksub?ch=k', 3), '--http2-prior-knowledge') : undef;
+my $nsubs = @kinds + ($h2s ? 1 : 0);
+ok(wait_until(sub { ($t->zone_status('kinds')->{subscribers} // 0) == $nsubs }, tmo(3)),
+    "$nsubs subscribers of zone kinds");
+$t->publish('/kpub?ch=k', "k$_") for 1 .. 4;
+ok(SSETest::Stream::wait_all(\@kinds, sub { $_[0]->event_count >= 4 }, tmo(5)),
+    'HTTP/1.1, HTTP/1.0 and a stream on its request got the events');
+SKIP: {
+    skip_tests('curl without HTTP/2', 1) unless $h2s;
+    ok($h2s->wait_events(4, tmo(5)), 'HTTP/2 got them');
+}
+ok(wait_until(sub { (latency('kinds')->{count} // 0) == 4 * $nsubs }, tmo(3)),
+    'latency count: 4 per stream, each kind of stream')
+    or diag(explain latency('kinds'));
+$_->close for @kinds;
+$h2s->close if $h2s;
 
 # -- stream durations ---------------------------------------------------------
 
