@@ -8,6 +8,7 @@
  *   ngx_http_sse_publish.cpp    the publish location
  *   ngx_http_sse_status.cpp     sse_status
  *   ngx_http_sse_metrics.cpp    latency and duration histograms
+ *   ngx_http_sse_status_page.cpp  sse_status?format=html
  */
 
 #ifndef NGX_HTTP_SSE_H

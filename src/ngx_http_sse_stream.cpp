@@ -1333,7 +1333,8 @@ ngx_http_sse_progress(ngx_http_sse_sub_t *sub)
     }
 
     if (!sub->detached) {
-        ngx_http_sse_metrics_sent(sub, sub->out_buf->pos - sub->out_buf->start);
+        ngx_http_sse_metrics_sent(sub,
+                                  sub->out_buf->pos - sub->out_buf->start);
         return;
     }
 
