@@ -247,4 +247,13 @@ ok(wait_until(sub { (duration('fast')->{count} // 0) == 4 }, tmo(3)),
 ok(wait_until(sub { (duration('slow')->{count} // 0) == 1 }, tmo(3)),
     'zone slow: its stream too');
 
+# -- the histograms live in the zone: a reload keeps them ----------------------
+
+my ($h_before) = prometheus();
+$t->reload;
+my ($h_after) = prometheus();
+for my $m (qw(sse_publish_flush_seconds sse_stream_duration_seconds)) {
+    is_deeply($h_after->{$m}, $h_before->{$m}, "$m: the same after a reload");
+}
+
 $t->done;
