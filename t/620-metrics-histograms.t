@@ -122,7 +122,11 @@ my $l = latency('fast');
 cmp_ok($l->{sum}, '<=', 30 * ($elapsed + 0.01),
     sprintf('sum %.3f s is at most 30 x the %.3f s it took', $l->{sum}, $elapsed));
 cmp_ok($l->{sum}, '>=', 0, 'and not negative');
-is($l->{'+Inf'} - $l->{1}, 0, 'no event of a reading subscriber took over a second');
+if ($elapsed < 1) {
+    is($l->{'+Inf'} - $l->{1}, 0, 'all in the buckets up to a second, as each took less');
+} else {
+    pass("a busy machine: delivering took $elapsed s");
+}
 
 # the JSON has the same figures
 my $j = $fast->{publish_flush_seconds};
@@ -238,7 +242,7 @@ $d = duration('life');
 is($d->{10} - $d->{1}, 1, 'it lasted over a second: bucket le="10", not le="1"')
     or diag(explain $d);
 cmp_ok($d->{sum}, '>=', 1.2, "sum $d->{sum} s: at least the long stream's 1.2 s");
-cmp_ok($d->{sum}, '<=', 2 * ($lasted + 0.2), '... and at most both streams\' time');
+cmp_ok($d->{sum}, '<=', 2 * ($lasted + tmo(0.2)), '... and at most both streams\' time');
 
 # durations of every stream that ended: the fast zone's four and the slow one
 $_->close for @subs, $resume, $slow;
