@@ -29,7 +29,7 @@
  * oldest publish time: those are then observed as late as the oldest of
  * them (an overestimate, never an underestimate).  Events published in
  * the same millisecond share a mark exactly.  So a stream's marks cost
- * ~150 bytes while it receives events, 2 KB at most, and nothing once it
+ * ~200 bytes while it receives events, 2 KB at most, and nothing once it
  * is quiet (ngx_http_sse_metrics_idle()).
  */
 #define NGX_HTTP_SSE_MARKS_MIN  4
