@@ -62,6 +62,7 @@ cat <<EOF
     publish:        curl -d 'hello' $url/publish/demo
     typed event:    curl -H 'SSE-Event: update' -d 'hello' $url/publish/demo
     status:         curl $url/sse-status
+    live status:    $url/sse-status?format=html   (in a browser)
 
     logs and pid:   $prefix/logs/
 

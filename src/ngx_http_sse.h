@@ -7,6 +7,8 @@
  *   ngx_http_sse_subscribe.cpp  subscriber streams
  *   ngx_http_sse_publish.cpp    the publish location
  *   ngx_http_sse_status.cpp     sse_status
+ *   ngx_http_sse_metrics.cpp    latency and duration histograms
+ *   ngx_http_sse_status_page.cpp  sse_status?format=html
  */
 
 #ifndef NGX_HTTP_SSE_H
@@ -32,7 +34,7 @@
 #define NGX_HTTP_SSE_EXPIRE_MAX     64
 #define NGX_HTTP_SSE_EVICT_MAX      256
 
-#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534534  /* "SSE4": layout version */
+#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534535  /* "SSE5": layout version */
 
 #define NGX_HTTP_SSE_DEFAULT_ZONE   "sse"
 #define NGX_HTTP_SSE_DEFAULT_SIZE   (32 * 1024 * 1024)
@@ -52,6 +54,7 @@ typedef struct ngx_http_sse_channel_s  ngx_http_sse_channel_t;
 typedef struct ngx_http_sse_zone_s     ngx_http_sse_zone_t;
 typedef struct ngx_http_sse_local_s    ngx_http_sse_local_t;
 typedef struct ngx_http_sse_sub_s      ngx_http_sse_sub_t;
+typedef struct ngx_http_sse_timing_s   ngx_http_sse_timing_t;
 
 
 /* ---- shared memory -------------------------------------------------- */
@@ -62,6 +65,8 @@ typedef struct {
     uint64_t                    seq;
     uint64_t                    cum;        /* channel bytes through this */
     time_t                      time;
+    ngx_msec_t                  msec;       /* ngx_current_msec: publish
+                                               to flush latency */
     uint32_t                    len;        /* bytes in wire */
     uint16_t                    id_len;     /* its leading "id: ...\n" */
     u_char                      wire[1];
@@ -143,6 +148,26 @@ typedef struct {
 } ngx_http_sse_limits_t;
 
 
+/*
+ * A histogram: counts per bucket (not cumulative; the last counted bucket
+ * is +Inf) and the sum of what was observed, in milliseconds.  The
+ * buckets' bounds are in ngx_http_sse_metrics.cpp.
+ */
+#define NGX_HTTP_SSE_BUCKETS_MAX    16
+
+typedef struct {
+    ngx_atomic_t                counts[NGX_HTTP_SSE_BUCKETS_MAX];
+    ngx_atomic_t                sum_ms;
+} ngx_http_sse_histogram_t;
+
+/* a worker's observations not yet added to the zone's histogram */
+typedef struct {
+    ngx_uint_t                  counts[NGX_HTTP_SSE_BUCKETS_MAX];
+    ngx_uint_t                  sum_ms;
+    ngx_uint_t                  n;
+} ngx_http_sse_tally_t;
+
+
 typedef struct {
     uint32_t                    magic;
     ngx_http_sse_limits_t       limits;     /* of the newest configuration */
@@ -171,6 +196,10 @@ typedef struct {
     ngx_atomic_t                wakeups;    /* queues taken by workers */
     ngx_atomic_t                woken;      /* channels in those queues */
 
+    ngx_http_sse_histogram_t    latency;    /* publish to flush, per event
+                                               and stream */
+    ngx_http_sse_histogram_t    duration;   /* of ended streams */
+
     time_t                      nomem_logged;
 
     ngx_http_sse_slot_t         slots[NGX_HTTP_SSE_MAX_SLOTS];
@@ -192,6 +221,8 @@ struct ngx_http_sse_zone_s {
     ngx_rbtree_node_t           locals_sentinel;
     ngx_uint_t                  nlocals;
     ngx_uint_t                  delivered;  /* not yet added to sh */
+    ngx_http_sse_tally_t        latency;    /* ditto */
+    ngx_http_sse_tally_t        duration;
     uint64_t                    empty_dry_op;   /* sh->op when sh->empty
                                                    last had nothing to give */
 };
@@ -265,6 +296,9 @@ struct ngx_http_sse_sub_s {
     ngx_msec_t                  last_write; /* ngx_current_msec */
     time_t                      blocked_since;  /* 0: not blocked */
     ngx_msec_t                  send_timeout;
+    ngx_msec_t                  started;    /* ngx_current_msec */
+    ngx_http_sse_timing_t      *timing;     /* what its buffers hold,
+                                               for the latency histogram */
 
     unsigned                    out_busy:1;
     unsigned                    done:1;         /* left its channels */
@@ -391,7 +425,8 @@ ngx_http_sse_sub_t *ngx_http_sse_sub_create(ngx_http_request_t *r,
     ngx_uint_t nchans);
 ngx_int_t ngx_http_sse_sub_start(ngx_http_sse_sub_t *sub);
 ngx_int_t ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc,
-    uint64_t seq, u_char *wire, size_t len, size_t id_len, uint64_t cum);
+    uint64_t seq, u_char *wire, size_t len, size_t id_len, uint64_t cum,
+    ngx_msec_t published);
 ngx_int_t ngx_http_sse_sub_pull(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_sub_pulled(ngx_http_sse_sub_t *sub, ngx_int_t rc);
 ngx_int_t ngx_http_sse_sub_send(ngx_http_sse_sub_t *sub);
@@ -407,6 +442,31 @@ void ngx_http_sse_sub_drop(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now);
 void ngx_http_sse_end_all(ngx_uint_t graceful);
 void ngx_http_sse_close_all(void);
+
+
+/* ---- metrics (ngx_http_sse_metrics.cpp) ----------------------------- */
+
+/*
+ * A stream's buffers remember where each live event ends and when it was
+ * published; an event is observed when its last byte is handed to the
+ * socket (or to the filter chain of a request that owns the stream).
+ */
+void ngx_http_sse_metrics_event(ngx_http_sse_sub_t *sub,
+    ngx_msec_t published);
+void ngx_http_sse_metrics_swap(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_metrics_sent(ngx_http_sse_sub_t *sub, ssize_t sent);
+void ngx_http_sse_metrics_handed(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_metrics_idle(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_metrics_stream_end(ngx_http_sse_sub_t *sub);
+/* adds a worker's observations to the zone: a few atomic adds */
+void ngx_http_sse_metrics_flush(ngx_http_sse_zone_t *zone);
+
+/* sse_status output: Prometheus text, JSON, and their size */
+size_t ngx_http_sse_metrics_size(ngx_http_sse_zone_t *zone);
+u_char *ngx_http_sse_metrics_prometheus(u_char *p,
+    ngx_http_sse_zone_t **zones, ngx_uint_t n);
+u_char *ngx_http_sse_metrics_json(u_char *p, ngx_http_sse_zone_t *zone);
+ngx_int_t ngx_http_sse_status_page(ngx_http_request_t *r);
 
 
 /* ---- shared helpers ------------------------------------------------- */

@@ -39,6 +39,7 @@ typedef struct {
     uint64_t                seq;
     uint64_t                cum;
     size_t                  offset;     /* in the scratch buffer */
+    ngx_msec_t              published;
     uint32_t                len;
     uint16_t                id_len;
 } ngx_http_sse_copy_t;
@@ -722,6 +723,7 @@ ngx_http_sse_gather(ngx_http_sse_local_t *local)
             cp->offset = scratch_len;
             cp->len = ev->len;
             cp->id_len = ev->id_len;
+            cp->published = ev->msec;
 
             ngx_memcpy(scratch + scratch_len, ev->wire, ev->len);
             scratch_len += ev->len;
@@ -777,7 +779,7 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
                 rc = ngx_http_sse_sub_append_event(sc, cp->seq,
                                                    scratch + cp->offset,
                                                    cp->len, cp->id_len,
-                                                   cp->cum);
+                                                   cp->cum, cp->published);
                 if (rc == NGX_ERROR) {
                     /* no memory for its buffer (the zone is not locked) */
                     ngx_http_sse_sub_drop(sub);
@@ -825,6 +827,8 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
         (void) ngx_atomic_fetch_add(&zone->sh->delivered, zone->delivered);
         zone->delivered = 0;
     }
+
+    ngx_http_sse_metrics_flush(zone);
 
     ntouched = 0;
     ncopies = 0;
@@ -968,6 +972,9 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
 
             /* a wake-up that got lost on the way is made up for here */
             ngx_http_sse_process_zone(zone);
+
+            /* latencies of writes that completed on write events */
+            ngx_http_sse_metrics_flush(zone);
         }
     }
 
@@ -999,7 +1006,7 @@ ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc)
             ev = ngx_http_sse_channel_event(ch, seq);
 
             rc = ngx_http_sse_sub_append_event(sc, seq, ev->wire, ev->len,
-                                               ev->id_len, ev->cum);
+                                               ev->id_len, ev->cum, ev->msec);
             if (rc != NGX_OK) {
                 return (rc == NGX_DECLINED) ? NGX_OK : NGX_ERROR;
             }

@@ -1,6 +1,8 @@
 /*
- * sse_status: every zone's gauges and counters, as JSON or, with
- * ?format=prometheus, in the Prometheus text exposition format.
+ * sse_status: every zone's gauges, counters and histograms, as JSON or,
+ * with ?format=prometheus, in the Prometheus text exposition format;
+ * ?format=html is a page that shows the JSON live
+ * (ngx_http_sse_status_page.cpp).
  */
 
 #include "ngx_http_sse.h"
@@ -104,6 +106,13 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
                                        "HEAD");
     }
 
+    if (ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
+        && format.len == 4
+        && ngx_strncmp(format.data, "html", 4) == 0)
+    {
+        return ngx_http_sse_status_page(r);
+    }
+
     smcf = (ngx_http_sse_main_conf_t *)
                ngx_http_get_module_main_conf(r, ngx_http_sse_module);
 
@@ -117,6 +126,8 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
     }
 
     for (i = 0; i < smcf->zones.nelts; i++) {
+        /* this worker's own observations are in the reply at once */
+        ngx_http_sse_metrics_flush(zones[i]);
         ngx_http_sse_figures(zones[i], &figures[i]);
     }
 
@@ -129,7 +140,8 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
     len = 64 + 4 * 200;
     for (i = 0; i < smcf->zones.nelts; i++) {
         len += (sizeof(ngx_http_sse_metrics) / sizeof(ngx_http_sse_metrics[0]))
-               * (200 + zones[i]->name.len * 6);
+               * (200 + zones[i]->name.len * 6)
+               + ngx_http_sse_metrics_size(zones[i]);
     }
 
     out = (u_char *) ngx_pnalloc(r->pool, len);
@@ -173,6 +185,8 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
                             ngx_http_sse_token_figures[k][0], tokens[k]);
         }
 
+        p = ngx_http_sse_metrics_prometheus(p, zones, smcf->zones.nelts);
+
         r->headers_out.status = NGX_HTTP_OK;
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
@@ -200,6 +214,8 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
                 p = ngx_sprintf(p, "%s\"%s\":%ui", k ? "," : "", m->name,
                                 value);
             }
+
+            p = ngx_http_sse_metrics_json(p, zones[i]);
 
             *p++ = '}';
         }

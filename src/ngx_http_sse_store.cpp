@@ -417,6 +417,7 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     ev->channel = ch;
     ev->seq = seq;
     ev->time = ngx_time();
+    ev->msec = ngx_current_msec;
     ev->len = (uint32_t) sse::encode(ev->wire, {id, id_len}, type, data);
     ev->id_len = (uint16_t) sse::id_line_size(id_len);
 

@@ -53,6 +53,7 @@ void ngx_http_sse_free(ngx_http_sse_sub_t *sub);
 ngx_int_t ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len);
 void ngx_http_sse_sent(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_progress(ngx_http_sse_sub_t *sub);
 
 const u_char  ngx_http_sse_last_chunk[] = "0\r\n\r\n";
 
@@ -115,6 +116,7 @@ ngx_http_sse_sub_create(ngx_http_request_t *r, ngx_uint_t nchans)
     sub->nchans = nchans;
     sub->chans = (ngx_http_sse_sub_chan_t *) (sub + 1);
     sub->last_write = ngx_current_msec;
+    sub->started = ngx_current_msec;
     sub->send_timeout = clcf->send_timeout;
 
     sub->out_buf->memory = 1;
@@ -189,7 +191,8 @@ ngx_http_sse_sub_start(ngx_http_sse_sub_t *sub)
 
 ngx_int_t
 ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
-    u_char *wire, size_t len, size_t id_len, uint64_t cum)
+    u_char *wire, size_t len, size_t id_len, uint64_t cum,
+    ngx_msec_t published)
 {
     size_t               need;
     ngx_int_t            rc;
@@ -237,6 +240,7 @@ ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
     }
 
     sub->zone->delivered++;
+    ngx_http_sse_metrics_event(sub, published);
 
     return NGX_OK;
 }
@@ -539,6 +543,7 @@ ngx_http_sse_sub_end(ngx_http_sse_sub_t *sub, ngx_uint_t graceful)
             cl->buf = b;
             cl->next = NULL;
             sub->pend_len = 0;
+            ngx_http_sse_metrics_handed(sub);
 
             rc = ngx_http_output_filter(r, cl);
         }
@@ -792,6 +797,9 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
 
         if (ngx_buf_size(sub->out_buf) == 0) {
             ngx_http_sse_sent(sub);
+
+        } else {
+            ngx_http_sse_progress(sub);
         }
     }
 
@@ -811,6 +819,7 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
         sub->out_buf->last = sub->out + sub->pend_len;
         sub->out_buf->end = sub->out + sub->out_cap;
         sub->pend_len = 0;
+        ngx_http_sse_metrics_swap(sub);
 
         sub->out_busy = 1;
         sub->last_write = ngx_current_msec;
@@ -824,6 +833,9 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
 
         if (ngx_buf_size(sub->out_buf) == 0) {
             ngx_http_sse_sent(sub);
+
+        } else {
+            ngx_http_sse_progress(sub);
         }
     }
 
@@ -890,6 +902,7 @@ ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub)
         sub->out_pos = start;
         sub->out_last = end;
         sub->pend_len = 0;
+        ngx_http_sse_metrics_swap(sub);
         sub->out_busy = 1;
         sub->last_write = ngx_current_msec;
 
@@ -955,6 +968,7 @@ ngx_http_sse_send_detached(ngx_http_sse_sub_t *sub)
         n = c->send(c, sub->out_pos, sub->out_last - sub->out_pos);
 
         if (n == NGX_AGAIN) {
+            ngx_http_sse_progress(sub);
             return;
         }
 
@@ -1209,6 +1223,9 @@ ngx_http_sse_free(ngx_http_sse_sub_t *sub)
 {
     ngx_http_sse_sub_leave(sub);
 
+    /* its duration, while sub->all still tells whether it started */
+    ngx_http_sse_metrics_stream_end(sub);
+
     if (sub->all.next) {
         ngx_queue_remove(&sub->all);
         ngx_http_sse_nstreams--;
@@ -1270,6 +1287,8 @@ ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len)
 void
 ngx_http_sse_sent(ngx_http_sse_sub_t *sub)
 {
+    ngx_http_sse_metrics_sent(sub, -1);
+
     sub->out_busy = 0;
 
     if (sub->out_cap > NGX_HTTP_SSE_KEEP_BUFFER) {
@@ -1291,6 +1310,40 @@ ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub)
         ngx_free(sub->pend);
         sub->pend = NULL;
         sub->pend_cap = 0;
+    }
+
+    ngx_http_sse_metrics_idle(sub);
+}
+
+
+/*
+ * Part of the buffer being sent was handed on: the latency of the events
+ * it ends is observed (ngx_http_sse_metrics.cpp).  On a detached stream
+ * the chunk header comes before the data, and the last chunk is not in
+ * the buffer at all.
+ */
+
+void
+ngx_http_sse_progress(ngx_http_sse_sub_t *sub)
+{
+    u_char  *data;
+
+    if (sub->timing == NULL || sub->out == NULL) {
+        return;
+    }
+
+    if (!sub->detached) {
+        ngx_http_sse_metrics_sent(sub,
+                                  sub->out_buf->pos - sub->out_buf->start);
+        return;
+    }
+
+    data = sub->out + sub->hdr;
+
+    if ((uintptr_t) sub->out_pos > (uintptr_t) data
+        && (uintptr_t) sub->out_pos <= (uintptr_t) (sub->out + sub->out_cap))
+    {
+        ngx_http_sse_metrics_sent(sub, sub->out_pos - data);
     }
 }
 
