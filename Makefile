@@ -45,7 +45,8 @@ APT_PACKAGES := nginx nginx-dev libnginx-mod-nchan g++ make perl curl \
                 googletest libgtest-dev \
                 chromium \
                 clang libclang-rt-14-dev gnuplot-nox procps psmisc \
-                dpkg-dev build-essential debhelper
+                dpkg-dev build-essential debhelper \
+                libhiredis-dev redis-server
 
 # Node.js may come from elsewhere than Debian (with its own npm, which
 # Debian's npm package would conflict with): only when node or npm is
