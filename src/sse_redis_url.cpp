@@ -144,8 +144,10 @@ parse_redis_url(const unsigned char *p, size_t n, unsigned char *buf,
         }
     }
 
-    q = static_cast<const unsigned char *>(std::memchr(p, '/', end - p));
-    const unsigned char *auth_end = q ? q : end;
+    const unsigned char *auth_end = p;
+    while (auth_end < end && *auth_end != '/') {
+        auth_end++;
+    }
 
     /* the last '@' ends the userinfo: a password may hold a raw '@' */
 
@@ -157,10 +159,12 @@ parse_redis_url(const unsigned char *p, size_t n, unsigned char *buf,
     }
 
     if (at) {
-        const unsigned char *colon = static_cast<const unsigned char *>(
-            std::memchr(p, ':', at - p));
+        const unsigned char *colon = p;
+        while (colon < at && *colon != ':') {
+            colon++;
+        }
 
-        if (colon == nullptr) {
+        if (colon == at) {
             return "a user without a password (user:password@host, "
                    "or :password@host for the default user)";
         }
@@ -192,10 +196,12 @@ parse_redis_url(const unsigned char *p, size_t n, unsigned char *buf,
 
     if (p < auth_end && *p == '[') {
         host = p + 1;
-        host_end = static_cast<const unsigned char *>(
-            std::memchr(host, ']', auth_end - host));
+        host_end = host;
+        while (host_end < auth_end && *host_end != ']') {
+            host_end++;
+        }
 
-        if (host_end == nullptr) {
+        if (host_end == auth_end) {
             return "an IPv6 address without its closing ']'";
         }
 
