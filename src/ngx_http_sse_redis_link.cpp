@@ -28,6 +28,12 @@ void ngx_http_sse_redis_handshake(ngx_http_sse_redis_link_t *link);
 void ngx_http_sse_redis_read_handler(ngx_event_t *rev);
 void ngx_http_sse_redis_write_handler(ngx_event_t *wev);
 ngx_int_t ngx_http_sse_redis_test_connect(ngx_connection_t *c);
+ssize_t ngx_http_sse_redis_ssl_recv(ngx_connection_t *c, u_char *buf,
+    size_t size);
+ssize_t ngx_http_sse_redis_ssl_send(ngx_connection_t *c, u_char *buf,
+    size_t size);
+ngx_int_t ngx_http_sse_redis_ssl_failed(ngx_connection_t *c, int n,
+    ngx_uint_t reading);
 void ngx_http_sse_redis_dispatch(ngx_http_sse_redis_link_t *link,
     redisReply *reply);
 void ngx_http_sse_redis_complete(ngx_http_sse_redis_link_t *link,
@@ -455,6 +461,11 @@ ngx_http_sse_redis_connected(ngx_http_sse_redis_link_t *link)
         return;
     }
 
+    /* what is unsent stays in link->out, which may move as commands are
+     * added: OpenSSL takes the rest of a write from its new address */
+    SSL_set_mode(c->ssl->connection, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
+                                     |SSL_MODE_ENABLE_PARTIAL_WRITE);
+
     /* SNI for names only (RFC 6066: not for addresses) */
     if (!conf->host_is_ip
         && SSL_set_tlsext_host_name(c->ssl->connection,
@@ -501,7 +512,95 @@ ngx_http_sse_redis_ssl_handshaked(ngx_connection_t *c)
     c->read->handler = ngx_http_sse_redis_read_handler;
     c->write->handler = ngx_http_sse_redis_write_handler;
 
+    c->recv = ngx_http_sse_redis_ssl_recv;
+    c->send = ngx_http_sse_redis_ssl_send;
+
     ngx_http_sse_redis_handshake(link);
+}
+
+
+/*
+ * SSL_read() and SSL_write() with their failures logged at "error":
+ * nginx's ngx_ssl_recv() and ngx_ssl_write() log some of the failures a
+ * Redis server causes at "crit" (a TLS 1.3 server that refuses the client
+ * certificate sends its alert after the client's handshake is done), and
+ * a failed TLS connection to Redis is an error, never more.
+ */
+
+ssize_t
+ngx_http_sse_redis_ssl_recv(ngx_connection_t *c, u_char *buf, size_t size)
+{
+    int  n;
+
+    ERR_clear_error();
+
+    n = SSL_read(c->ssl->connection, buf, size);
+
+    if (n > 0) {
+        return n;
+    }
+
+    return ngx_http_sse_redis_ssl_failed(c, n, 1);
+}
+
+
+ssize_t
+ngx_http_sse_redis_ssl_send(ngx_connection_t *c, u_char *buf, size_t size)
+{
+    int  n;
+
+    if (size == 0) {
+        return 0;
+    }
+
+    ERR_clear_error();
+
+    n = SSL_write(c->ssl->connection, buf, size);
+
+    if (n > 0) {
+        return n;
+    }
+
+    return ngx_http_sse_redis_ssl_failed(c, n, 0);
+}
+
+
+ngx_int_t
+ngx_http_sse_redis_ssl_failed(ngx_connection_t *c, int n, ngx_uint_t reading)
+{
+    int        sslerr;
+    ngx_err_t  err;
+
+    sslerr = SSL_get_error(c->ssl->connection, n);
+    err = (sslerr == SSL_ERROR_SYSCALL) ? ngx_socket_errno : 0;
+
+    if (sslerr == SSL_ERROR_WANT_READ || sslerr == SSL_ERROR_WANT_WRITE) {
+        /*
+         * A read that must write first (rare in TLS 1.3, no
+         * renegotiation) is tried again after the current handlers; a
+         * write that must read first is tried again by the read handler,
+         * which flushes what is unsent once it has read.
+         */
+        if (sslerr == SSL_ERROR_WANT_WRITE && reading
+            && !c->read->posted)
+        {
+            ngx_post_event(c->read, &ngx_posted_events);
+        }
+
+        return NGX_AGAIN;
+    }
+
+    if (sslerr == SSL_ERROR_ZERO_RETURN
+        || (sslerr == SSL_ERROR_SYSCALL && err == 0
+            && ERR_peek_error() == 0))
+    {
+        return 0;
+    }
+
+    ngx_ssl_error(NGX_LOG_ERR, c->log, err, (char *) "%s failed",
+                  reading ? "SSL_read()" : "SSL_write()");
+
+    return NGX_ERROR;
 }
 
 
@@ -716,6 +815,11 @@ ngx_http_sse_redis_read_handler(ngx_event_t *rev)
             ngx_http_sse_redis_lost(link);
             return;
         }
+    }
+
+    /* a TLS write may have waited for this read */
+    if (c->ssl && link->out_sent < link->out_len && !c->write->posted) {
+        ngx_post_event(c->write, &ngx_posted_events);
     }
 
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {
@@ -952,8 +1056,10 @@ ngx_http_sse_redis_close(ngx_http_sse_redis_link_t *link)
 
     if (c) {
         if (c->ssl) {
-            /* close_notify if it can go at once; never wait for Redis */
+            /* close_notify when the worker exits (if it can go at once;
+             * never waiting for Redis); none on a broken connection */
             c->ssl->no_wait_shutdown = 1;
+            c->ssl->no_send_shutdown = !link->exiting;
             (void) ngx_ssl_shutdown(c);
         }
 
