@@ -4,9 +4,11 @@
  *
  *   ngx_http_sse_redis_module.cpp  directives, configuration, process
  *                                  hooks, the figures for sse_status
- *   ngx_http_sse_redis_link.cpp    one connection: connect, TLS, AUTH and
- *                                  SELECT, the pipelined command queue,
- *                                  reply timeouts, pub/sub, reconnects
+ *   ngx_http_sse_redis_link.cpp    one connection: connect, AUTH, SELECT
+ *                                  and PING, the pipelined command queue,
+ *                                  reply deadlines, reconnects
+ *   ngx_http_sse_redis_tls.cpp     TLS for rediss://
+ *   ngx_http_sse_redis_pubsub.cpp  the subscribed channels, resubscribing
  *   sse_redis_url.cpp              the URL and the backoff (pure C++)
  *
  * Each worker holds two connections per zone with sse_redis: one for
@@ -225,7 +227,19 @@ void ngx_http_sse_redis_link_exit(ngx_http_sse_redis_link_t *link);
 ngx_int_t ngx_http_sse_redis_link_send(ngx_http_sse_redis_link_t *link,
     int argc, const char **argv, const size_t *argvlen, ngx_uint_t expect,
     ngx_http_sse_redis_reply_pt handler, void *data);
-void ngx_http_sse_redis_report(ngx_http_sse_redis_t *redis);
 void ngx_http_sse_redis_link_up(ngx_http_sse_redis_link_t *link);
+void ngx_http_sse_redis_lost(ngx_http_sse_redis_link_t *link);
+void ngx_http_sse_redis_handshake(ngx_http_sse_redis_link_t *link);
+void ngx_http_sse_redis_read_handler(ngx_event_t *rev);
+void ngx_http_sse_redis_write_handler(ngx_event_t *wev);
+void ngx_http_sse_redis_log_reply(ngx_http_sse_redis_link_t *link,
+    const char *what, redisReply *reply);
+void ngx_http_sse_redis_report(ngx_http_sse_redis_t *redis);
+
+/* ngx_http_sse_redis_tls.cpp */
+void ngx_http_sse_redis_tls_start(ngx_http_sse_redis_link_t *link);
+
+/* ngx_http_sse_redis_pubsub.cpp */
+ngx_int_t ngx_http_sse_redis_resubscribe(ngx_http_sse_redis_link_t *link);
 
 #endif /* NGX_HTTP_SSE_REDIS_H */

@@ -1,5 +1,5 @@
 /*
- * One Redis connection of a worker: nginx's own connect (TCP or unix) and
+ * One Redis connection of a worker: nginx's own connect (TCP or unix),
  * TLS, then AUTH, SELECT and a PING before it counts as up; a pipelined
  * command queue answered in order, each command with a deadline; pub/sub
  * messages; reconnects with backoff.  Never a blocking call.
@@ -21,24 +21,11 @@ typedef struct {
 
 
 void ngx_http_sse_redis_connected(ngx_http_sse_redis_link_t *link);
-void ngx_http_sse_redis_ssl_handshaked(ngx_connection_t *c);
-ngx_int_t ngx_http_sse_redis_verify(ngx_http_sse_redis_link_t *link,
-    ngx_connection_t *c);
-void ngx_http_sse_redis_handshake(ngx_http_sse_redis_link_t *link);
-void ngx_http_sse_redis_read_handler(ngx_event_t *rev);
-void ngx_http_sse_redis_write_handler(ngx_event_t *wev);
 ngx_int_t ngx_http_sse_redis_test_connect(ngx_connection_t *c);
-ssize_t ngx_http_sse_redis_ssl_recv(ngx_connection_t *c, u_char *buf,
-    size_t size);
-ssize_t ngx_http_sse_redis_ssl_send(ngx_connection_t *c, u_char *buf,
-    size_t size);
-ngx_int_t ngx_http_sse_redis_ssl_failed(ngx_connection_t *c, int n,
-    ngx_uint_t reading);
 void ngx_http_sse_redis_dispatch(ngx_http_sse_redis_link_t *link,
     redisReply *reply);
 void ngx_http_sse_redis_complete(ngx_http_sse_redis_link_t *link,
     redisReply *reply);
-void ngx_http_sse_redis_lost(ngx_http_sse_redis_link_t *link);
 void ngx_http_sse_redis_close(ngx_http_sse_redis_link_t *link);
 void ngx_http_sse_redis_drop_pending(ngx_http_sse_redis_link_t *link,
     ngx_uint_t call);
@@ -52,18 +39,9 @@ void ngx_http_sse_redis_hello_reply(ngx_http_sse_redis_t *redis,
     redisReply *reply, void *data);
 void ngx_http_sse_redis_ping_reply(ngx_http_sse_redis_t *redis,
     redisReply *reply, void *data);
-void ngx_http_sse_redis_subscribe_reply(ngx_http_sse_redis_t *redis,
-    redisReply *reply, void *data);
-ngx_int_t ngx_http_sse_redis_resubscribe(ngx_http_sse_redis_link_t *link);
-void ngx_http_sse_redis_log_reply(ngx_http_sse_redis_link_t *link,
-    const char *what, redisReply *reply);
 u_char *ngx_http_sse_redis_log_context(ngx_log_t *log, u_char *buf,
     size_t len);
 ngx_uint_t ngx_http_sse_redis_is(redisReply *r, const char *s, size_t n);
-
-
-/* channels per SUBSCRIBE when all of them are subscribed again */
-#define NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH  256
 
 } // namespace
 
@@ -338,334 +316,6 @@ ngx_http_sse_redis_command(ngx_http_sse_redis_t *redis, int argc,
 }
 
 
-ngx_int_t
-ngx_http_sse_redis_subscribe(ngx_http_sse_redis_t *redis, ngx_str_t *channel)
-{
-    uint32_t                    hash;
-    const char                 *argv[2];
-    size_t                      argvlen[2];
-    ngx_str_node_t             *sn;
-    ngx_http_sse_redis_link_t  *link = &redis->pubsub;
-
-    hash = ngx_crc32_long(channel->data, channel->len);
-
-    if (ngx_str_rbtree_lookup(&redis->channels, channel, hash) != NULL) {
-        return NGX_OK;
-    }
-
-    sn = (ngx_str_node_t *) ngx_alloc(sizeof(ngx_str_node_t) + channel->len,
-                                      &link->log);
-    if (sn == NULL) {
-        return NGX_ERROR;
-    }
-
-    sn->node.key = hash;
-    sn->str.data = (u_char *) (sn + 1);
-    sn->str.len = channel->len;
-    ngx_memcpy(sn->str.data, channel->data, channel->len);
-
-    ngx_rbtree_insert(&redis->channels, &sn->node);
-    redis->nchannels++;
-
-    if (link->phase != NGX_HTTP_SSE_REDIS_PHASE_UP) {
-        /* subscribed with every other one once the connection is up */
-        return NGX_OK;
-    }
-
-    argv[0] = "SUBSCRIBE";
-    argvlen[0] = 9;
-    argv[1] = (const char *) sn->str.data;
-    argvlen[1] = sn->str.len;
-
-    if (link->npending >= NGX_HTTP_SSE_REDIS_MAX_PENDING
-        || ngx_http_sse_redis_link_send(link, 2, argv, argvlen, 1,
-                                        ngx_http_sse_redis_subscribe_reply,
-                                        link)
-           != NGX_OK)
-    {
-        /* a connection this far behind is started again: every channel
-         * is subscribed anew when it is up */
-        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                      "redis: too many commands pending on the pub/sub "
-                      "connection, reconnecting");
-        ngx_http_sse_redis_lost(link);
-    }
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_sse_redis_unsubscribe(ngx_http_sse_redis_t *redis,
-    ngx_str_t *channel)
-{
-    const char                 *argv[2];
-    size_t                      argvlen[2];
-    ngx_str_node_t             *sn;
-    ngx_http_sse_redis_link_t  *link = &redis->pubsub;
-
-    sn = ngx_str_rbtree_lookup(&redis->channels, channel,
-                               ngx_crc32_long(channel->data, channel->len));
-    if (sn == NULL) {
-        return NGX_OK;
-    }
-
-    ngx_rbtree_delete(&redis->channels, &sn->node);
-    redis->nchannels--;
-
-    if (link->phase == NGX_HTTP_SSE_REDIS_PHASE_UP) {
-        argv[0] = "UNSUBSCRIBE";
-        argvlen[0] = 11;
-        argv[1] = (const char *) sn->str.data;
-        argvlen[1] = sn->str.len;
-
-        if (link->npending >= NGX_HTTP_SSE_REDIS_MAX_PENDING
-            || ngx_http_sse_redis_link_send(link, 2, argv, argvlen, 1,
-                                          ngx_http_sse_redis_subscribe_reply,
-                                          link)
-               != NGX_OK)
-        {
-            ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                          "redis: too many commands pending on the pub/sub "
-                          "connection, reconnecting");
-            ngx_http_sse_redis_lost(link);
-        }
-    }
-
-    ngx_free(sn);
-
-    return NGX_OK;
-}
-
-
-namespace {
-
-void
-ngx_http_sse_redis_connected(ngx_http_sse_redis_link_t *link)
-{
-    ngx_int_t                        rc;
-    ngx_connection_t                *c = link->peer.connection;
-    ngx_http_sse_redis_conf_t       *conf = link->redis->conf;
-    ngx_http_sse_redis_main_conf_t  *rmcf = link->redis->rmcf;
-
-    if (!conf->tls) {
-        ngx_http_sse_redis_handshake(link);
-        return;
-    }
-
-    link->phase = NGX_HTTP_SSE_REDIS_PHASE_TLS;
-    link->log.action = (char *) "in the TLS handshake with redis";
-
-    if (ngx_ssl_create_connection(rmcf->ssl, c, NGX_SSL_CLIENT) != NGX_OK) {
-        ngx_http_sse_redis_lost(link);
-        return;
-    }
-
-    /* what is unsent stays in link->out, which may move as commands are
-     * added: OpenSSL takes the rest of a write from its new address */
-    SSL_set_mode(c->ssl->connection, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
-                                     |SSL_MODE_ENABLE_PARTIAL_WRITE);
-
-    /* SNI for names only (RFC 6066: not for addresses) */
-    if (!conf->host_is_ip
-        && SSL_set_tlsext_host_name(c->ssl->connection,
-                                    (char *) conf->host.data)
-           != 1)
-    {
-        ngx_ssl_error(NGX_LOG_ERR, &link->log, 0,
-                      (char *) "SSL_set_tlsext_host_name(\"%V\") failed",
-                      &conf->host);
-        ngx_http_sse_redis_lost(link);
-        return;
-    }
-
-    /* handshake failures are logged at "error", as an upstream's are */
-    c->log_error = NGX_ERROR_ERR;
-
-    rc = ngx_ssl_handshake(c);
-
-    if (rc == NGX_AGAIN) {
-        c->ssl->handler = ngx_http_sse_redis_ssl_handshaked;
-        return;
-    }
-
-    ngx_http_sse_redis_ssl_handshaked(c);
-}
-
-
-void
-ngx_http_sse_redis_ssl_handshaked(ngx_connection_t *c)
-{
-    ngx_http_sse_redis_link_t  *link = (ngx_http_sse_redis_link_t *) c->data;
-
-    if (!c->ssl->handshaked) {
-        /* ngx_ssl_handshake() logged why */
-        ngx_http_sse_redis_lost(link);
-        return;
-    }
-
-    if (ngx_http_sse_redis_verify(link, c) != NGX_OK) {
-        ngx_http_sse_redis_lost(link);
-        return;
-    }
-
-    c->read->handler = ngx_http_sse_redis_read_handler;
-    c->write->handler = ngx_http_sse_redis_write_handler;
-
-    c->recv = ngx_http_sse_redis_ssl_recv;
-    c->send = ngx_http_sse_redis_ssl_send;
-
-    ngx_http_sse_redis_handshake(link);
-}
-
-
-/*
- * SSL_read() and SSL_write() with their failures logged at "error":
- * nginx's ngx_ssl_recv() and ngx_ssl_write() log some of the failures a
- * Redis server causes at "crit" (a TLS 1.3 server that refuses the client
- * certificate sends its alert after the client's handshake is done), and
- * a failed TLS connection to Redis is an error, never more.
- */
-
-ssize_t
-ngx_http_sse_redis_ssl_recv(ngx_connection_t *c, u_char *buf, size_t size)
-{
-    int  n;
-
-    ERR_clear_error();
-
-    n = SSL_read(c->ssl->connection, buf, size);
-
-    if (n > 0) {
-        return n;
-    }
-
-    return ngx_http_sse_redis_ssl_failed(c, n, 1);
-}
-
-
-ssize_t
-ngx_http_sse_redis_ssl_send(ngx_connection_t *c, u_char *buf, size_t size)
-{
-    int  n;
-
-    if (size == 0) {
-        return 0;
-    }
-
-    ERR_clear_error();
-
-    n = SSL_write(c->ssl->connection, buf, size);
-
-    if (n > 0) {
-        return n;
-    }
-
-    return ngx_http_sse_redis_ssl_failed(c, n, 0);
-}
-
-
-ngx_int_t
-ngx_http_sse_redis_ssl_failed(ngx_connection_t *c, int n, ngx_uint_t reading)
-{
-    int        sslerr;
-    ngx_err_t  err;
-
-    sslerr = SSL_get_error(c->ssl->connection, n);
-    err = (sslerr == SSL_ERROR_SYSCALL) ? ngx_socket_errno : 0;
-
-    if (sslerr == SSL_ERROR_WANT_READ || sslerr == SSL_ERROR_WANT_WRITE) {
-        /*
-         * A read that must write first (rare in TLS 1.3, no
-         * renegotiation) is tried again after the current handlers; a
-         * write that must read first is tried again by the read handler,
-         * which flushes what is unsent once it has read.
-         */
-        if (sslerr == SSL_ERROR_WANT_WRITE && reading
-            && !c->read->posted)
-        {
-            ngx_post_event(c->read, &ngx_posted_events);
-        }
-
-        return NGX_AGAIN;
-    }
-
-    if (sslerr == SSL_ERROR_ZERO_RETURN
-        || (sslerr == SSL_ERROR_SYSCALL && err == 0
-            && ERR_peek_error() == 0))
-    {
-        return 0;
-    }
-
-    ngx_ssl_error(NGX_LOG_ERR, c->log, err, (char *) "%s failed",
-                  reading ? "SSL_read()" : "SSL_write()");
-
-    return NGX_ERROR;
-}
-
-
-ngx_int_t
-ngx_http_sse_redis_verify(ngx_http_sse_redis_link_t *link,
-    ngx_connection_t *c)
-{
-    long                        rc;
-    X509                       *cert;
-    ngx_http_sse_redis_conf_t  *conf = link->redis->conf;
-
-    if (!link->redis->rmcf->ssl_verify) {
-        return NGX_OK;
-    }
-
-    /* nginx's verify callback lets the handshake finish: the result is
-     * checked here, as the proxy module does */
-    rc = SSL_get_verify_result(c->ssl->connection);
-
-    if (rc != X509_V_OK) {
-        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                      "redis TLS certificate verify error: (%l:%s)",
-                      rc, X509_verify_cert_error_string(rc));
-        return NGX_ERROR;
-    }
-
-    if (!conf->host_is_ip) {
-        if (ngx_ssl_check_host(c, &conf->host) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                          "redis TLS certificate does not match \"%V\"",
-                          &conf->host);
-            return NGX_ERROR;
-        }
-
-        return NGX_OK;
-    }
-
-    /* an address is matched against the certificate's IP addresses,
-     * which ngx_ssl_check_host() does not look at */
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    cert = SSL_get1_peer_certificate(c->ssl->connection);
-#else
-    cert = SSL_get_peer_certificate(c->ssl->connection);
-#endif
-
-    if (cert == NULL) {
-        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                      "redis sent no TLS certificate");
-        return NGX_ERROR;
-    }
-
-    rc = X509_check_ip_asc(cert, (char *) conf->host.data, 0);
-    X509_free(cert);
-
-    if (rc != 1) {
-        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                      "redis TLS certificate does not match \"%V\"",
-                      &conf->host);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
 /*
  * AUTH and SELECT, as configured, then a PING: the connection is up when
  * Redis answered all of them, so a Redis that accepts connections but
@@ -876,6 +526,74 @@ ngx_http_sse_redis_write_handler(ngx_event_t *wev)
 }
 
 
+/*
+ * The connection failed or was lost: close it, give every pending
+ * command its NULL reply, and try again after the backoff.
+ */
+
+void
+ngx_http_sse_redis_lost(ngx_http_sse_redis_link_t *link)
+{
+    ngx_msec_t  delay;
+
+    if (link->phase == NGX_HTTP_SSE_REDIS_PHASE_UP) {
+        link->redis->lost = 1;
+    }
+
+    ngx_http_sse_redis_close(link);
+
+    link->state = NGX_HTTP_SSE_REDIS_DOWN;
+    ngx_http_sse_redis_report(link->redis);
+
+    /* the handlers see the connection down: what they send again is
+     * refused at once, not queued on a dead connection */
+    ngx_http_sse_redis_drop_pending(link, 1);
+
+    if (link->exiting || link->retry.timer_set) {
+        return;
+    }
+
+    delay = sse::redis_backoff_ms(link->attempt, (uint32_t) ngx_random());
+
+    if (link->attempt < 64) {
+        link->attempt++;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, &link->log, 0,
+                   "redis: reconnecting in %M ms", delay);
+
+    ngx_add_timer(&link->retry, delay);
+}
+
+
+/* an error reply in a log line: Redis' own words, escaped, never ours */
+
+void
+ngx_http_sse_redis_log_reply(ngx_http_sse_redis_link_t *link,
+    const char *what, redisReply *reply)
+{
+    ngx_http_sse_log_value_t  shown;
+
+    ngx_log_error(NGX_LOG_ERR, &link->log, 0, "redis %s \"%V\"", what,
+                  ngx_http_sse_log_value(&shown, (u_char *) reply->str,
+                                         reply->len));
+}
+
+
+namespace {
+
+void
+ngx_http_sse_redis_connected(ngx_http_sse_redis_link_t *link)
+{
+    if (!link->redis->conf->tls) {
+        ngx_http_sse_redis_handshake(link);
+        return;
+    }
+
+    ngx_http_sse_redis_tls_start(link);
+}
+
+
 ngx_int_t
 ngx_http_sse_redis_test_connect(ngx_connection_t *c)
 {
@@ -1006,46 +724,6 @@ ngx_http_sse_redis_arm_timeout(ngx_http_sse_redis_link_t *link)
                              - ngx_current_msec);
 
     ngx_add_timer(&link->timeout, left > 0 ? (ngx_msec_t) left : 1);
-}
-
-
-/*
- * The connection failed or was lost: close it, give every pending
- * command its NULL reply, and try again after the backoff.
- */
-
-void
-ngx_http_sse_redis_lost(ngx_http_sse_redis_link_t *link)
-{
-    ngx_msec_t  delay;
-
-    if (link->phase == NGX_HTTP_SSE_REDIS_PHASE_UP) {
-        link->redis->lost = 1;
-    }
-
-    ngx_http_sse_redis_close(link);
-
-    link->state = NGX_HTTP_SSE_REDIS_DOWN;
-    ngx_http_sse_redis_report(link->redis);
-
-    /* the handlers see the connection down: what they send again is
-     * refused at once, not queued on a dead connection */
-    ngx_http_sse_redis_drop_pending(link, 1);
-
-    if (link->exiting || link->retry.timer_set) {
-        return;
-    }
-
-    delay = sse::redis_backoff_ms(link->attempt, (uint32_t) ngx_random());
-
-    if (link->attempt < 64) {
-        link->attempt++;
-    }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, &link->log, 0,
-                   "redis: reconnecting in %M ms", delay);
-
-    ngx_add_timer(&link->retry, delay);
 }
 
 
@@ -1240,90 +918,6 @@ ngx_http_sse_redis_ping_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
 
     ngx_http_sse_redis_log_reply(link, "answered PING with", reply);
     ngx_http_sse_redis_lost(link);
-}
-
-
-void
-ngx_http_sse_redis_subscribe_reply(ngx_http_sse_redis_t *redis,
-    redisReply *reply, void *data)
-{
-    ngx_http_sse_redis_link_t  *link = (ngx_http_sse_redis_link_t *) data;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
-        return;
-    }
-
-    /* a channel not subscribed would miss its wake-ups: start over */
-    ngx_http_sse_redis_log_reply(link, "refused SUBSCRIBE with", reply);
-    ngx_http_sse_redis_lost(link);
-}
-
-
-/* every channel of the set, in SUBSCRIBEs of a bounded size */
-
-ngx_int_t
-ngx_http_sse_redis_resubscribe(ngx_http_sse_redis_link_t *link)
-{
-    int                    argc;
-    const char            *argv[NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH + 1];
-    size_t                 argvlen[NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH + 1];
-    ngx_str_node_t        *sn;
-    ngx_rbtree_node_t     *node;
-    ngx_http_sse_redis_t  *redis = link->redis;
-
-    if (redis->nchannels == 0) {
-        return NGX_OK;
-    }
-
-    node = ngx_rbtree_min(redis->channels.root, redis->channels.sentinel);
-    argc = 0;
-
-    while (node) {
-        if (argc == 0) {
-            argv[0] = "SUBSCRIBE";
-            argvlen[0] = 9;
-            argc = 1;
-        }
-
-        sn = (ngx_str_node_t *) node;
-        argv[argc] = (const char *) sn->str.data;
-        argvlen[argc++] = sn->str.len;
-
-        node = ngx_rbtree_next(&redis->channels, node);
-
-        if (argc == NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH + 1 || node == NULL) {
-            if (link->npending >= NGX_HTTP_SSE_REDIS_MAX_PENDING
-                || ngx_http_sse_redis_link_send(link, argc, argv, argvlen,
-                                          argc - 1,
-                                          ngx_http_sse_redis_subscribe_reply,
-                                          link)
-                   != NGX_OK)
-            {
-                ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                              "redis: cannot subscribe %ui channels again",
-                              redis->nchannels);
-                return NGX_ERROR;
-            }
-
-            argc = 0;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/* an error reply in a log line: Redis' own words, escaped, never ours */
-
-void
-ngx_http_sse_redis_log_reply(ngx_http_sse_redis_link_t *link,
-    const char *what, redisReply *reply)
-{
-    ngx_http_sse_log_value_t  shown;
-
-    ngx_log_error(NGX_LOG_ERR, &link->log, 0, "redis %s \"%V\"", what,
-                  ngx_http_sse_log_value(&shown, (u_char *) reply->str,
-                                         reply->len));
 }
 
 

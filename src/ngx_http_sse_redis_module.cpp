@@ -239,11 +239,13 @@ ngx_http_sse_redis_figures(ngx_cycle_t *cycle, ngx_http_sse_zone_t *zone,
     f->reconnects = sh->redis.reconnects;
     f->publishes_refused = sh->redis.publishes_refused;
 
+    /* another worker's clock may be a little ahead of this one's */
     last = sh->redis.last_reply;
-    f->last_reply_ms = last ? (ngx_int_t) (ngx_current_msec - last) : -1;
+    f->last_reply_ms = -1;
 
-    if (f->last_reply_ms < -1) {
-        f->last_reply_ms = 0;
+    if (last) {
+        f->last_reply_ms = ngx_max((ngx_msec_int_t) (ngx_current_msec - last),
+                                   0);
     }
 
     return NGX_OK;
