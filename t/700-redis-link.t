@@ -82,9 +82,16 @@ ok(wait_state('down', 3), 'state down once Redis is gone');
 my $took = time - $t0;
 cmp_ok($took, '<', SSETest::tmo(2.5), sprintf('seen within %.2f s', $took));
 
-ok(SSETest::wait_until(sub { (redis_status()->{reconnects} // 0) >= 2 }, 5),
-   'reconnect attempts are counted while Redis is down')
+ok(SSETest::wait_until(sub { (redis_status()->{reconnects} // 0) >= 4 }, 1),
+   'each of the 4 connections retried at once (first retry within 100 ms)')
     or diag explain redis_status();
+
+# the retries back off: 100 ms doubling (jittered down to half at most),
+# so at most 6 attempts per connection in the first 3 s; a fixed 100 ms
+# retry would make 30
+sleep 3 - (time - $t0);
+my $attempts = redis_status()->{reconnects};
+cmp_ok($attempts, '<=', 4 * 7, "backoff: $attempts attempts in 3 s by 4 connections");
 
 my $r = $t->get('/plain');
 is($r->status, 200, 'the workers answer other requests meanwhile');
