@@ -109,5 +109,16 @@ cmp_ok($n // 0, '>=', 2, 'prometheus: reconnects counted');
 ok(SSETest::wait_until(sub { pinging() == 4 }, 5),
    'again 2 connections per worker');
 
+# -- reload: the old workers close theirs, the new ones connect --------------
+
+my %before = map { $_->{id} => 1 } $redis->clients;
+ok($t->reload, 'reloaded; the old workers are gone');
+ok(wait_state('up', 5), 'up after the reload');
+my @now;
+ok(SSETest::wait_until(sub { @now = pinging(); @now == 4 }, 5),
+   'the old workers\' connections are gone: 4, not 8')
+    or diag explain [ $redis->clients ];
+ok(!grep({ $before{$_->{id}} } @now), 'all 4 are the new workers\'');
+
 $t->expect_log(qr/connect\(\) failed|redis closed the connection|not ready within/);
 $t->done;
