@@ -39,8 +39,10 @@ extern "C" {
  * stopped answering is found even when nothing else is sent */
 #define NGX_HTTP_SSE_REDIS_PING          1000
 
-/* bytes of one reply the reader may hold before it is complete */
+/* bytes of one reply the reader may hold before it is complete, and
+ * elements of one array reply */
 #define NGX_HTTP_SSE_REDIS_MAX_REPLY     (256 * 1024 * 1024)
+#define NGX_HTTP_SSE_REDIS_MAX_ELEMENTS  (1024 * 1024)
 
 
 typedef struct ngx_http_sse_redis_s       ngx_http_sse_redis_t;

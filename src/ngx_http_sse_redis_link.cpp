@@ -42,6 +42,18 @@ void ngx_http_sse_redis_ping_reply(ngx_http_sse_redis_t *redis,
 u_char *ngx_http_sse_redis_log_context(ngx_log_t *log, u_char *buf,
     size_t len);
 ngx_uint_t ngx_http_sse_redis_is(redisReply *r, const char *s, size_t n);
+void *ngx_http_sse_redis_create_array(const redisReadTask *task,
+    int elements);
+
+
+/*
+ * hiredis' own reply objects, with one bound added: an array header makes
+ * the reader allocate the array's element table at once, before a single
+ * element arrived, so "*2000000000" alone would cost gigabytes.
+ */
+redisReplyObjectFunctions  *ngx_http_sse_redis_hiredis_fns;
+redisReplyObjectFunctions   ngx_http_sse_redis_reply_fns;
+int                         ngx_http_sse_redis_refused_array;
 
 } // namespace
 
@@ -101,6 +113,15 @@ ngx_http_sse_redis_link_connect(ngx_http_sse_redis_link_t *link)
         ngx_http_sse_redis_lost(link);
         return;
     }
+
+    if (ngx_http_sse_redis_hiredis_fns == NULL) {
+        ngx_http_sse_redis_hiredis_fns = link->reader->fn;
+        ngx_http_sse_redis_reply_fns = *link->reader->fn;
+        ngx_http_sse_redis_reply_fns.createArray =
+                                           ngx_http_sse_redis_create_array;
+    }
+
+    link->reader->fn = &ngx_http_sse_redis_reply_fns;
 
     ngx_memzero(&link->peer, sizeof(ngx_peer_connection_t));
 
@@ -435,10 +456,22 @@ ngx_http_sse_redis_read_handler(ngx_event_t *rev)
         }
 
         for ( ;; ) {
+            ngx_http_sse_redis_refused_array = 0;
+
             if (redisReaderGetReply(link->reader, &reply) != REDIS_OK) {
-                ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                              "redis protocol error: %s",
-                              link->reader->errstr);
+                if (ngx_http_sse_redis_refused_array) {
+                    ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                                  "redis sent an array of %d elements "
+                                  "(more than %d)",
+                                  ngx_http_sse_redis_refused_array,
+                                  NGX_HTTP_SSE_REDIS_MAX_ELEMENTS);
+
+                } else {
+                    ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                                  "redis protocol error: %s",
+                                  link->reader->errstr);
+                }
+
                 ngx_http_sse_redis_lost(link);
                 return;
             }
@@ -613,6 +646,20 @@ ngx_http_sse_redis_test_connect(ngx_connection_t *c)
     }
 
     return NGX_OK;
+}
+
+
+void *
+ngx_http_sse_redis_create_array(const redisReadTask *task, int elements)
+{
+    if (elements > NGX_HTTP_SSE_REDIS_MAX_ELEMENTS) {
+        /* the reader reports this as out of memory: the read handler
+         * says what it was */
+        ngx_http_sse_redis_refused_array = elements;
+        return NULL;
+    }
+
+    return ngx_http_sse_redis_hiredis_fns->createArray(task, elements);
 }
 
 
