@@ -44,6 +44,9 @@ extern "C" {
 #define NGX_HTTP_SSE_REDIS_MAX_REPLY     (256 * 1024 * 1024)
 #define NGX_HTTP_SSE_REDIS_MAX_ELEMENTS  (1024 * 1024)
 
+/* reads of up to 16 KB in one turn of the event loop, per connection */
+#define NGX_HTTP_SSE_REDIS_READS         64
+
 
 typedef struct ngx_http_sse_redis_s       ngx_http_sse_redis_t;
 typedef struct ngx_http_sse_redis_link_s  ngx_http_sse_redis_link_t;

@@ -414,7 +414,7 @@ ngx_http_sse_redis_read_handler(ngx_event_t *rev)
 {
     ssize_t                     n;
     void                       *reply;
-    ngx_uint_t                  generation;
+    ngx_uint_t                  generation, reads;
     ngx_connection_t           *c = (ngx_connection_t *) rev->data;
     ngx_http_sse_redis_link_t  *link = (ngx_http_sse_redis_link_t *) c->data;
 
@@ -432,7 +432,15 @@ ngx_http_sse_redis_read_handler(ngx_event_t *rev)
 
     generation = link->generation;
 
-    for ( ;; ) {
+    for (reads = 0; /* void */; reads++) {
+
+        if (reads == NGX_HTTP_SSE_REDIS_READS) {
+            /* a Redis that never pauses (a flood of messages) does not
+             * keep the worker from its other connections */
+            ngx_post_event(rev, &ngx_posted_events);
+            return;
+        }
+
         n = c->recv(c, buf, sizeof(buf));
 
         if (n == NGX_AGAIN) {

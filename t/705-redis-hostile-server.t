@@ -14,7 +14,8 @@ use POSIX qw(:sys_wait_h);
 use SSETest;
 
 # a listening fake Redis; $reply->($bytes) gives what to write back for
-# what a connection sent (undef: close it).  Its own process group, so that
+# what a connection sent (undef: close it; [ $first, $again ]: write
+# $first, then $again for as long as the connection is open).  Its own process group, so that
 # it and the children serving connections are stopped together.
 sub fake_redis {
     my ($reply) = @_;
@@ -34,6 +35,13 @@ sub fake_redis {
                 while (sysread($c, my $buf, 65536)) {
                     my $out = $reply->($buf);
                     last unless defined $out;
+                    if (ref $out) {
+                        # [ $first, $again ]: $first, then $again until
+                        # the connection is closed
+                        syswrite($c, $out->[0]);
+                        1 while defined syswrite($c, $out->[1]);
+                        last;
+                    }
                     syswrite($c, $out) if length $out;
                 }
                 exit 0;
@@ -106,5 +114,42 @@ with_fake('bytes that are not RESP',
 with_fake('a connection closed at once',
           sub { undef },
           qr/redis closed the connection/);
+
+# a server that answers the handshake, then never stops sending pub/sub
+# messages: the worker reads in bounded turns and goes on serving others
+{
+    my $msg = "*3\r\n\$7\r\nmessage\r\n\$2\r\nch\r\n\$1\r\nx\r\n" x 2000;
+    my ($port, $fake) = fake_redis(sub {
+        my ($got) = @_;
+        return [ "+PONG\r\n", $msg ] if $got =~ /PING/;
+        return '';
+    });
+    my $t = SSETest->new(workers => 1)->run(<<"EOF");
+http {
+    sse_redis redis://127.0.0.1:$port;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /sub { sse_subscribe \$arg_ch; }
+        location = /status { sse_status; }
+        location = /plain { return 200 "plain\\n"; }
+    }
+}
+EOF
+    subtest 'a flood of pub/sub messages' => sub {
+        my $slowest = 0;
+        for (1 .. 30) {
+            my $s = Time::HiRes::time();
+            is($t->get('/plain')->status, 200, 'answered') or last;
+            my $d = Time::HiRes::time() - $s;
+            $slowest = $d if $d > $slowest;
+        }
+        cmp_ok($slowest, '<', SSETest::tmo(0.1),
+               sprintf('the slowest answer took %.0f ms', $slowest * 1000));
+        $t->expect_log(qr/redis sent a reply to no command|redis closed|not ready|did not answer/);
+        ok($t->stop, 'nginx quit gracefully');
+        $t->check_log;
+    };
+    stop_fake($fake);
+}
 
 done_testing();
