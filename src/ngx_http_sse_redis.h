@@ -157,7 +157,6 @@ struct ngx_http_sse_redis_s {
     ngx_http_sse_zone_t        *zone;
     ngx_http_sse_redis_main_conf_t *rmcf;
     ngx_int_t                   slot;       /* the zone slot it reports in */
-    ngx_uint_t                  reported;   /* last state written there */
 
     ngx_http_sse_redis_link_t   commands;
     ngx_http_sse_redis_link_t   pubsub;

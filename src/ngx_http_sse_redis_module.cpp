@@ -171,7 +171,6 @@ ngx_http_sse_redis_report(ngx_http_sse_redis_t *redis)
 
     w->state = state;
     w->pid = ngx_pid;
-    redis->reported = state;
 }
 
 
