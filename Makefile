@@ -46,7 +46,7 @@ APT_PACKAGES := nginx nginx-dev libnginx-mod-nchan g++ make perl curl \
                 chromium \
                 clang libclang-rt-14-dev gnuplot-nox procps psmisc \
                 dpkg-dev build-essential debhelper \
-                haproxy
+                haproxy libhiredis-dev redis-server
 
 # Node.js may come from elsewhere than Debian (with its own npm, which
 # Debian's npm package would conflict with): only when node or npm is

@@ -5,7 +5,7 @@
 #   make fuzz-regress          run every fuzzer once over its seed corpus
 #                              (no fuzzing): quick, for CI
 #   make fuzz-<target>         fuzz one target (event_stream, event_id,
-#                              channel_list, encode, jwt)
+#                              channel_list, encode, jwt, redis_url)
 #
 # Fuzzing works on a copy of fuzz/corpus/<target> in build/fuzz/corpus, so
 # the inputs it finds never land in the repository; that copy is kept
@@ -15,7 +15,7 @@
 
 .PHONY: fuzz fuzz-regress
 
-FUZZ_TARGETS  := event_stream event_id channel_list encode jwt
+FUZZ_TARGETS  := event_stream event_id channel_list encode jwt redis_url
 FUZZ_SECONDS  ?= 20
 FUZZ_DIR      := $(BUILD)/fuzz
 FUZZ_CXX      ?= clang++
@@ -26,7 +26,8 @@ FUZZ_FLAGS    ?=
 
 FUZZ_LIB_OBJS := $(FUZZ_DIR)/obj/sse_wire.o $(FUZZ_DIR)/obj/sse_event_stream.o \
                  $(FUZZ_DIR)/obj/sse_base64url.o $(FUZZ_DIR)/obj/sse_json.o \
-                 $(FUZZ_DIR)/obj/sse_jwt.o $(FUZZ_DIR)/obj/sse_jwt_keys.o
+                 $(FUZZ_DIR)/obj/sse_jwt.o $(FUZZ_DIR)/obj/sse_jwt_keys.o \
+                 $(FUZZ_DIR)/obj/sse_redis_url.o
 FUZZ_LIBS     := -lcrypto
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzzer)
 

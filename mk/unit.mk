@@ -18,7 +18,8 @@ UNIT_LIBS     := -lgtest_main -lgtest -pthread -lcrypto
 
 UNIT_LIB_SRCS := $(ROOT)/src/sse_wire.cpp $(ROOT)/src/sse_event_stream.cpp \
                  $(ROOT)/src/sse_base64url.cpp $(ROOT)/src/sse_json.cpp \
-                 $(ROOT)/src/sse_jwt.cpp $(ROOT)/src/sse_jwt_keys.cpp
+                 $(ROOT)/src/sse_jwt.cpp $(ROOT)/src/sse_jwt_keys.cpp \
+                 $(ROOT)/src/sse_redis_url.cpp
 UNIT_SRCS := $(UNIT_LIB_SRCS) $(sort $(wildcard $(ROOT)/tests/unit/*.cpp))
 UNIT_OBJS := $(patsubst $(ROOT)/%.cpp,$(UNIT_DIR)/%.o,$(UNIT_SRCS))
 

@@ -9,6 +9,7 @@
  *   ngx_http_sse_status.cpp     sse_status
  *   ngx_http_sse_metrics.cpp    latency and duration histograms
  *   ngx_http_sse_status_page.cpp  sse_status?format=html
+ *   ngx_http_sse_redis*.cpp     sse_redis: the Redis client of a zone
  */
 
 #ifndef NGX_HTTP_SSE_H
@@ -34,7 +35,7 @@
 #define NGX_HTTP_SSE_EXPIRE_MAX     64
 #define NGX_HTTP_SSE_EVICT_MAX      256
 
-#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534535  /* "SSE5": layout version */
+#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534536  /* "SSE6": layout version */
 
 #define NGX_HTTP_SSE_DEFAULT_ZONE   "sse"
 #define NGX_HTTP_SSE_DEFAULT_SIZE   (32 * 1024 * 1024)
@@ -138,6 +139,29 @@ typedef struct {
 } ngx_http_sse_slot_t;
 
 
+/*
+ * The Redis link of a zone (sse_redis), as every worker reports it: the
+ * state of each worker's connections, in the slot the worker holds, and
+ * counters for sse_status (ngx_http_sse_redis*.cpp writes them).
+ */
+#define NGX_HTTP_SSE_REDIS_CONNECTING  1    /* not up yet, not failed yet */
+#define NGX_HTTP_SSE_REDIS_UP          2
+#define NGX_HTTP_SSE_REDIS_DOWN        3    /* lost or failed: retrying */
+
+typedef struct {
+    ngx_atomic_t                pid;        /* the worker that wrote state */
+    ngx_atomic_t                state;      /* NGX_HTTP_SSE_REDIS_* */
+} ngx_http_sse_redis_worker_t;
+
+typedef struct {
+    ngx_atomic_t                reconnects;
+    ngx_atomic_t                publishes_refused;
+    ngx_atomic_t                last_reply;     /* ngx_current_msec; 0:
+                                                   never */
+    ngx_http_sse_redis_worker_t workers[NGX_HTTP_SSE_MAX_SLOTS];
+} ngx_http_sse_redis_shm_t;
+
+
 typedef struct {
     ngx_uint_t                  history;
     time_t                      history_ttl;
@@ -201,6 +225,8 @@ typedef struct {
     ngx_http_sse_histogram_t    duration;   /* of ended streams */
 
     time_t                      nomem_logged;
+
+    ngx_http_sse_redis_shm_t    redis;      /* with sse_redis only */
 
     ngx_http_sse_slot_t         slots[NGX_HTTP_SSE_MAX_SLOTS];
 } ngx_http_sse_shctx_t;

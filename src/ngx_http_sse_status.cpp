@@ -6,6 +6,7 @@
  */
 
 #include "ngx_http_sse.h"
+#include "ngx_http_sse_redis.h"
 
 
 namespace {
@@ -63,6 +64,14 @@ const ngx_http_sse_metric_t  ngx_http_sse_metrics[] = {
 
 void ngx_http_sse_figures(ngx_http_sse_zone_t *zone,
     ngx_http_sse_figures_t *f);
+u_char *ngx_http_sse_redis_json(u_char *p, ngx_http_sse_redis_figures_t *f);
+u_char *ngx_http_sse_redis_prometheus(u_char *p, ngx_http_sse_zone_t **zones,
+    ngx_http_sse_redis_figures_t *redis, ngx_uint_t n);
+
+
+const char  *ngx_http_sse_redis_states[] = {
+    "connecting", "connecting", "up", "down"
+};
 
 
 /* the token verification counters (when a location checks tokens) */
@@ -88,6 +97,7 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
     ngx_http_sse_zone_t       **zones;
     ngx_http_sse_figures_t     *figures;
     ngx_http_sse_main_conf_t   *smcf;
+    ngx_http_sse_redis_figures_t *redis;
     const ngx_http_sse_metric_t *m;
 
     rc = ngx_http_discard_request_body(r);
@@ -125,10 +135,25 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* state NGX_DECLINED (0): the zone has no sse_redis */
+    redis = (ngx_http_sse_redis_figures_t *)
+                ngx_pcalloc(r->pool, (smcf->zones.nelts + 1)
+                                     * sizeof(ngx_http_sse_redis_figures_t));
+    if (redis == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     for (i = 0; i < smcf->zones.nelts; i++) {
         /* this worker's own observations are in the reply at once */
         ngx_http_sse_metrics_flush(zones[i]);
         ngx_http_sse_figures(zones[i], &figures[i]);
+
+        if (ngx_http_sse_redis_figures((ngx_cycle_t *) ngx_cycle, zones[i],
+                                       &redis[i])
+            != NGX_OK)
+        {
+            redis[i].state = 0;
+        }
     }
 
     prometheus = (ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
@@ -137,9 +162,11 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
 
     has_tokens = (ngx_http_sse_tokens_figures((ngx_cycle_t *) ngx_cycle, tokens) == NGX_OK);
 
-    len = 64 + 4 * 200;
+    len = 64 + 4 * 200 + 3 * 200;
     for (i = 0; i < smcf->zones.nelts; i++) {
-        len += (sizeof(ngx_http_sse_metrics) / sizeof(ngx_http_sse_metrics[0]))
+        /* the counters, and the redis object's three */
+        len += (sizeof(ngx_http_sse_metrics) / sizeof(ngx_http_sse_metrics[0])
+                + 3)
                * (200 + zones[i]->name.len * 6)
                + ngx_http_sse_metrics_size(zones[i]);
     }
@@ -174,6 +201,8 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
                 p = ngx_sprintf(p, "\"} %ui\n", value);
             }
         }
+
+        p = ngx_http_sse_redis_prometheus(p, zones, redis, smcf->zones.nelts);
 
         for (k = 0; has_tokens && k < 4; k++) {
             p = ngx_sprintf(p, "# HELP sse_tokens_%s_total %s\n"
@@ -216,6 +245,10 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
             }
 
             p = ngx_http_sse_metrics_json(p, zones[i]);
+
+            if (redis[i].state) {
+                p = ngx_http_sse_redis_json(p, &redis[i]);
+            }
 
             *p++ = '}';
         }
@@ -275,6 +308,79 @@ ngx_http_sse_figures(ngx_http_sse_zone_t *zone, ngx_http_sse_figures_t *f)
     f->refused_full = sh->refused_full;
     f->wakeups = sh->wakeups;
     f->woken = sh->woken;
+}
+
+
+/* "redis":{"state":..,"reconnects":..,"publishes_refused":..,
+ * "last_reply_ms":.. (null: never)} */
+
+u_char *
+ngx_http_sse_redis_json(u_char *p, ngx_http_sse_redis_figures_t *f)
+{
+    p = ngx_sprintf(p, ",\"redis\":{\"state\":\"%s\",\"reconnects\":%ui,"
+                    "\"publishes_refused\":%ui,\"last_reply_ms\":",
+                    ngx_http_sse_redis_states[f->state], f->reconnects,
+                    f->publishes_refused);
+
+    if (f->last_reply_ms < 0) {
+        p = ngx_cpymem(p, "null", 4);
+
+    } else {
+        p = ngx_sprintf(p, "%i", f->last_reply_ms);
+    }
+
+    *p++ = '}';
+
+    return p;
+}
+
+
+u_char *
+ngx_http_sse_redis_prometheus(u_char *p, ngx_http_sse_zone_t **zones,
+    ngx_http_sse_redis_figures_t *redis, ngx_uint_t n)
+{
+    ngx_uint_t   i, k, any, value;
+
+    static const char  *metrics[3][3] = {
+        { "sse_redis_up", "gauge",
+          "1 when every worker's Redis connections are up" },
+        { "sse_redis_reconnects_total", "counter",
+          "Redis connection attempts after a connection was lost or failed" },
+        { "sse_redis_publishes_refused_total", "counter",
+          "publishes refused for want of Redis" },
+    };
+
+    any = 0;
+
+    for (i = 0; i < n; i++) {
+        any |= (redis[i].state != 0);
+    }
+
+    if (!any) {
+        return p;
+    }
+
+    for (k = 0; k < 3; k++) {
+        p = ngx_sprintf(p, "# HELP %s %s\n# TYPE %s %s\n", metrics[k][0],
+                        metrics[k][2], metrics[k][0], metrics[k][1]);
+
+        for (i = 0; i < n; i++) {
+            if (redis[i].state == 0) {
+                continue;
+            }
+
+            value = (k == 0) ? (redis[i].state == NGX_HTTP_SSE_REDIS_UP)
+                    : (k == 1) ? redis[i].reconnects
+                    : redis[i].publishes_refused;
+
+            p = ngx_sprintf(p, "%s{zone=\"", metrics[k][0]);
+            p += sse::json_escape(p, { zones[i]->name.data,
+                                       zones[i]->name.len });
+            p = ngx_sprintf(p, "\"} %ui\n", value);
+        }
+    }
+
+    return p;
 }
 
 } // namespace

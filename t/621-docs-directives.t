@@ -194,6 +194,19 @@ $probe{sse_heartbeat} = sub {
         '... by the gap between two heartbeats');
 };
 
+# a TLS Redis is t/703's: its "a wrong CA" case leaves sse_redis_ssl_verify
+# unset and expects the link down with a verify error
+$probe{sse_redis_ssl_verify} = sub {
+    my ($value) = @_;
+    my $t703 = slurp("$root/t/703-redis-tls.t");
+    my ($case) = $t703 =~ /(with_nginx\("[^;]*;"\s*\.\s*"[^"]*other-ca[^"]*",\s*'a wrong CA', sub \{.*?\n\}, expect_log)/s;
+    ok($case, "sse_redis_ssl_verify: t/703-redis-tls.t has a wrong-CA case");
+    is($value, 'on', '... the documented default is on');
+    unlike($case // 'sse_redis_ssl_verify', qr/sse_redis_ssl_verify/, '... which leaves the directive unset');
+    like($case // '', qr/\$wait->\('down'\).*certificate verify error/s,
+         '... and expects the link down for a certificate that does not verify');
+};
+
 $probe{sse_retry} = sub {
     my ($value) = @_;
     my $s = $t->subscribe('/sub?ch=r');

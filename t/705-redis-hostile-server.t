@@ -1,0 +1,155 @@
+# A server at the Redis address that does not behave like Redis (a fake
+# one, scripted here): a huge array header, a reply to no command, bytes
+# that are not RESP, a connection closed at once.  Each time: a clear line
+# at "error", the link down and retried, the worker unharmed (it answers,
+# it holds no memory for what was announced).
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use IO::Socket::INET;
+use POSIX qw(:sys_wait_h);
+use SSETest;
+
+# a listening fake Redis; $reply->($bytes) gives what to write back for
+# what a connection sent (undef: close it; [ $first, $again ]: write
+# $first, then $again for as long as the connection is open).  Its own process group, so that
+# it and the children serving connections are stopped together.
+sub fake_redis {
+    my ($reply) = @_;
+    my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+        Proto => 'tcp', Listen => 32, ReuseAddr => 1) or die "listen: $!";
+    my $port = $srv->sockport;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        setpgrp(0, 0);
+        $SIG{CHLD} = 'IGNORE';
+        while (1) {
+            my $c = $srv->accept or next;
+            my $k = fork;
+            next unless defined $k;
+            if ($k == 0) {
+                close $srv;
+                while (sysread($c, my $buf, 65536)) {
+                    my $out = $reply->($buf);
+                    last unless defined $out;
+                    if (ref $out) {
+                        # [ $first, $again ]: $first, then $again until
+                        # the connection is closed
+                        syswrite($c, $out->[0]);
+                        1 while defined syswrite($c, $out->[1]);
+                        last;
+                    }
+                    syswrite($c, $out) if length $out;
+                }
+                exit 0;
+            }
+            close $c;
+        }
+    }
+    close $srv;
+    return ($port, $pid);
+}
+
+sub stop_fake {
+    my ($pid) = @_;
+    kill 'TERM', -$pid;
+    waitpid($pid, 0);
+}
+
+sub with_fake {
+    my ($name, $reply, $log_re) = @_;
+    my ($port, $fake) = fake_redis($reply);
+    my $t = SSETest->new(workers => 1)->run(<<"EOF");
+http {
+    sse_redis redis://127.0.0.1:$port;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /sub { sse_subscribe \$arg_ch; }
+        location = /status { sse_status; }
+        location = /plain { return 200 "plain\\n"; }
+    }
+}
+EOF
+    subtest $name => sub {
+        my $line = $t->wait_log($log_re);
+        ok($line, 'a clear line') or diag $t->error_log;
+        like($t->error_log, qr/\[error\][^\n]*$log_re/, 'at error level');
+        ok(SSETest::wait_until(sub {
+            my $r = $t->zone_status('sse')->{redis} // {};
+            ($r->{state} // '') eq 'down' && ($r->{reconnects} // 0) >= 1;
+        }, 5), 'down, and retried');
+        is($t->get('/plain')->status, 200, 'the worker answers');
+        my ($w) = $t->workers;
+        my ($rss) = (`cat /proc/$w/status` =~ /^VmRSS:\s+(\d+)/m);
+        my ($vm) = (`cat /proc/$w/status` =~ /^VmSize:\s+(\d+)/m);
+        note("worker VmRSS $rss kB, VmSize $vm kB");
+        # what was announced is never allocated (ASan's shadow memory
+        # makes VmSize meaningless on the sanitizer build)
+        cmp_ok($vm, '<', 512 * 1024, 'no allocation for what was announced')
+            unless SSETest::sanitized();
+        $t->expect_log($log_re);
+        ok($t->stop, 'nginx quit gracefully');
+        $t->check_log;
+    };
+    stop_fake($fake);
+}
+
+# an array of 100 million elements announced: hiredis would allocate its
+# table of 800 MB at once, then wait for the elements
+with_fake('a huge array header',
+          sub { "*100000000\r\n" },
+          qr/redis sent an array of 100000000 elements \(more than 1048576\)/);
+
+with_fake('a reply to no command',
+          sub { "+PONG\r\n+PONG\r\n" },
+          qr/redis sent a reply to no command/);
+
+with_fake('bytes that are not RESP',
+          sub { "?what\r\n" },
+          qr/redis protocol error: Protocol error/);
+
+with_fake('a connection closed at once',
+          sub { undef },
+          qr/redis closed the connection/);
+
+# a server that answers the handshake, then never stops sending pub/sub
+# messages: the worker reads in bounded turns and goes on serving others
+{
+    my $msg = "*3\r\n\$7\r\nmessage\r\n\$2\r\nch\r\n\$1\r\nx\r\n" x 2000;
+    my ($port, $fake) = fake_redis(sub {
+        my ($got) = @_;
+        return [ "+PONG\r\n", $msg ] if $got =~ /PING/;
+        return '';
+    });
+    my $t = SSETest->new(workers => 1)->run(<<"EOF");
+http {
+    sse_redis redis://127.0.0.1:$port;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /sub { sse_subscribe \$arg_ch; }
+        location = /status { sse_status; }
+        location = /plain { return 200 "plain\\n"; }
+    }
+}
+EOF
+    subtest 'a flood of pub/sub messages' => sub {
+        my $slowest = 0;
+        for (1 .. 30) {
+            my $s = Time::HiRes::time();
+            is($t->get('/plain')->status, 200, 'answered') or last;
+            my $d = Time::HiRes::time() - $s;
+            $slowest = $d if $d > $slowest;
+        }
+        cmp_ok($slowest, '<', SSETest::tmo(0.1),
+               sprintf('the slowest answer took %.0f ms', $slowest * 1000));
+        $t->expect_log(qr/redis sent a reply to no command|redis closed|not ready|did not answer/);
+        ok($t->stop, 'nginx quit gracefully');
+        $t->check_log;
+    };
+    stop_fake($fake);
+}
+
+done_testing();
