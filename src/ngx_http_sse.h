@@ -7,6 +7,7 @@
  *   ngx_http_sse_subscribe.cpp  subscriber streams
  *   ngx_http_sse_publish.cpp    the publish location
  *   ngx_http_sse_status.cpp     sse_status
+ *   ngx_http_sse_log.cpp        a stream's access-log line, $sse_* variables
  */
 
 #ifndef NGX_HTTP_SSE_H
@@ -52,6 +53,7 @@ typedef struct ngx_http_sse_channel_s  ngx_http_sse_channel_t;
 typedef struct ngx_http_sse_zone_s     ngx_http_sse_zone_t;
 typedef struct ngx_http_sse_local_s    ngx_http_sse_local_t;
 typedef struct ngx_http_sse_sub_s      ngx_http_sse_sub_t;
+typedef struct ngx_http_sse_log_s      ngx_http_sse_log_t;
 
 
 /* ---- shared memory -------------------------------------------------- */
@@ -273,7 +275,30 @@ struct ngx_http_sse_sub_s {
     unsigned                    chunked:1;      /* detached: chunk framing */
     unsigned                    ending:1;       /* detached: last chunk */
     unsigned                    counted:1;      /* in its slot's streams */
+    unsigned                    token_deadline:1;   /* deadline: its token */
+    unsigned                    ended:1;        /* its log line is written */
+    unsigned                    close_reason:4; /* NGX_HTTP_SSE_CLOSE_* */
+
+    /* for its access-log line (ngx_http_sse_log.cpp) */
+    ngx_http_sse_log_t         *log;
+    ngx_uint_t                  events_sent;
+    ngx_uint_t                  out_events;     /* in the buffer being sent */
+    ngx_uint_t                  pend_events;    /* in the one filling up */
+    sse::Position              *out_ids;    /* per channel, after out */
+    sse::Position              *sent_ids;   /* the id last sent */
 };
+
+
+/* why a stream ended ($sse_close_reason); the first one set stays */
+#define NGX_HTTP_SSE_CLOSE_NONE      0
+#define NGX_HTTP_SSE_CLOSE_CLIENT    1
+#define NGX_HTTP_SSE_CLOSE_SLOW      2
+#define NGX_HTTP_SSE_CLOSE_TIMEOUT   3
+#define NGX_HTTP_SSE_CLOSE_LIFETIME  4
+#define NGX_HTTP_SSE_CLOSE_TOKEN     5
+#define NGX_HTTP_SSE_CLOSE_DELETED   6
+#define NGX_HTTP_SSE_CLOSE_SHUTDOWN  7
+#define NGX_HTTP_SSE_CLOSE_ERROR     8
 
 
 /* ---- configuration -------------------------------------------------- */
@@ -407,6 +432,24 @@ void ngx_http_sse_sub_drop(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now);
 void ngx_http_sse_end_all(ngx_uint_t graceful);
 void ngx_http_sse_close_all(void);
+
+static ngx_inline void
+ngx_http_sse_sub_reason(ngx_http_sse_sub_t *sub, ngx_uint_t reason)
+{
+    if (sub->close_reason == NGX_HTTP_SSE_CLOSE_NONE) {
+        sub->close_reason = reason;
+    }
+}
+
+
+/* ---- access log and $sse_* variables (ngx_http_sse_log.cpp) --------- */
+
+ngx_int_t ngx_http_sse_log_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_sse_log_start(ngx_http_sse_sub_t *sub,
+    ngx_http_request_t *r, sse::Slice *ids, ngx_uint_t n);
+void ngx_http_sse_log_detach(ngx_http_sse_sub_t *sub, ngx_http_request_t *r);
+void ngx_http_sse_log_detached(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_log_end(ngx_http_sse_sub_t *sub);
 
 
 /* ---- shared helpers ------------------------------------------------- */
