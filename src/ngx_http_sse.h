@@ -279,14 +279,21 @@ struct ngx_http_sse_sub_s {
     unsigned                    ended:1;        /* its log line is written */
     unsigned                    close_reason:4; /* NGX_HTTP_SSE_CLOSE_* */
 
-    /* for its access-log line (ngx_http_sse_log.cpp) */
+    /*
+     * For its access-log line (ngx_http_sse_log.cpp).  After chans[] come
+     * two positions per channel: the stream's id after the last event of
+     * the buffer being sent, and the id last sent (ngx_http_sse_ids()).
+     */
     ngx_http_sse_log_t         *log;
     ngx_uint_t                  events_sent;
-    ngx_uint_t                  out_events;     /* in the buffer being sent */
-    ngx_uint_t                  pend_events;    /* in the one filling up */
-    sse::Position              *out_ids;    /* per channel, after out */
-    sse::Position              *sent_ids;   /* the id last sent */
+    uint32_t                    out_events;     /* in the buffer being sent */
+    uint32_t                    pend_events;    /* in the one filling up */
 };
+
+#define ngx_http_sse_out_ids(sub)                                             \
+    ((sse::Position *) ((sub)->chans + (sub)->nchans))
+#define ngx_http_sse_sent_ids(sub)                                            \
+    (ngx_http_sse_out_ids(sub) + (sub)->nchans)
 
 
 /* why a stream ended ($sse_close_reason); the first one set stays */

@@ -30,16 +30,16 @@ struct ngx_http_sse_log_s {
     void                      **srv_conf;
     void                      **loc_conf;
     time_t                      start_sec;
-    ngx_msec_t                  start_msec;
     off_t                       request_length;
-    size_t                      header_size;
+    uint32_t                    header_size;
     uint32_t                    channels_len;
     uint32_t                    line_len;
     uint32_t                    headers_len;    /* klen, vlen, key, value */
+    uint16_t                    start_msec;
     uint16_t                    nheaders;
     uint16_t                    socklen;        /* 0: the connection's */
-    uint16_t                    addr_len;
-    unsigned                    request:1;      /* the request's part is in */
+    uint8_t                     addr_len;
+    uint8_t                     request;        /* the request's part is in */
     u_char                      data[1];
 };
 
@@ -241,7 +241,9 @@ ngx_http_sse_log_detach(ngx_http_sse_sub_t *sub, ngx_http_request_t *r)
         }
     }
 
-    if (nheaders > 0xffff || headers_len > NGX_MAX_UINT32_VALUE) {
+    if (nheaders > 0xffff || headers_len > NGX_MAX_UINT32_VALUE
+        || r->header_size > NGX_MAX_UINT32_VALUE)
+    {
         return;
     }
 
@@ -269,9 +271,9 @@ ngx_http_sse_log_detach(ngx_http_sse_sub_t *sub, ngx_http_request_t *r)
     lg->srv_conf = r->srv_conf;
     lg->loc_conf = r->loc_conf;
     lg->start_sec = r->start_sec;
-    lg->start_msec = r->start_msec;
+    lg->start_msec = (uint16_t) r->start_msec;
     lg->request_length = r->request_length;
-    lg->header_size = r->header_size;
+    lg->header_size = (uint32_t) r->header_size;
     lg->line_len = (uint32_t) r->request_line.len;
     lg->headers_len = (uint32_t) headers_len;
     lg->nheaders = (uint16_t) nheaders;
@@ -356,7 +358,7 @@ ngx_http_sse_log_detached(ngx_http_sse_sub_t *sub)
                addr->addr_text.data, addr->addr_text.len);
 
     lg->socklen = (uint16_t) addr->socklen;
-    lg->addr_len = (uint16_t) addr->addr_text.len;
+    lg->addr_len = (uint8_t) addr->addr_text.len;
 
     ngx_free(sub->log);
     sub->log = lg;
@@ -781,7 +783,7 @@ ngx_http_sse_variable_last_event_id(ngx_http_request_t *r,
     }
 
     v->data = p;
-    v->len = sse::format_id(p, sub->sent_ids, sub->nchans);
+    v->len = sse::format_id(p, ngx_http_sse_sent_ids(sub), sub->nchans);
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

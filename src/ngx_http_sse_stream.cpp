@@ -117,8 +117,6 @@ ngx_http_sse_sub_create(ngx_http_request_t *r, ngx_uint_t nchans)
     sub->cleanup = cln;
     sub->nchans = nchans;
     sub->chans = (ngx_http_sse_sub_chan_t *) (sub + 1);
-    sub->out_ids = (sse::Position *) (sub->chans + nchans);
-    sub->sent_ids = sub->out_ids + nchans;
     sub->last_write = ngx_current_msec;
     sub->send_timeout = clcf->send_timeout;
 
@@ -1315,7 +1313,7 @@ ngx_http_sse_sent(ngx_http_sse_sub_t *sub)
     if (sub->out_events) {
         sub->events_sent += sub->out_events;
         sub->out_events = 0;
-        ngx_memcpy(sub->sent_ids, sub->out_ids,
+        ngx_memcpy(ngx_http_sse_sent_ids(sub), ngx_http_sse_out_ids(sub),
                    sub->nchans * sizeof(sse::Position));
     }
 
@@ -1350,7 +1348,8 @@ ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub)
 void
 ngx_http_sse_swap_events(ngx_http_sse_sub_t *sub)
 {
-    ngx_uint_t  i;
+    ngx_uint_t      i;
+    sse::Position  *ids;
 
     sub->out_events = sub->pend_events;
     sub->pend_events = 0;
@@ -1359,8 +1358,10 @@ ngx_http_sse_swap_events(ngx_http_sse_sub_t *sub)
         return;
     }
 
+    ids = ngx_http_sse_out_ids(sub);
+
     for (i = 0; i < sub->nchans; i++) {
-        sub->out_ids[i] = sub->chans[i].pos;
+        ids[i] = sub->chans[i].pos;
     }
 }
 
@@ -1370,7 +1371,8 @@ ngx_http_sse_swap_events(ngx_http_sse_sub_t *sub)
 void
 ngx_http_sse_handed_over(ngx_http_sse_sub_t *sub)
 {
-    ngx_uint_t  i;
+    ngx_uint_t      i;
+    sse::Position  *ids;
 
     if (sub->out_events + sub->pend_events == 0) {
         return;
@@ -1380,8 +1382,10 @@ ngx_http_sse_handed_over(ngx_http_sse_sub_t *sub)
     sub->out_events = 0;
     sub->pend_events = 0;
 
+    ids = ngx_http_sse_sent_ids(sub);
+
     for (i = 0; i < sub->nchans; i++) {
-        sub->sent_ids[i] = sub->chans[i].pos;
+        ids[i] = sub->chans[i].pos;
     }
 }
 
