@@ -31,9 +31,11 @@ http {
                    'ua="$http_user_agent" ref="$http_referer" '
                    'tr="$http_x_trace" ck="$cookie_session" '
                    'ra=$remote_addr rq="$request" tl=[$time_local] '
-                   'rl=$request_length m=$request_method p=$server_protocol';
+                   'rl=$request_length m=$request_method p=$server_protocol '
+                   'h=$host hh=$http_host sn=$server_name';
     server {
         listen 127.0.0.1:%%PORT%%;
+        server_name srv.test;
         sse_heartbeat off;
         access_log %%TESTDIR%%/sse.log sse;
 
@@ -91,6 +93,7 @@ my %browser = (
     'Referer'    => 'https://app.example/page',
     'X-Trace'    => 'trace-42',
     'Cookie'     => 'a=1; session=s3cr3t; b=2',
+    'Host'       => 'Example.TEST:' . $t->port,
 );
 
 # -- a detached HTTP/1.1 stream the client closes after 2 s -------------------
@@ -135,6 +138,9 @@ if ($l) {
     is($l->{tr}, 'trace-42', '... a custom $http_x_trace');
     is($l->{ck}, 's3cr3t', '... $cookie_session');
     is($l->{ra}, '127.0.0.1', '... $remote_addr');
+    is($l->{h}, 'example.test', '... $host (from the Host header)');
+    is($l->{hh}, 'Example.TEST:' . $t->port, '... $http_host');
+    is($l->{sn}, 'srv.test', '... $server_name');
     cmp_ok($l->{rl}, '>', 100, '... $request_length');
     my $now = strftime('%d/%b/%Y:%H:%M', localtime);
     like($l->{tl}, qr/^\Q$now\E|^\d\d\/\w+\/\d{4}:/, '... $time_local at the end');
