@@ -980,6 +980,7 @@ void
 ngx_http_sse_send_detached(ngx_http_sse_sub_t *sub)
 {
     ssize_t            n;
+    ngx_err_t          err;
     ngx_connection_t  *c = sub->connection;
 
     while (sub->out_pos < sub->out_last) {
@@ -990,6 +991,13 @@ ngx_http_sse_send_detached(ngx_http_sse_sub_t *sub)
         }
 
         if (n == NGX_ERROR || n == 0) {
+            /* errno as send() left it: a client that went away resets */
+            err = ngx_socket_errno;
+
+            if (err == NGX_ECONNRESET || err == NGX_EPIPE) {
+                ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_CLIENT);
+            }
+
             ngx_http_sse_sub_drop(sub);
             return;
         }

@@ -19,6 +19,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(time);
 use POSIX qw(strftime);
+use Socket ();
 use SSETest;
 
 my $t = SSETest->new(workers => 1)->run(<<'EOF2');
@@ -161,6 +162,18 @@ ok($l, '... one line at its end');
 is($l && $l->{ch}, 'm1,m2', '... $sse_channels as the list');
 is($l && $l->{id}, $last, "... \$sse_last_event_id is the stream's last id ($last)");
 is($l && $l->{ev}, 2, '... two events');
+
+# -- a client that resets its connection (SO_LINGER 0) while events flow -----
+
+$s = $t->subscribe('/sub?ch=rst&tag=reset');
+$t->publish('/pub?ch=rst', 'before');
+ok($s->wait_events(1, 2), 'a stream whose client will reset the connection');
+setsockopt($s->fh, Socket::SOL_SOCKET(), Socket::SO_LINGER(), pack('ii', 1, 0));
+$s->close;
+$t->publish('/pub?ch=rst', "after $_") for 1 .. 3;
+$l = wait_line('reset');
+ok($l, '... one line');
+is($l && $l->{why}, 'client', '... client');
 
 # -- a stream that got nothing ------------------------------------------------
 
