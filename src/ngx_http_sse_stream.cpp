@@ -1347,6 +1347,7 @@ ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub)
     }
 }
 
+
 /*
  * The filled buffer became the one being sent: its events, and the id of
  * the last of them (every channel's position now), go with it, to be
