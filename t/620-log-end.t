@@ -44,8 +44,6 @@ http {
         location /multi { sse_subscribe "$arg_a,$arg_b"; }
         location /limited { sse_subscribe $arg_ch; limit_conn perip 100; }
         location /quiet { sse_subscribe $arg_ch; access_log off; }
-        location /real { sse_subscribe $arg_ch;
-                         set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP; }
         location /pub { sse_publish $arg_ch; access_log off; }
         location = /status { sse_status; access_log off; }
 
@@ -237,18 +235,6 @@ if ($l) {
     is($l->{why}, 'client', '... $sse_close_reason client');
     is($l->{ua}, 'Mozilla/5.0 (test; \x22quoted\x22)', '... $http_user_agent');
 }
-
-# -- behind a proxy that says who the client is (the realip module) ---------
-
-$s = $t->subscribe('/real?ch=real&tag=realip', headers => { 'X-Real-IP' => '192.0.2.7' });
-is($s->status, 200, 'a stream whose client address realip sets');
-$s->close;
-$l = wait_line('realip');
-is($l && $l->{ra}, '192.0.2.7', '... $remote_addr is the one the request had');
-$s = $t->subscribe('/sub?ch=real&tag=norealip', headers => { 'X-Real-IP' => '192.0.2.8' });
-$s->close;
-$l = wait_line('norealip');
-is($l && $l->{ra}, '127.0.0.1', '... and without realip, the connection\'s');
 
 # -- access_log off: no line, start or end ------------------------------------
 
