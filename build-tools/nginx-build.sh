@@ -24,7 +24,7 @@
 #   NGINX_CONFIGURE  for an upstream tree: the configure arguments of the
 #                    nginx the module is for, as `nginx -V` prints them
 #                    (shell-quoted); default: --with-compat with SSL, HTTP/2,
-#                    HTTP/3 (nginx >= 1.25) and threads
+#                    HTTP/3 (nginx >= 1.25), realip and threads
 #   NGX_CC_OPT, NGX_LD_OPT   compiler/linker options when NGINX_CONFIGURE
 #                    gives none (default: Debian 12's hardening flags, the
 #                    ones its nginx is built with)
@@ -116,8 +116,9 @@ conf_flags() {  # SRC TREE
     elif [ -n "${NGINX_CONFIGURE:-}" ]; then
         eval "args=($NGINX_CONFIGURE)"
     else
+        # realip: as nginx.org's packages have it (t/643 needs it)
         args=(--with-compat --with-threads --with-http_ssl_module
-              --with-http_v2_module)
+              --with-http_v2_module --with-http_realip_module)
         if [ "$(version_number "$(nginx_version "$src")")" -ge 1025000 ]; then
             args+=(--with-http_v3_module)
         fi

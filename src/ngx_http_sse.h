@@ -10,6 +10,7 @@
  *   ngx_http_sse_metrics.cpp    latency and duration histograms
  *   ngx_http_sse_status_page.cpp  sse_status?format=html
  *   ngx_http_sse_redis*.cpp     sse_redis: the Redis client of a zone
+ *   ngx_http_sse_log.cpp        a stream's access-log line, $sse_* variables
  */
 
 #ifndef NGX_HTTP_SSE_H
@@ -56,6 +57,7 @@ typedef struct ngx_http_sse_zone_s     ngx_http_sse_zone_t;
 typedef struct ngx_http_sse_local_s    ngx_http_sse_local_t;
 typedef struct ngx_http_sse_sub_s      ngx_http_sse_sub_t;
 typedef struct ngx_http_sse_timing_s   ngx_http_sse_timing_t;
+typedef struct ngx_http_sse_log_s      ngx_http_sse_log_t;
 
 
 /* ---- shared memory -------------------------------------------------- */
@@ -333,7 +335,37 @@ struct ngx_http_sse_sub_s {
     unsigned                    chunked:1;      /* detached: chunk framing */
     unsigned                    ending:1;       /* detached: last chunk */
     unsigned                    counted:1;      /* in its slot's streams */
+    unsigned                    token_deadline:1;   /* deadline: its token */
+    unsigned                    ended:1;        /* its log line is written */
+    unsigned                    close_reason:4; /* NGX_HTTP_SSE_CLOSE_* */
+
+    /*
+     * For its access-log line (ngx_http_sse_log.cpp).  After chans[] come
+     * two positions per channel: the stream's id after the last event of
+     * the buffer being sent, and the id last sent (ngx_http_sse_ids()).
+     */
+    ngx_http_sse_log_t         *log;
+    ngx_uint_t                  events_sent;
+    uint32_t                    out_events;     /* in the buffer being sent */
+    uint32_t                    pend_events;    /* in the one filling up */
 };
+
+#define ngx_http_sse_out_ids(sub)                                             \
+    ((sse::Position *) ((sub)->chans + (sub)->nchans))
+#define ngx_http_sse_sent_ids(sub)                                            \
+    (ngx_http_sse_out_ids(sub) + (sub)->nchans)
+
+
+/* why a stream ended ($sse_close_reason); the first one set stays */
+#define NGX_HTTP_SSE_CLOSE_NONE      0
+#define NGX_HTTP_SSE_CLOSE_CLIENT    1
+#define NGX_HTTP_SSE_CLOSE_SLOW      2
+#define NGX_HTTP_SSE_CLOSE_TIMEOUT   3
+#define NGX_HTTP_SSE_CLOSE_LIFETIME  4
+#define NGX_HTTP_SSE_CLOSE_TOKEN     5
+#define NGX_HTTP_SSE_CLOSE_DELETED   6
+#define NGX_HTTP_SSE_CLOSE_SHUTDOWN  7
+#define NGX_HTTP_SSE_CLOSE_ERROR     8
 
 
 /* ---- configuration -------------------------------------------------- */
@@ -468,6 +500,24 @@ void ngx_http_sse_sub_drop(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now);
 void ngx_http_sse_end_all(ngx_uint_t graceful);
 void ngx_http_sse_close_all(void);
+
+static ngx_inline void
+ngx_http_sse_sub_reason(ngx_http_sse_sub_t *sub, ngx_uint_t reason)
+{
+    if (sub->close_reason == NGX_HTTP_SSE_CLOSE_NONE) {
+        sub->close_reason = reason;
+    }
+}
+
+
+/* ---- access log and $sse_* variables (ngx_http_sse_log.cpp) --------- */
+
+ngx_int_t ngx_http_sse_log_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_sse_log_start(ngx_http_sse_sub_t *sub,
+    ngx_http_request_t *r, sse::Slice *ids, ngx_uint_t n);
+void ngx_http_sse_log_detach(ngx_http_sse_sub_t *sub, ngx_http_request_t *r);
+void ngx_http_sse_log_detached(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_log_end(ngx_http_sse_sub_t *sub);
 
 
 /* ---- metrics (ngx_http_sse_metrics.cpp) ----------------------------- */

@@ -894,6 +894,7 @@ ngx_http_sse_end_local(ngx_http_sse_local_t *local)
             continue;
         }
 
+        ngx_http_sse_sub_reason(sc->sub, NGX_HTTP_SSE_CLOSE_DELETED);
         ngx_http_sse_sub_end(sc->sub, 1);
     }
 }

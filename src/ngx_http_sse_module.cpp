@@ -109,7 +109,7 @@ ngx_command_t  ngx_http_sse_commands[] = {
 
 
 ngx_http_module_t  ngx_http_sse_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_sse_log_add_variables,        /* preconfiguration */
     NULL,                                  /* postconfiguration */
 
     ngx_http_sse_create_main_conf,         /* create main configuration */

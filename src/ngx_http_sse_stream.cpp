@@ -11,8 +11,8 @@
  * chunked response, as they are on a close-delimited one (HTTP/1.0, what
  * a default nginx proxy in front sends; chunked_transfer_encoding off),
  * whose end is the connection's close.  That keeps an idle subscriber near
- * one kilobyte of worker memory.  The price: the access log line is
- * written when the stream starts.  HTTP/2 and HTTP/3 streams, streams
+ * one kilobyte of worker memory; its access-log line is still written
+ * when it ends (ngx_http_sse_log.cpp).  HTTP/2 and HTTP/3 streams, streams
  * limit_conn counts (its count lives in the request's pool) and anything
  * unusual (pipelined requests, a body still being read) stay on the
  * request.
@@ -54,6 +54,8 @@ ngx_int_t ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len);
 void ngx_http_sse_sent(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_progress(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_swap_events(ngx_http_sse_sub_t *sub);
+void ngx_http_sse_handed_over(ngx_http_sse_sub_t *sub);
 
 const u_char  ngx_http_sse_last_chunk[] = "0\r\n\r\n";
 
@@ -92,7 +94,8 @@ ngx_http_sse_sub_create(ngx_http_request_t *r, ngx_uint_t nchans)
 
     sub = (ngx_http_sse_sub_t *)
               ngx_calloc(sizeof(ngx_http_sse_sub_t)
-                         + nchans * sizeof(ngx_http_sse_sub_chan_t),
+                         + nchans * (sizeof(ngx_http_sse_sub_chan_t)
+                                     + 2 * sizeof(sse::Position)),
                          r->connection->log);
     if (sub == NULL) {
         return NULL;
@@ -163,6 +166,7 @@ ngx_http_sse_sub_start(ngx_http_sse_sub_t *sub)
 
     if (ngx_exiting) {
         /* a worker on its way out: the client resumes on a new one */
+        ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_SHUTDOWN);
         ngx_http_sse_sub_end(sub, 1);
         return NGX_DONE;
     }
@@ -241,6 +245,7 @@ ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
 
     sub->zone->delivered++;
     ngx_http_sse_metrics_event(sub, published);
+    sub->pend_events++;
 
     return NGX_OK;
 }
@@ -272,6 +277,7 @@ ngx_http_sse_sub_too_far(ngx_http_sse_sub_t *sub, ngx_http_sse_sub_chan_t *sc,
     ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
                   "sse: client is too slow, %uz bytes unsent and %uL more "
                   "behind", unsent, total - sc->pos_cum);
+    ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_SLOW);
     ngx_http_sse_sub_drop(sub);
 
     return 1;
@@ -357,6 +363,7 @@ ngx_http_sse_sub_pulled(ngx_http_sse_sub_t *sub, ngx_int_t rc)
     switch (rc) {
 
     case NGX_HTTP_SSE_PULL_END:
+        ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_DELETED);
         ngx_http_sse_sub_end(sub, 1);
         break;
 
@@ -366,6 +373,7 @@ ngx_http_sse_sub_pulled(ngx_http_sse_sub_t *sub, ngx_int_t rc)
         ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
                       "sse: client is too slow, events it still needed "
                       "left history");
+        ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_SLOW);
         ngx_http_sse_sub_drop(sub);
         break;
 
@@ -393,14 +401,24 @@ ngx_http_sse_sub_append_raw(ngx_http_sse_sub_t *sub, u_char *p, size_t len)
 }
 
 
+/* the id line of an event of the stream's own (a reset) */
+
 ngx_int_t
 ngx_http_sse_sub_append_id_line(ngx_http_sse_sub_t *sub)
 {
+    ngx_int_t  rc;
+
     if (!ngx_http_sse_fits(sub, sse::max_id_len + 5)) {
         return NGX_DECLINED;
     }
 
-    return ngx_http_sse_append_id_line(sub);
+    rc = ngx_http_sse_append_id_line(sub);
+
+    if (rc == NGX_OK) {
+        sub->pend_events++;
+    }
+
+    return rc;
 }
 
 
@@ -525,6 +543,9 @@ ngx_http_sse_sub_end(ngx_http_sse_sub_t *sub, ngx_uint_t graceful)
     r = sub->request;
     rc = NGX_OK;
 
+    /* what is handed to nginx's writer now counts as sent */
+    ngx_http_sse_handed_over(sub);
+
     if (sub->pend_len) {
         b = (ngx_buf_t *) ngx_calloc_buf(r->pool);
         cl = ngx_alloc_chain_link(r->pool);
@@ -576,6 +597,7 @@ ngx_http_sse_sub_drop(ngx_http_sse_sub_t *sub)
     }
 
     ngx_http_sse_sub_leave(sub);
+    ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_ERROR);
 
     sub->done = 1;
     sub->dropping = 1;
@@ -596,6 +618,9 @@ ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now)
     }
 
     if (!sub->done && sub->deadline && now >= sub->deadline) {
+        ngx_http_sse_sub_reason(sub, sub->token_deadline
+                                     ? NGX_HTTP_SSE_CLOSE_TOKEN
+                                     : NGX_HTTP_SSE_CLOSE_LIFETIME);
         ngx_http_sse_sub_end(sub, 1);
         return;
     }
@@ -611,6 +636,7 @@ ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now)
                 (void) ngx_atomic_fetch_add(&sub->zone->sh->dropped_slow, 1);
             }
 
+            ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_TIMEOUT);
             ngx_http_sse_sub_drop(sub);
         }
 
@@ -657,6 +683,7 @@ ngx_http_sse_end_all(ngx_uint_t graceful)
         next = ngx_queue_next(q);
         sub = ngx_queue_data(q, ngx_http_sse_sub_t, all);
 
+        ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_SHUTDOWN);
         ngx_http_sse_sub_end(sub, graceful);
     }
 }
@@ -685,6 +712,8 @@ ngx_http_sse_close_all(void)
     {
         next = ngx_queue_next(q);
         sub = ngx_queue_data(q, ngx_http_sse_sub_t, all);
+
+        ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_SHUTDOWN);
 
         if (sub->detached) {
             ngx_http_sse_close(sub);
@@ -820,6 +849,7 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
         sub->out_buf->end = sub->out + sub->out_cap;
         sub->pend_len = 0;
         ngx_http_sse_metrics_swap(sub);
+        ngx_http_sse_swap_events(sub);
 
         sub->out_busy = 1;
         sub->last_write = ngx_current_msec;
@@ -903,6 +933,7 @@ ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub)
         sub->out_last = end;
         sub->pend_len = 0;
         ngx_http_sse_metrics_swap(sub);
+        ngx_http_sse_swap_events(sub);
         sub->out_busy = 1;
         sub->last_write = ngx_current_msec;
 
@@ -962,6 +993,7 @@ void
 ngx_http_sse_send_detached(ngx_http_sse_sub_t *sub)
 {
     ssize_t            n;
+    ngx_err_t          err;
     ngx_connection_t  *c = sub->connection;
 
     while (sub->out_pos < sub->out_last) {
@@ -973,12 +1005,19 @@ ngx_http_sse_send_detached(ngx_http_sse_sub_t *sub)
         }
 
         if (n == NGX_ERROR || n == 0) {
+            /* errno as send() left it: a client that went away resets */
+            err = ngx_socket_errno;
+
+            if (err == NGX_ECONNRESET || err == NGX_EPIPE) {
+                ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_CLIENT);
+            }
+
             ngx_http_sse_sub_drop(sub);
             return;
         }
 
+        /* c->send() counts c->sent ($bytes_sent) */
         sub->out_pos += n;
-        c->sent += n;
     }
 
     ngx_http_sse_sent(sub);
@@ -1091,10 +1130,14 @@ ngx_http_sse_release_request(ngx_http_sse_sub_t *sub)
         ngx_del_timer(c->write);
     }
 
+    /* its access-log line is written when the stream ends */
+    ngx_http_sse_log_detach(sub, r);
+
     r->keepalive = 0;
     ngx_http_free_request(r, 0);
 
     c->data = sub;
+    ngx_http_sse_log_detached(sub);
 
     b = c->buffer;
 
@@ -1163,6 +1206,7 @@ ngx_http_sse_detached_read(ngx_event_t *rev)
         if (n == 0 || n == NGX_ERROR) {
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
                           "sse: client closed the stream");
+            ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_CLIENT);
             ngx_http_sse_close(sub);
             return;
         }
@@ -1204,6 +1248,7 @@ ngx_http_sse_close(ngx_http_sse_sub_t *sub)
 {
     ngx_connection_t  *c = sub->connection;
 
+    ngx_http_sse_log_end(sub);
     ngx_http_sse_free(sub);
 
     c->data = NULL;
@@ -1239,6 +1284,7 @@ ngx_http_sse_free(ngx_http_sse_sub_t *sub)
 
     ngx_free(sub->pend);
     ngx_free(sub->out);
+    ngx_free(sub->log);
     ngx_free(sub);
 }
 
@@ -1290,6 +1336,13 @@ ngx_http_sse_sent(ngx_http_sse_sub_t *sub)
     ngx_http_sse_metrics_sent(sub, -1);
 
     sub->out_busy = 0;
+
+    if (sub->out_events) {
+        sub->events_sent += sub->out_events;
+        sub->out_events = 0;
+        ngx_memcpy(ngx_http_sse_sent_ids(sub), ngx_http_sse_out_ids(sub),
+                   sub->nchans * sizeof(sse::Position));
+    }
 
     if (sub->out_cap > NGX_HTTP_SSE_KEEP_BUFFER) {
         ngx_http_sse_release_out(sub);
@@ -1344,6 +1397,57 @@ ngx_http_sse_progress(ngx_http_sse_sub_t *sub)
         && (uintptr_t) sub->out_pos <= (uintptr_t) (sub->out + sub->out_cap))
     {
         ngx_http_sse_metrics_sent(sub, sub->out_pos - data);
+    }
+}
+
+
+/*
+ * The filled buffer became the one being sent: its events, and the id of
+ * the last of them (every channel's position now), go with it, to be
+ * counted as sent when all of it is ($sse_events_sent, $sse_last_event_id).
+ */
+
+void
+ngx_http_sse_swap_events(ngx_http_sse_sub_t *sub)
+{
+    ngx_uint_t      i;
+    sse::Position  *ids;
+
+    sub->out_events = sub->pend_events;
+    sub->pend_events = 0;
+
+    if (sub->out_events == 0) {
+        return;
+    }
+
+    ids = ngx_http_sse_out_ids(sub);
+
+    for (i = 0; i < sub->nchans; i++) {
+        ids[i] = sub->chans[i].pos;
+    }
+}
+
+
+/* a stream on its request ends: what nginx's writer has or gets is sent */
+
+void
+ngx_http_sse_handed_over(ngx_http_sse_sub_t *sub)
+{
+    ngx_uint_t      i;
+    sse::Position  *ids;
+
+    if (sub->out_events + sub->pend_events == 0) {
+        return;
+    }
+
+    sub->events_sent += sub->out_events + sub->pend_events;
+    sub->out_events = 0;
+    sub->pend_events = 0;
+
+    ids = ngx_http_sse_sent_ids(sub);
+
+    for (i = 0; i < sub->nchans; i++) {
+        ids[i] = sub->chans[i].pos;
     }
 }
 

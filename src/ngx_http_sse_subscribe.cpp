@@ -151,6 +151,11 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
 
     if (expires && (sub->deadline == 0 || expires < sub->deadline)) {
         sub->deadline = expires;
+        sub->token_deadline = 1;
+    }
+
+    if (ngx_http_sse_log_start(sub, r, ids, n) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* what leaves at once: the retry field and a first comment */

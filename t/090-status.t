@@ -90,7 +90,7 @@ like($p, qr/^sse_channels\{zone="one"\} 3$/m, 'gauge sse_channels');
 like($p, qr/^sse_size\{zone="one"\} 2097152$/m, 'gauge sse_size');
 like($p, qr/^# TYPE sse_subscribers gauge$/m, 'subscribers is a gauge');
 my @samples = grep { !/^#/ && length } split /\n/, $p;
-# histograms add an le label to their buckets (t/620)
+# histograms add an le label to their buckets (t/630)
 is(scalar(grep { !/^sse_[a-z_]+\{zone="[a-z]+"(,le="([0-9.]+|\+Inf)")?\} \d+(\.\d+)?$/ } @samples), 0,
     'every sample line is well formed');
 for my $f (qw(used stored_events delivered dropped_slow refused_full)) {

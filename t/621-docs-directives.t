@@ -385,7 +385,7 @@ for my $ex (examples(($page =~ /^## ngx_http_sse_access_module\n(.*?)(?=^### )/m
         : "http {\n server {\n $server\n location /probe {\n$ex\n }\n }\n}\n";
     # http-level lines before a location (the module's introduction) go
     # to the http block
-    nginx_t($conf =~ s/^(http \{\n server \{\n \Q$server\E\n)((?:(?!\s*location)[^\n]*\n)+)(?=\s*location)/$2$1/r,
+    nginx_t($conf =~ s/^(http \{\n)( server \{\n \Q$server\E\n)((?:(?!\s*location)[^\n]*\n)+)(?=\s*location)/$1$3$2/r,
         'an example of ngx_http_sse_access_module or its variables');
 }
 
