@@ -1,6 +1,7 @@
 # Streams behind a default nginx reverse proxy are as lean as direct ones
 # (issue 12 item 8).  nginx's proxy talks HTTP/1.0 to its upstream
-# (proxy_http_version defaults to 1.0, with Connection: close), so the
+# (proxy_http_version defaults to 1.0 up to nginx 1.28, with Connection: close;
+# 1.1 from 1.30), so the
 # module answers with a close-delimited stream: no chunks, the end of the
 # stream is the connection's close.  Such a stream, and a POST subscribe
 # whose body came with its headers, lets its request go like an HTTP/1.1
