@@ -44,16 +44,20 @@ u_char *ngx_http_sse_redis_log_context(ngx_log_t *log, u_char *buf,
 ngx_uint_t ngx_http_sse_redis_is(redisReply *r, const char *s, size_t n);
 void *ngx_http_sse_redis_create_array(const redisReadTask *task,
     int elements);
+void *ngx_http_sse_redis_create_string(const redisReadTask *task,
+    char *str, size_t len);
+void ngx_http_sse_redis_log_refused(ngx_http_sse_redis_link_t *link);
 
 
 /*
- * hiredis' own reply objects, with one bound added: an array header makes
+ * hiredis' own reply objects, with bounds added: an array header makes
  * the reader allocate the array's element table at once, before a single
- * element arrived, so "*2000000000" alone would cost gigabytes.
+ * element arrived, so "*2000000000" alone would cost gigabytes; and what
+ * the reader already parsed of a reply is no longer in its buffer, so the
+ * elements and string bytes of a reply are counted as they are built.
  */
 redisReplyObjectFunctions  *ngx_http_sse_redis_hiredis_fns;
 redisReplyObjectFunctions   ngx_http_sse_redis_reply_fns;
-int                         ngx_http_sse_redis_refused_array;
 
 } // namespace
 
@@ -119,9 +123,15 @@ ngx_http_sse_redis_link_connect(ngx_http_sse_redis_link_t *link)
         ngx_http_sse_redis_reply_fns = *link->reader->fn;
         ngx_http_sse_redis_reply_fns.createArray =
                                            ngx_http_sse_redis_create_array;
+        ngx_http_sse_redis_reply_fns.createString =
+                                           ngx_http_sse_redis_create_string;
     }
 
     link->reader->fn = &ngx_http_sse_redis_reply_fns;
+    link->reader->privdata = link;
+
+    link->reply_elements = 0;
+    link->reply_bytes = 0;
 
     ngx_memzero(&link->peer, sizeof(ngx_peer_connection_t));
 
@@ -464,22 +474,10 @@ ngx_http_sse_redis_read_handler(ngx_event_t *rev)
         }
 
         for ( ;; ) {
-            ngx_http_sse_redis_refused_array = 0;
+            link->refused = NGX_HTTP_SSE_REDIS_REFUSED_NONE;
 
             if (redisReaderGetReply(link->reader, &reply) != REDIS_OK) {
-                if (ngx_http_sse_redis_refused_array) {
-                    ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                                  "redis sent an array of %d elements "
-                                  "(more than %d)",
-                                  ngx_http_sse_redis_refused_array,
-                                  NGX_HTTP_SSE_REDIS_MAX_ELEMENTS);
-
-                } else {
-                    ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                                  "redis protocol error: %s",
-                                  link->reader->errstr);
-                }
-
+                ngx_http_sse_redis_log_refused(link);
                 ngx_http_sse_redis_lost(link);
                 return;
             }
@@ -487,6 +485,9 @@ ngx_http_sse_redis_read_handler(ngx_event_t *rev)
             if (reply == NULL) {
                 break;
             }
+
+            link->reply_elements = 0;
+            link->reply_bytes = 0;
 
             ngx_http_sse_redis_dispatch(link, (redisReply *) reply);
             freeReplyObject(reply);
@@ -657,17 +658,79 @@ ngx_http_sse_redis_test_connect(ngx_connection_t *c)
 }
 
 
+/* a NULL from these is out of memory to the reader: the read handler
+ * says what it was */
+
 void *
 ngx_http_sse_redis_create_array(const redisReadTask *task, int elements)
 {
+    ngx_http_sse_redis_link_t  *link;
+
+    link = (ngx_http_sse_redis_link_t *) task->privdata;
+
     if (elements > NGX_HTTP_SSE_REDIS_MAX_ELEMENTS) {
-        /* the reader reports this as out of memory: the read handler
-         * says what it was */
-        ngx_http_sse_redis_refused_array = elements;
+        link->refused = NGX_HTTP_SSE_REDIS_REFUSED_ARRAY;
+        link->refused_n = elements;
         return NULL;
     }
 
+    if (link->reply_elements + elements > NGX_HTTP_SSE_REDIS_MAX_ELEMENTS) {
+        link->refused = NGX_HTTP_SSE_REDIS_REFUSED_ELEMENTS;
+        return NULL;
+    }
+
+    link->reply_elements += elements;
+
     return ngx_http_sse_redis_hiredis_fns->createArray(task, elements);
+}
+
+
+void *
+ngx_http_sse_redis_create_string(const redisReadTask *task, char *str,
+    size_t len)
+{
+    ngx_http_sse_redis_link_t  *link;
+
+    link = (ngx_http_sse_redis_link_t *) task->privdata;
+
+    if (len > NGX_HTTP_SSE_REDIS_MAX_REPLY - link->reply_bytes) {
+        link->refused = NGX_HTTP_SSE_REDIS_REFUSED_BYTES;
+        return NULL;
+    }
+
+    link->reply_bytes += len;
+
+    return ngx_http_sse_redis_hiredis_fns->createString(task, str, len);
+}
+
+
+void
+ngx_http_sse_redis_log_refused(ngx_http_sse_redis_link_t *link)
+{
+    switch (link->refused) {
+
+    case NGX_HTTP_SSE_REDIS_REFUSED_ARRAY:
+        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                      "redis sent an array of %i elements (more than %d)",
+                      link->refused_n, NGX_HTTP_SSE_REDIS_MAX_ELEMENTS);
+        break;
+
+    case NGX_HTTP_SSE_REDIS_REFUSED_ELEMENTS:
+        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                      "redis sent a reply of more than %d elements",
+                      NGX_HTTP_SSE_REDIS_MAX_ELEMENTS);
+        break;
+
+    case NGX_HTTP_SSE_REDIS_REFUSED_BYTES:
+        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                      "redis sent a reply of more than %uz bytes",
+                      (size_t) NGX_HTTP_SSE_REDIS_MAX_REPLY);
+        break;
+
+    default:
+        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                      "redis protocol error: %s", link->reader->errstr);
+    }
 }
 
 

@@ -1,6 +1,7 @@
 # A server at the Redis address that does not behave like Redis (a fake
 # one, scripted here): a huge array header, a reply to no command, bytes
-# that are not RESP, a connection closed at once.  Each time: a clear line
+# that are not RESP, a connection closed at once, nested arrays over the
+# bound together.  Each time: a clear line
 # at "error", the link down and retried, the worker unharmed (it answers,
 # it holds no memory for what was announced).
 
@@ -102,6 +103,14 @@ EOF
 with_fake('a huge array header',
           sub { "*100000000\r\n" },
           qr/redis sent an array of 100000000 elements \(more than 1048576\)/);
+
+# arrays each under the bound, together over it: every element the reader
+# builds for one reply counts (an endless reply of nested arrays would
+# otherwise cost the worker about 18 bytes of memory per byte received)
+with_fake('nested arrays over the bound together',
+          sub { "*2\r\n*1000000\r\n" . (":1\r\n" x 1000000)
+                . "*1000000\r\n:1\r\n" },
+          qr/redis sent a reply of more than 1048576 elements/);
 
 with_fake('a reply to no command',
           sub { "+PONG\r\n+PONG\r\n" },
