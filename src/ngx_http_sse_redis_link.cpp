@@ -445,9 +445,15 @@ ngx_http_sse_redis_read_handler(ngx_event_t *rev)
     for (reads = 0; /* void */; reads++) {
 
         if (reads == NGX_HTTP_SSE_REDIS_READS) {
-            /* a Redis that never pauses (a flood of messages) does not
-             * keep the worker from its other connections */
-            ngx_post_event(rev, &ngx_posted_events);
+            /*
+             * A Redis that never pauses (a flood of messages) does not
+             * keep the worker from its other connections: the rest is
+             * read in the next turn of the event loop, after its timers
+             * and the other connections' events.  Not ngx_posted_events:
+             * that queue is run until it is empty, so an event that posts
+             * itself there again never gives the loop back.
+             */
+            ngx_post_event(rev, &ngx_posted_next_events);
             return;
         }
 
