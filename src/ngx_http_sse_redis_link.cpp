@@ -20,6 +20,7 @@ typedef struct {
 } ngx_http_sse_redis_cmd_t;
 
 
+ngx_int_t ngx_http_sse_redis_connect_peer(ngx_peer_connection_t *pc);
 void ngx_http_sse_redis_connected(ngx_http_sse_redis_link_t *link);
 ngx_int_t ngx_http_sse_redis_test_connect(ngx_connection_t *c);
 void ngx_http_sse_redis_dispatch(ngx_http_sse_redis_link_t *link,
@@ -138,7 +139,6 @@ ngx_http_sse_redis_link_connect(ngx_http_sse_redis_link_t *link)
     link->peer.sockaddr = conf->addr->sockaddr;
     link->peer.socklen = conf->addr->socklen;
     link->peer.name = &conf->addr->name;
-    link->peer.get = ngx_event_get_peer;
     link->peer.log = &link->log;
     link->peer.log_error = NGX_ERROR_ERR;
 
@@ -148,10 +148,10 @@ ngx_http_sse_redis_link_connect(ngx_http_sse_redis_link_t *link)
     /* the whole of connect, TLS and handshake has one deadline */
     ngx_add_timer(&link->timeout, NGX_HTTP_SSE_REDIS_TIMEOUT);
 
-    rc = ngx_event_connect_peer(&link->peer);
+    rc = ngx_http_sse_redis_connect_peer(&link->peer);
 
-    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
-        /* ngx_event_connect_peer() logged why and closed the socket */
+    if (rc == NGX_ERROR || rc == NGX_DECLINED) {
+        /* logged why, and closed the socket */
         link->peer.connection = NULL;
         ngx_http_sse_redis_lost(link);
         return;
@@ -629,6 +629,141 @@ ngx_http_sse_redis_log_reply(ngx_http_sse_redis_link_t *link,
 
 
 namespace {
+
+/*
+ * ngx_event_connect_peer() for a Redis connection (a stream socket, no
+ * local address), with a failed connect() logged at "error" whatever its
+ * errno: nginx's logs ENOENT and EACCES at "crit", and a Redis whose unix
+ * socket is gone (redis-server removes it when it stops) is down, which
+ * is an error, never more.
+ */
+
+ngx_int_t
+ngx_http_sse_redis_connect_peer(ngx_peer_connection_t *pc)
+{
+    int                rc;
+    ngx_int_t          event;
+    ngx_err_t          err;
+    ngx_socket_t       s;
+    ngx_connection_t  *c;
+
+    s = ngx_socket(pc->sockaddr->sa_family, SOCK_STREAM, 0);
+
+    if (s == (ngx_socket_t) -1) {
+        ngx_log_error(NGX_LOG_ALERT, pc->log, ngx_socket_errno,
+                      ngx_socket_n " failed");
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(s, pc->log);
+
+    if (c == NULL) {
+        if (ngx_close_socket(s) == -1) {
+            ngx_log_error(NGX_LOG_ALERT, pc->log, ngx_socket_errno,
+                          ngx_close_socket_n " failed");
+        }
+
+        return NGX_ERROR;
+    }
+
+    c->type = SOCK_STREAM;
+
+    if (ngx_nonblocking(s) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, pc->log, ngx_socket_errno,
+                      ngx_nonblocking_n " failed");
+        goto failed;
+    }
+
+    c->recv = ngx_recv;
+    c->send = ngx_send;
+    c->recv_chain = ngx_recv_chain;
+    c->send_chain = ngx_send_chain;
+
+    if (pc->sockaddr->sa_family == AF_UNIX) {
+        c->tcp_nopush = NGX_TCP_NOPUSH_DISABLED;
+        c->tcp_nodelay = NGX_TCP_NODELAY_DISABLED;
+    }
+
+    c->log_error = pc->log_error;
+
+    c->read->log = pc->log;
+    c->write->log = pc->log;
+
+    pc->connection = c;
+
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+    c->start_time = ngx_current_msec;
+
+    if (ngx_add_conn) {
+        if (ngx_add_conn(c) == NGX_ERROR) {
+            goto failed;
+        }
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pc->log, 0,
+                   "redis: connect to %V, fd:%d #%uA", pc->name, s,
+                   c->number);
+
+    rc = connect(s, pc->sockaddr, pc->socklen);
+
+    if (rc == -1) {
+        err = ngx_socket_errno;
+
+        if (err != NGX_EINPROGRESS) {
+            ngx_log_error(NGX_LOG_ERR, c->log, err, "connect() to %V failed",
+                          pc->name);
+
+            ngx_close_connection(c);
+            pc->connection = NULL;
+
+            return NGX_DECLINED;
+        }
+    }
+
+    if (ngx_add_conn) {
+        if (rc == -1) {
+            /* NGX_EINPROGRESS */
+            return NGX_AGAIN;
+        }
+
+        c->write->ready = 1;
+
+        return NGX_OK;
+    }
+
+    if (ngx_event_flags & NGX_USE_CLEAR_EVENT) {
+        /* kqueue */
+        event = NGX_CLEAR_EVENT;
+
+    } else {
+        /* select, poll, /dev/poll */
+        event = NGX_LEVEL_EVENT;
+    }
+
+    if (ngx_add_event(c->read, NGX_READ_EVENT, event) != NGX_OK) {
+        goto failed;
+    }
+
+    if (rc == -1) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, event) != NGX_OK) {
+            goto failed;
+        }
+
+        return NGX_AGAIN;
+    }
+
+    c->write->ready = 1;
+
+    return NGX_OK;
+
+failed:
+
+    ngx_close_connection(c);
+    pc->connection = NULL;
+
+    return NGX_ERROR;
+}
+
 
 void
 ngx_http_sse_redis_connected(ngx_http_sse_redis_link_t *link)
