@@ -40,7 +40,9 @@ extern "C" {
 #define NGX_HTTP_SSE_REDIS_PING          1000
 
 /* bytes of one reply the reader may hold before it is complete, and
- * elements of one array reply */
+ * elements of one reply: both counted over the whole reply, nested
+ * arrays included (each array alone would be bounded, but a reply whose
+ * arrays never end could grow without one) */
 #define NGX_HTTP_SSE_REDIS_MAX_REPLY     (256 * 1024 * 1024)
 #define NGX_HTTP_SSE_REDIS_MAX_ELEMENTS  (1024 * 1024)
 
@@ -117,6 +119,12 @@ typedef struct {
 #define NGX_HTTP_SSE_REDIS_PHASE_HANDSHAKE  3   /* AUTH, SELECT, PING */
 #define NGX_HTTP_SSE_REDIS_PHASE_UP         4
 
+/* why the reader stopped at a reply: it was over a bound */
+#define NGX_HTTP_SSE_REDIS_REFUSED_NONE      0
+#define NGX_HTTP_SSE_REDIS_REFUSED_ARRAY     1   /* one array header */
+#define NGX_HTTP_SSE_REDIS_REFUSED_ELEMENTS  2   /* the reply's elements */
+#define NGX_HTTP_SSE_REDIS_REFUSED_BYTES     3   /* the reply's strings */
+
 struct ngx_http_sse_redis_link_s {
     ngx_http_sse_redis_t       *redis;
     ngx_uint_t                  kind;       /* NGX_HTTP_SSE_REDIS_COMMANDS
@@ -144,6 +152,12 @@ struct ngx_http_sse_redis_link_s {
     ngx_event_t                 ping;
 
     ngx_uint_t                  phase;      /* NGX_HTTP_SSE_REDIS_PHASE_* */
+
+    /* what the reader built so far of the reply it reads */
+    size_t                      reply_elements;
+    size_t                      reply_bytes;
+    ngx_uint_t                  refused;    /* NGX_HTTP_SSE_REDIS_REFUSED_* */
+    ngx_int_t                   refused_n;
 
     unsigned                    ever_up:1;
     unsigned                    exiting:1;

@@ -20,6 +20,7 @@ typedef struct {
 } ngx_http_sse_redis_cmd_t;
 
 
+ngx_int_t ngx_http_sse_redis_connect_peer(ngx_peer_connection_t *pc);
 void ngx_http_sse_redis_connected(ngx_http_sse_redis_link_t *link);
 ngx_int_t ngx_http_sse_redis_test_connect(ngx_connection_t *c);
 void ngx_http_sse_redis_dispatch(ngx_http_sse_redis_link_t *link,
@@ -44,16 +45,20 @@ u_char *ngx_http_sse_redis_log_context(ngx_log_t *log, u_char *buf,
 ngx_uint_t ngx_http_sse_redis_is(redisReply *r, const char *s, size_t n);
 void *ngx_http_sse_redis_create_array(const redisReadTask *task,
     int elements);
+void *ngx_http_sse_redis_create_string(const redisReadTask *task,
+    char *str, size_t len);
+void ngx_http_sse_redis_log_refused(ngx_http_sse_redis_link_t *link);
 
 
 /*
- * hiredis' own reply objects, with one bound added: an array header makes
+ * hiredis' own reply objects, with bounds added: an array header makes
  * the reader allocate the array's element table at once, before a single
- * element arrived, so "*2000000000" alone would cost gigabytes.
+ * element arrived, so "*2000000000" alone would cost gigabytes; and what
+ * the reader already parsed of a reply is no longer in its buffer, so the
+ * elements and string bytes of a reply are counted as they are built.
  */
 redisReplyObjectFunctions  *ngx_http_sse_redis_hiredis_fns;
 redisReplyObjectFunctions   ngx_http_sse_redis_reply_fns;
-int                         ngx_http_sse_redis_refused_array;
 
 } // namespace
 
@@ -119,16 +124,21 @@ ngx_http_sse_redis_link_connect(ngx_http_sse_redis_link_t *link)
         ngx_http_sse_redis_reply_fns = *link->reader->fn;
         ngx_http_sse_redis_reply_fns.createArray =
                                            ngx_http_sse_redis_create_array;
+        ngx_http_sse_redis_reply_fns.createString =
+                                           ngx_http_sse_redis_create_string;
     }
 
     link->reader->fn = &ngx_http_sse_redis_reply_fns;
+    link->reader->privdata = link;
+
+    link->reply_elements = 0;
+    link->reply_bytes = 0;
 
     ngx_memzero(&link->peer, sizeof(ngx_peer_connection_t));
 
     link->peer.sockaddr = conf->addr->sockaddr;
     link->peer.socklen = conf->addr->socklen;
     link->peer.name = &conf->addr->name;
-    link->peer.get = ngx_event_get_peer;
     link->peer.log = &link->log;
     link->peer.log_error = NGX_ERROR_ERR;
 
@@ -138,10 +148,10 @@ ngx_http_sse_redis_link_connect(ngx_http_sse_redis_link_t *link)
     /* the whole of connect, TLS and handshake has one deadline */
     ngx_add_timer(&link->timeout, NGX_HTTP_SSE_REDIS_TIMEOUT);
 
-    rc = ngx_event_connect_peer(&link->peer);
+    rc = ngx_http_sse_redis_connect_peer(&link->peer);
 
-    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
-        /* ngx_event_connect_peer() logged why and closed the socket */
+    if (rc == NGX_ERROR || rc == NGX_DECLINED) {
+        /* logged why, and closed the socket */
         link->peer.connection = NULL;
         ngx_http_sse_redis_lost(link);
         return;
@@ -435,9 +445,15 @@ ngx_http_sse_redis_read_handler(ngx_event_t *rev)
     for (reads = 0; /* void */; reads++) {
 
         if (reads == NGX_HTTP_SSE_REDIS_READS) {
-            /* a Redis that never pauses (a flood of messages) does not
-             * keep the worker from its other connections */
-            ngx_post_event(rev, &ngx_posted_events);
+            /*
+             * A Redis that never pauses (a flood of messages) does not
+             * keep the worker from its other connections: the rest is
+             * read in the next turn of the event loop, after its timers
+             * and the other connections' events.  Not ngx_posted_events:
+             * that queue is run until it is empty, so an event that posts
+             * itself there again never gives the loop back.
+             */
+            ngx_post_event(rev, &ngx_posted_next_events);
             return;
         }
 
@@ -464,22 +480,10 @@ ngx_http_sse_redis_read_handler(ngx_event_t *rev)
         }
 
         for ( ;; ) {
-            ngx_http_sse_redis_refused_array = 0;
+            link->refused = NGX_HTTP_SSE_REDIS_REFUSED_NONE;
 
             if (redisReaderGetReply(link->reader, &reply) != REDIS_OK) {
-                if (ngx_http_sse_redis_refused_array) {
-                    ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                                  "redis sent an array of %d elements "
-                                  "(more than %d)",
-                                  ngx_http_sse_redis_refused_array,
-                                  NGX_HTTP_SSE_REDIS_MAX_ELEMENTS);
-
-                } else {
-                    ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                                  "redis protocol error: %s",
-                                  link->reader->errstr);
-                }
-
+                ngx_http_sse_redis_log_refused(link);
                 ngx_http_sse_redis_lost(link);
                 return;
             }
@@ -487,6 +491,9 @@ ngx_http_sse_redis_read_handler(ngx_event_t *rev)
             if (reply == NULL) {
                 break;
             }
+
+            link->reply_elements = 0;
+            link->reply_bytes = 0;
 
             ngx_http_sse_redis_dispatch(link, (redisReply *) reply);
             freeReplyObject(reply);
@@ -623,6 +630,141 @@ ngx_http_sse_redis_log_reply(ngx_http_sse_redis_link_t *link,
 
 namespace {
 
+/*
+ * ngx_event_connect_peer() for a Redis connection (a stream socket, no
+ * local address), with a failed connect() logged at "error" whatever its
+ * errno: nginx's logs ENOENT and EACCES at "crit", and a Redis whose unix
+ * socket is gone (redis-server removes it when it stops) is down, which
+ * is an error, never more.
+ */
+
+ngx_int_t
+ngx_http_sse_redis_connect_peer(ngx_peer_connection_t *pc)
+{
+    int                rc;
+    ngx_int_t          event;
+    ngx_err_t          err;
+    ngx_socket_t       s;
+    ngx_connection_t  *c;
+
+    s = ngx_socket(pc->sockaddr->sa_family, SOCK_STREAM, 0);
+
+    if (s == (ngx_socket_t) -1) {
+        ngx_log_error(NGX_LOG_ALERT, pc->log, ngx_socket_errno,
+                      ngx_socket_n " failed");
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(s, pc->log);
+
+    if (c == NULL) {
+        if (ngx_close_socket(s) == -1) {
+            ngx_log_error(NGX_LOG_ALERT, pc->log, ngx_socket_errno,
+                          ngx_close_socket_n " failed");
+        }
+
+        return NGX_ERROR;
+    }
+
+    c->type = SOCK_STREAM;
+
+    if (ngx_nonblocking(s) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, pc->log, ngx_socket_errno,
+                      ngx_nonblocking_n " failed");
+        goto failed;
+    }
+
+    c->recv = ngx_recv;
+    c->send = ngx_send;
+    c->recv_chain = ngx_recv_chain;
+    c->send_chain = ngx_send_chain;
+
+    if (pc->sockaddr->sa_family == AF_UNIX) {
+        c->tcp_nopush = NGX_TCP_NOPUSH_DISABLED;
+        c->tcp_nodelay = NGX_TCP_NODELAY_DISABLED;
+    }
+
+    c->log_error = pc->log_error;
+
+    c->read->log = pc->log;
+    c->write->log = pc->log;
+
+    pc->connection = c;
+
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+    c->start_time = ngx_current_msec;
+
+    if (ngx_add_conn) {
+        if (ngx_add_conn(c) == NGX_ERROR) {
+            goto failed;
+        }
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pc->log, 0,
+                   "redis: connect to %V, fd:%d #%uA", pc->name, s,
+                   c->number);
+
+    rc = connect(s, pc->sockaddr, pc->socklen);
+
+    if (rc == -1) {
+        err = ngx_socket_errno;
+
+        if (err != NGX_EINPROGRESS) {
+            ngx_log_error(NGX_LOG_ERR, c->log, err, "connect() to %V failed",
+                          pc->name);
+
+            ngx_close_connection(c);
+            pc->connection = NULL;
+
+            return NGX_DECLINED;
+        }
+    }
+
+    if (ngx_add_conn) {
+        if (rc == -1) {
+            /* NGX_EINPROGRESS */
+            return NGX_AGAIN;
+        }
+
+        c->write->ready = 1;
+
+        return NGX_OK;
+    }
+
+    if (ngx_event_flags & NGX_USE_CLEAR_EVENT) {
+        /* kqueue */
+        event = NGX_CLEAR_EVENT;
+
+    } else {
+        /* select, poll, /dev/poll */
+        event = NGX_LEVEL_EVENT;
+    }
+
+    if (ngx_add_event(c->read, NGX_READ_EVENT, event) != NGX_OK) {
+        goto failed;
+    }
+
+    if (rc == -1) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, event) != NGX_OK) {
+            goto failed;
+        }
+
+        return NGX_AGAIN;
+    }
+
+    c->write->ready = 1;
+
+    return NGX_OK;
+
+failed:
+
+    ngx_close_connection(c);
+    pc->connection = NULL;
+
+    return NGX_ERROR;
+}
+
+
 void
 ngx_http_sse_redis_connected(ngx_http_sse_redis_link_t *link)
 {
@@ -657,17 +799,79 @@ ngx_http_sse_redis_test_connect(ngx_connection_t *c)
 }
 
 
+/* a NULL from these is out of memory to the reader: the read handler
+ * says what it was */
+
 void *
 ngx_http_sse_redis_create_array(const redisReadTask *task, int elements)
 {
+    ngx_http_sse_redis_link_t  *link;
+
+    link = (ngx_http_sse_redis_link_t *) task->privdata;
+
     if (elements > NGX_HTTP_SSE_REDIS_MAX_ELEMENTS) {
-        /* the reader reports this as out of memory: the read handler
-         * says what it was */
-        ngx_http_sse_redis_refused_array = elements;
+        link->refused = NGX_HTTP_SSE_REDIS_REFUSED_ARRAY;
+        link->refused_n = elements;
         return NULL;
     }
 
+    if (link->reply_elements + elements > NGX_HTTP_SSE_REDIS_MAX_ELEMENTS) {
+        link->refused = NGX_HTTP_SSE_REDIS_REFUSED_ELEMENTS;
+        return NULL;
+    }
+
+    link->reply_elements += elements;
+
     return ngx_http_sse_redis_hiredis_fns->createArray(task, elements);
+}
+
+
+void *
+ngx_http_sse_redis_create_string(const redisReadTask *task, char *str,
+    size_t len)
+{
+    ngx_http_sse_redis_link_t  *link;
+
+    link = (ngx_http_sse_redis_link_t *) task->privdata;
+
+    if (len > NGX_HTTP_SSE_REDIS_MAX_REPLY - link->reply_bytes) {
+        link->refused = NGX_HTTP_SSE_REDIS_REFUSED_BYTES;
+        return NULL;
+    }
+
+    link->reply_bytes += len;
+
+    return ngx_http_sse_redis_hiredis_fns->createString(task, str, len);
+}
+
+
+void
+ngx_http_sse_redis_log_refused(ngx_http_sse_redis_link_t *link)
+{
+    switch (link->refused) {
+
+    case NGX_HTTP_SSE_REDIS_REFUSED_ARRAY:
+        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                      "redis sent an array of %i elements (more than %d)",
+                      link->refused_n, NGX_HTTP_SSE_REDIS_MAX_ELEMENTS);
+        break;
+
+    case NGX_HTTP_SSE_REDIS_REFUSED_ELEMENTS:
+        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                      "redis sent a reply of more than %d elements",
+                      NGX_HTTP_SSE_REDIS_MAX_ELEMENTS);
+        break;
+
+    case NGX_HTTP_SSE_REDIS_REFUSED_BYTES:
+        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                      "redis sent a reply of more than %uz bytes",
+                      (size_t) NGX_HTTP_SSE_REDIS_MAX_REPLY);
+        break;
+
+    default:
+        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                      "redis protocol error: %s", link->reader->errstr);
+    }
 }
 
 

@@ -10,6 +10,8 @@
 
 namespace {
 
+ngx_int_t ngx_http_sse_redis_ssl_handshake(ngx_connection_t *c);
+void ngx_http_sse_redis_ssl_handshake_handler(ngx_event_t *ev);
 void ngx_http_sse_redis_ssl_handshaked(ngx_connection_t *c);
 ngx_int_t ngx_http_sse_redis_verify(ngx_http_sse_redis_link_t *link,
     ngx_connection_t *c);
@@ -57,13 +59,12 @@ ngx_http_sse_redis_tls_start(ngx_http_sse_redis_link_t *link)
         return;
     }
 
-    /* handshake failures are logged at "error", as an upstream's are */
+    /* what nginx logs of this connection (its close) at "error" too */
     c->log_error = NGX_ERROR_ERR;
 
-    rc = ngx_ssl_handshake(c);
+    rc = ngx_http_sse_redis_ssl_handshake(c);
 
     if (rc == NGX_AGAIN) {
-        c->ssl->handler = ngx_http_sse_redis_ssl_handshaked;
         return;
     }
 
@@ -73,13 +74,93 @@ ngx_http_sse_redis_tls_start(ngx_http_sse_redis_link_t *link)
 
 namespace {
 
+/*
+ * The client's handshake, as ngx_ssl_handshake() does it, with every
+ * failure logged at "error": nginx logs those it does not list as a
+ * client's handshake failures (an unknown cipher suite in the ServerHello,
+ * say) at "crit", and a Redis server that fails the handshake is an
+ * error, never more.
+ */
+
+ngx_int_t
+ngx_http_sse_redis_ssl_handshake(ngx_connection_t *c)
+{
+    int        n, sslerr;
+    ngx_err_t  err;
+
+    ERR_clear_error();
+
+    n = SSL_do_handshake(c->ssl->connection);
+
+    if (n == 1) {
+        c->ssl->handshaked = 1;
+        return NGX_OK;
+    }
+
+    sslerr = SSL_get_error(c->ssl->connection, n);
+
+    if (sslerr == SSL_ERROR_WANT_READ || sslerr == SSL_ERROR_WANT_WRITE) {
+        if (sslerr == SSL_ERROR_WANT_READ) {
+            c->read->ready = 0;
+
+        } else {
+            c->write->ready = 0;
+        }
+
+        c->read->handler = ngx_http_sse_redis_ssl_handshake_handler;
+        c->write->handler = ngx_http_sse_redis_ssl_handshake_handler;
+
+        if (ngx_handle_read_event(c->read, 0) != NGX_OK
+            || ngx_handle_write_event(c->write, 0) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return NGX_AGAIN;
+    }
+
+    err = (sslerr == SSL_ERROR_SYSCALL) ? ngx_socket_errno : 0;
+
+    c->ssl->no_wait_shutdown = 1;
+    c->ssl->no_send_shutdown = 1;
+    c->read->eof = 1;
+
+    if (sslerr == SSL_ERROR_ZERO_RETURN || ERR_peek_error() == 0) {
+        ngx_log_error(NGX_LOG_ERR, c->log, err,
+                      "redis closed the connection in the TLS handshake");
+        return NGX_ERROR;
+    }
+
+    c->read->error = 1;
+
+    ngx_ssl_error(NGX_LOG_ERR, c->log, err,
+                  (char *) "SSL_do_handshake() failed");
+
+    return NGX_ERROR;
+}
+
+
+void
+ngx_http_sse_redis_ssl_handshake_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = (ngx_connection_t *) ev->data;
+
+    /* the link's own timer bounds the handshake: no event timeouts */
+    if (ngx_http_sse_redis_ssl_handshake(c) == NGX_AGAIN) {
+        return;
+    }
+
+    ngx_http_sse_redis_ssl_handshaked(c);
+}
+
+
 void
 ngx_http_sse_redis_ssl_handshaked(ngx_connection_t *c)
 {
     ngx_http_sse_redis_link_t  *link = (ngx_http_sse_redis_link_t *) c->data;
 
     if (!c->ssl->handshaked) {
-        /* ngx_ssl_handshake() logged why */
+        /* ngx_http_sse_redis_ssl_handshake() logged why */
         ngx_http_sse_redis_lost(link);
         return;
     }

@@ -1,8 +1,10 @@
 # A server at the Redis address that does not behave like Redis (a fake
 # one, scripted here): a huge array header, a reply to no command, bytes
-# that are not RESP, a connection closed at once.  Each time: a clear line
-# at "error", the link down and retried, the worker unharmed (it answers,
-# it holds no memory for what was announced).
+# that are not RESP, a connection closed at once, nested arrays over the
+# bound together.  Each time: a clear line at "error", the link down and
+# retried, the worker unharmed (it answers, it holds no memory for what was
+# announced).  Then floods of pub/sub messages, one of them faster than
+# the worker can read: other requests answered meanwhile, timers run.
 
 use strict;
 use warnings;
@@ -10,6 +12,10 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use IO::Socket::INET;
+use IO::Socket::UNIX;
+use Socket qw(SOL_SOCKET SO_SNDBUF);
+use Time::HiRes ();
+use File::Temp ();
 use POSIX qw(:sys_wait_h);
 use SSETest;
 
@@ -18,10 +24,22 @@ use SSETest;
 # $first, then $again for as long as the connection is open).  Its own process group, so that
 # it and the children serving connections are stopped together.
 sub fake_redis {
-    my ($reply) = @_;
-    my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-        Proto => 'tcp', Listen => 32, ReuseAddr => 1) or die "listen: $!";
-    my $port = $srv->sockport;
+    my ($reply, $unix) = @_;
+    my ($srv, $port);
+    if ($unix) {
+        # a unix socket whose sender may queue 64 MB: a writer that
+        # outpaces any reader
+        unlink $unix;
+        $srv = IO::Socket::UNIX->new(Local => $unix, Listen => 32)
+            or die "listen on $unix: $!";
+        chmod 0777, $unix;
+        $port = $unix;
+    } else {
+        $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+            LocalPort => 0, Proto => 'tcp', Listen => 32, ReuseAddr => 1)
+            or die "listen: $!";
+        $port = $srv->sockport;
+    }
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         setpgrp(0, 0);
@@ -32,6 +50,11 @@ sub fake_redis {
             next unless defined $k;
             if ($k == 0) {
                 close $srv;
+                if ($unix) {
+                    # SO_SNDBUFFORCE (as root), else SO_SNDBUF
+                    setsockopt($c, SOL_SOCKET, 32, 64 << 20)
+                        or setsockopt($c, SOL_SOCKET, SO_SNDBUF, 64 << 20);
+                }
                 while (sysread($c, my $buf, 65536)) {
                     my $out = $reply->($buf);
                     last unless defined $out;
@@ -103,6 +126,14 @@ with_fake('a huge array header',
           sub { "*100000000\r\n" },
           qr/redis sent an array of 100000000 elements \(more than 1048576\)/);
 
+# arrays each under the bound, together over it: every element the reader
+# builds for one reply counts (an endless reply of nested arrays would
+# otherwise cost the worker about 18 bytes of memory per byte received)
+with_fake('nested arrays over the bound together',
+          sub { "*2\r\n*1000000\r\n" . (":1\r\n" x 1000000)
+                . "*1000000\r\n:1\r\n" },
+          qr/redis sent a reply of more than 1048576 elements/);
+
 with_fake('a reply to no command',
           sub { "+PONG\r\n+PONG\r\n" },
           qr/redis sent a reply to no command/);
@@ -145,6 +176,54 @@ EOF
         }
         cmp_ok($slowest, '<', SSETest::tmo(0.1),
                sprintf('the slowest answer took %.0f ms', $slowest * 1000));
+        $t->expect_log(qr/redis sent a reply to no command|redis closed|not ready|did not answer/);
+        ok($t->stop, 'nginx quit gracefully');
+        $t->check_log;
+    };
+    stop_fake($fake);
+}
+
+# the same from a writer that outpaces the reader (a unix socket with a
+# send buffer of 64 MB): the worker reads at most 1 MB per turn of its
+# event loop, then serves the others and runs its timers (the pub/sub
+# connection's PING is due, never answered: the deadline must fire).
+# Before the reads were handed to the next turn (ngx_posted_next_events), a
+# request waited here for seconds and the deadline never fired while the
+# flood lasted.
+{
+    my $dir = File::Temp::tempdir('sse-fake-XXXXXX', TMPDIR => 1,
+                                  CLEANUP => 1);
+    chmod 0755, $dir;
+    my $msg = "*3\r\n\$7\r\nmessage\r\n\$0\r\n\r\n\$0\r\n\r\n" x 100000;
+    my ($sock, $fake) = fake_redis(sub {
+        my ($got) = @_;
+        return [ "+PONG\r\n", $msg ] if $got =~ /PING/;
+        return '';
+    }, "$dir/redis.sock");
+    my $t = SSETest->new(workers => 1)->run(<<"EOF");
+http {
+    sse_redis unix:$sock;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location = /status { sse_status; }
+        location = /plain { return 200 "plain\\n"; }
+    }
+}
+EOF
+    subtest 'a flood faster than the reader' => sub {
+        my $slowest = 0;
+        for (1 .. 30) {
+            my $s = Time::HiRes::time();
+            is($t->get('/plain')->status, 200, 'answered') or last;
+            my $d = Time::HiRes::time() - $s;
+            $slowest = $d if $d > $slowest;
+        }
+        # one turn parses at most 64 reads of 16 KB (tens of ms measured
+        # on a busy 2-core machine); a starved worker took 3.9 s here
+        cmp_ok($slowest, '<', SSETest::tmo(0.5),
+               sprintf('the slowest answer took %.0f ms', $slowest * 1000));
+        ok($t->wait_log(qr/redis did not answer within 1000 ms[^\n]*pubsub/,
+                        5), 'timers run: the unanswered PING is found');
         $t->expect_log(qr/redis sent a reply to no command|redis closed|not ready|did not answer/);
         ok($t->stop, 'nginx quit gracefully');
         $t->check_log;
