@@ -1,24 +1,21 @@
 /*
- * Wake-ups between workers and the fan-out to a worker's own streams.
+ * A worker's side of the hub: its wake-up socket, the fan-out of new
+ * events to its streams, pulls from history, and the one-second sweep.
  *
  * Every worker binds an abstract unix datagram socket with a name the
  * kernel picks (autobind: unique, nothing to clean up, nothing another
- * process could squat on) and writes that name into its slot of the zone.
- * A publisher appends to a channel under the zone lock, queues the
- * channel for every worker slot with subscribers of it, and sends one
- * datagram to each slot whose wake-up was not pending yet: one wake per
- * worker per batch, never per event or per subscriber, and a publisher
- * never waits for another worker (the send is non-blocking and a full
- * socket buffer means a wake-up is pending anyway).  Because the names
- * are pids and the slot table lives in the zone, old and new workers
- * during a reload reach each other like any other workers.
+ * process could squat on) and attaches to each zone's store with that
+ * name; the shm store wakes it there when channels it has subscribers of
+ * changed (ngx_http_sse_store_wake.cpp).
  *
- * A woken worker takes its queue under the lock, copies the new events'
- * bytes out of the zone once, unlocks, and appends them to each of its
- * subscribers that has room for them.  A stream without room (a slow
- * socket, a replay still going on) is "behind": it keeps its position and
- * pulls the rest from the zone's history as its socket drains
- * (ngx_http_sse_sub_pull()), never holding more than sse_max_pending.
+ * A woken worker asks its store for the new events of the channels that
+ * changed (collect(): one copy of their bytes into the worker's batch),
+ * and appends them to each of its subscribers that has room for them.  A
+ * stream without room (a slow socket, a replay still going on) is
+ * "behind": it keeps its position and pulls the rest from history as its
+ * socket drains (ngx_http_sse_sub_pull(), the store's read()), never
+ * holding more than sse_max_pending.  Nothing here takes the zone lock
+ * or sees an address in the zone.
  */
 
 #include "ngx_http_sse.h"
@@ -33,53 +30,27 @@ ngx_uint_t   ngx_http_sse_nstreams;
 
 namespace {
 
-/* a copy of one event taken out of the zone */
-typedef struct {
-    ngx_http_sse_local_t   *local;
-    uint64_t                seq;
-    uint64_t                cum;
-    size_t                  offset;     /* in the scratch buffer */
-    uint32_t                len;
-    uint16_t                id_len;
-} ngx_http_sse_copy_t;
-
-/* why a worker's streams of a channel end after a fan-out */
-#define NGX_HTTP_SSE_LOCAL_RENEWED  1   /* the channel is another epoch */
-#define NGX_HTTP_SSE_LOCAL_DELETED  2   /* after what came before DELETE */
-
-
 void ngx_http_sse_ipc_read_handler(ngx_event_t *ev);
 void ngx_http_sse_wake_handler(ngx_event_t *ev);
 void ngx_http_sse_sweep_handler(ngx_event_t *ev);
-void ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone);
-ngx_int_t ngx_http_sse_gather(ngx_http_sse_local_t *local);
 void ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone);
 void ngx_http_sse_end_local(ngx_http_sse_local_t *local);
 void ngx_http_sse_settle(ngx_http_sse_zone_t *zone);
-ngx_http_sse_local_t *ngx_http_sse_local_find(ngx_http_sse_zone_t *zone,
-    ngx_http_sse_channel_t *ch);
 ngx_int_t ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc);
-ngx_int_t ngx_http_sse_scratch_reserve(size_t size);
-ngx_int_t ngx_http_sse_copies_reserve(ngx_uint_t n);
-ngx_int_t ngx_http_sse_locals_push(ngx_http_sse_local_t *local);
+ngx_int_t ngx_http_sse_pulled_event(void *data, uint64_t seq, u_char *wire,
+    size_t len, size_t id_len, uint64_t cum);
 
 
-ngx_connection_t          *ngx_http_sse_ipc;
 ngx_http_sse_main_conf_t  *ngx_http_sse_main;
 ngx_event_t                ngx_http_sse_sweep_event;
 
-/* per worker scratch space, reused by every fan-out */
-u_char                    *scratch;
-size_t                     scratch_len;
-size_t                     scratch_cap;
-ngx_http_sse_copy_t       *copies;
-size_t                     ncopies;
-size_t                     copies_cap;
-ngx_http_sse_local_t     **touched;
-size_t                     ntouched;
-size_t                     touched_cap;
+/* the worker's batch, reused by every fan-out */
+ngx_http_sse_batch_t       ngx_http_sse_batch;
 
 } // namespace
+
+
+ngx_connection_t  *ngx_http_sse_ipc;
 
 
 ngx_int_t
@@ -172,23 +143,9 @@ ngx_http_sse_ipc_init(ngx_cycle_t *cycle)
     for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
         zone = zones[i];
 
-        ngx_shmtx_lock(&zone->shpool->mutex);
-        zone->slot = ngx_http_sse_slot_register(zone,
-                                                (u_char *) sa.sun_path, len);
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-
-        if (zone->slot < 0) {
-            /* slots of workers that were killed go to refused wake-ups */
-            ngx_http_sse_probe_slots(zone);
-
-            ngx_shmtx_lock(&zone->shpool->mutex);
-            zone->slot = ngx_http_sse_slot_register(zone,
-                                                    (u_char *) sa.sun_path,
-                                                    len);
-            ngx_shmtx_unlock(&zone->shpool->mutex);
-        }
-
-        if (zone->slot < 0) {
+        if (zone->store->attach(zone, (u_char *) sa.sun_path, len)
+            != NGX_OK)
+        {
             ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                           "sse zone \"%V\": all %d worker slots are taken; "
                           "this worker refuses subscribers with 503",
@@ -217,219 +174,12 @@ ngx_http_sse_ipc_exit(ngx_cycle_t *cycle)
     ngx_http_sse_main = NULL;
 }
 
-
-/* called after unlocking: sends the wake-ups ngx_http_sse_notify() chose */
-
-void
-ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
-    ngx_uint_t nwake)
-{
-    u_char                byte;
-    ngx_pid_t             pid;
-    ngx_pid_t             gone_pid[NGX_HTTP_SSE_MAX_SLOTS];
-    ngx_uint_t            i, ngone, local;
-    ngx_uint_t            gone[NGX_HTTP_SSE_MAX_SLOTS];
-    socklen_t             len;
-    struct sockaddr_un    sa;
-    ngx_http_sse_slot_t  *slot;
-
-    ngone = 0;
-    local = 0;
-    byte = 0;
-
-    for (i = 0; i < nwake; i++) {
-
-        if ((ngx_int_t) wake[i] == zone->slot) {
-            local = 1;
-            continue;
-        }
-
-        slot = &zone->sh->slots[wake[i]];
-
-        pid = (ngx_pid_t) slot->pid;
-        if (pid == 0 || ngx_http_sse_ipc == NULL) {
-            continue;
-        }
-
-        ngx_memzero(&sa, sizeof(struct sockaddr_un));
-        sa.sun_family = AF_UNIX;
-        ngx_memcpy(sa.sun_path, slot->addr, slot->addr_len);
-        len = offsetof(struct sockaddr_un, sun_path) + slot->addr_len;
-
-        if (sendto(ngx_http_sse_ipc->fd, &byte, 1, MSG_DONTWAIT,
-                   (struct sockaddr *) &sa, len)
-            == -1)
-        {
-            /*
-             * EAGAIN: the receiver's queue is full, so it has wake-ups
-             * pending and will see our channel in its queue anyway.
-             * ECONNREFUSED: nobody has the name any more: the worker
-             * exited or died; its slot is reaped below.
-             */
-
-            if (ngx_socket_errno == NGX_ECONNREFUSED
-                || ngx_socket_errno == NGX_ENOENT)
-            {
-                gone[ngone] = wake[i];
-                gone_pid[ngone++] = pid;
-
-            } else if (ngx_socket_errno != NGX_EAGAIN) {
-                /*
-                 * The wake-up is lost: clear its flag, so that the next
-                 * publish sends another (that worker's sweep also looks
-                 * at its queue every second).
-                 */
-                ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, ngx_socket_errno,
-                              "sse: wake-up of worker %P failed", pid);
-                slot->wake_pending = 0;
-            }
-        }
-    }
-
-    if (ngone) {
-        ngx_shmtx_lock(&zone->shpool->mutex);
-
-        for (i = 0; i < ngone; i++) {
-            ngx_http_sse_reap_slot(zone, gone[i], gone_pid[i]);
-        }
-
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-    }
-
-    /*
-     * This worker's own subscribers get the events now, before the
-     * publisher's reply: the other workers are already woken and fan out
-     * in parallel, and a publisher posting back to back is paced by the
-     * fan-out instead of queueing events behind it.
-     */
-
-    if (local) {
-        ngx_http_sse_process_zone(zone);
-    }
-}
-
-
 /*
- * Finds the slots of workers that are gone without a publish to tell
- * (kill -9, a crash, while nothing was published to their channels): the
- * wake-up socket of such a slot refuses a connection.  connect() on a
- * datagram socket sends nothing, so live workers are not disturbed.  Runs
- * unlocked; the lock is taken only to release what is found.  For the
- * sweep, sse_status and a new worker that finds no free slot.
- */
-
-void
-ngx_http_sse_probe_slots(ngx_http_sse_zone_t *zone)
-{
-    int                   fd;
-    ngx_pid_t             pid;
-    ngx_pid_t             gone_pid[NGX_HTTP_SSE_MAX_SLOTS];
-    ngx_uint_t            i, ngone;
-    ngx_uint_t            gone[NGX_HTTP_SSE_MAX_SLOTS];
-    socklen_t             len;
-    struct sockaddr_un    sa;
-    ngx_http_sse_slot_t  *slot;
-
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd == -1) {
-        return;
-    }
-
-    ngone = 0;
-
-    for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
-        slot = &zone->sh->slots[i];
-        pid = (ngx_pid_t) slot->pid;
-
-        if (pid == 0 || pid == ngx_pid || slot->addr_len > 16) {
-            continue;
-        }
-
-        ngx_memzero(&sa, sizeof(struct sockaddr_un));
-        sa.sun_family = AF_UNIX;
-        ngx_memcpy(sa.sun_path, slot->addr, slot->addr_len);
-        len = offsetof(struct sockaddr_un, sun_path) + slot->addr_len;
-
-        if (connect(fd, (struct sockaddr *) &sa, len) == -1
-            && (ngx_socket_errno == NGX_ECONNREFUSED
-                || ngx_socket_errno == NGX_ENOENT))
-        {
-            gone[ngone] = i;
-            gone_pid[ngone++] = pid;
-        }
-    }
-
-    close(fd);
-
-    if (ngone == 0) {
-        return;
-    }
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    for (i = 0; i < ngone; i++) {
-        ngx_http_sse_reap_slot(zone, gone[i], gone_pid[i]);
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-}
-
-
-/* expects the zone locked: the subscriber joins the channel */
-
-ngx_http_sse_local_t *
-ngx_http_sse_local_get(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
-{
-    ngx_http_sse_local_t  *local;
-
-    local = ngx_http_sse_local_find(zone, ch);
-    if (local) {
-        return local;
-    }
-
-    local = (ngx_http_sse_local_t *) ngx_alloc(sizeof(ngx_http_sse_local_t),
-                                               ngx_cycle->log);
-    if (local == NULL) {
-        return NULL;
-    }
-
-    ngx_memzero(local, sizeof(ngx_http_sse_local_t));
-
-    local->node.key = (ngx_rbtree_key_t) (uintptr_t) ch;
-    local->zone = zone;
-    local->channel = ch;
-    local->epoch = ch->epoch;
-    local->cursor = ch->last_seq;
-    local->total = ch->total;
-    local->floor = (uint64_t) -1;
-    ngx_queue_init(&local->subs);
-
-    ngx_rbtree_insert(&zone->locals, &local->node);
-    zone->nlocals++;
-
-    return local;
-}
-
-
-void
-ngx_http_sse_local_put(ngx_http_sse_local_t *local)
-{
-    if (local->nsubs || local->busy) {
-        return;
-    }
-
-    ngx_rbtree_delete(&local->zone->locals, &local->node);
-    local->zone->nlocals--;
-    ngx_free(local);
-}
-
-
-/*
- * Expects the zone locked: a stream behind on some of its channels takes
- * their next events from history, as many as its buffer takes
- * (sse_max_pending); the rest waits until its socket drains again.
- * NGX_HTTP_SSE_PULL_END: a deleted or renewed channel is done with;
- * NGX_HTTP_SSE_PULL_GAP: what it still needed is gone.
+ * A stream behind on some of its channels takes their next events from
+ * history, as many as its buffer takes (sse_max_pending); the rest waits
+ * until its socket drains again.  NGX_HTTP_SSE_PULL_END: a deleted or
+ * renewed channel is done with; NGX_HTTP_SSE_PULL_GAP: what it still
+ * needed is gone.
  */
 
 ngx_int_t
@@ -525,13 +275,7 @@ ngx_http_sse_release_slots(void)
     for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
         zone = zones[i];
 
-        if (zone->slot < 0 || zone->sh == NULL) {
-            continue;
-        }
-
-        ngx_shmtx_lock(&zone->shpool->mutex);
-        ngx_http_sse_slot_release(zone);
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        zone->store->detach(zone);
     }
 }
 
@@ -607,138 +351,29 @@ ngx_http_sse_wake_handler(ngx_event_t *ev)
 }
 
 
+} // namespace
+
+
+/* channels changed for this worker: their new events go out */
+
 void
 ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone)
 {
-    ngx_uint_t               n;
-    ngx_http_sse_local_t    *local;
-    ngx_http_sse_channel_t  *ch;
-
     if (zone->slot < 0) {
         return;
     }
 
-    scratch_len = 0;
-    ncopies = 0;
-    ntouched = 0;
+    ngx_http_sse_batch.scratch_len = 0;
+    ngx_http_sse_batch.ncopies = 0;
+    ngx_http_sse_batch.ntouched = 0;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    zone->sh->slots[zone->slot].wake_pending = 0;
-
-    /* the queue holds each changed channel once: the cost is what changed */
-
-    for (n = 0; /* void */; n++) {
-        ch = ngx_http_sse_dequeue(zone, zone->slot);
-        if (ch == NULL) {
-            break;
-        }
-
-        local = ngx_http_sse_local_find(zone, ch);
-        if (local == NULL) {
-            /* its last subscriber here left meanwhile */
-            continue;
-        }
-
-        if (ngx_http_sse_gather(local) != NGX_OK) {
-            /*
-             * Out of memory: its streams are not behind yet, so nothing
-             * else would bring them these events; the channel goes back
-             * on the queue for the next wake-up or the sweep, and this
-             * round ends (taking it again now would fail again).
-             */
-            if (local->share) {
-                ngx_http_sse_requeue(zone, local->share);
-            }
-
-            break;
-        }
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    if (n) {
-        (void) ngx_atomic_fetch_add(&zone->sh->wakeups, 1);
-        (void) ngx_atomic_fetch_add(&zone->sh->woken, n);
-    }
+    (void) zone->store->collect(zone, &ngx_http_sse_batch);
 
     ngx_http_sse_fan_out(zone);
 }
 
 
-/*
- * Expects the zone locked: copies the channel's events that this worker
- * has not fanned out yet into the scratch buffer.
- */
-
-ngx_int_t
-ngx_http_sse_gather(ngx_http_sse_local_t *local)
-{
-    size_t                   size;
-    uint64_t                 seq;
-    ngx_http_sse_copy_t     *cp;
-    ngx_http_sse_event_t    *ev;
-    ngx_http_sse_channel_t  *ch = local->channel;
-
-    if (local->busy) {
-        return NGX_OK;
-    }
-
-    if (ngx_http_sse_locals_push(local) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    local->busy = 1;
-
-    if (ch->epoch != local->epoch) {
-        /* deleted and published to again: these streams are over */
-        local->ending = NGX_HTTP_SSE_LOCAL_RENEWED;
-        return NGX_OK;
-    }
-
-    if (local->cursor < ch->last_seq && ch->nevents) {
-
-        /*
-         * What was evicted before this worker read it is not copied: its
-         * streams that still miss it find the gap when they pull.
-         */
-
-        seq = ngx_max(local->cursor + 1, ch->first_seq);
-        size = (size_t) (ch->total - ngx_http_sse_cum_before(ch, seq));
-
-        if (ngx_http_sse_copies_reserve(ch->last_seq - seq + 1) != NGX_OK
-            || ngx_http_sse_scratch_reserve(size) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        for ( /* void */ ; seq <= ch->last_seq; seq++) {
-            ev = ngx_http_sse_channel_event(ch, seq);
-
-            cp = &copies[ncopies++];
-            cp->local = local;
-            cp->seq = seq;
-            cp->cum = ev->cum;
-            cp->offset = scratch_len;
-            cp->len = ev->len;
-            cp->id_len = ev->id_len;
-
-            ngx_memcpy(scratch + scratch_len, ev->wire, ev->len);
-            scratch_len += ev->len;
-        }
-    }
-
-    local->cursor = ch->last_seq;
-    local->total = ch->total;
-
-    if (ch->deleted) {
-        /* the streams end after what was published before the DELETE */
-        local->ending = NGX_HTTP_SSE_LOCAL_DELETED;
-    }
-
-    return NGX_OK;
-}
-
+namespace {
 
 void
 ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
@@ -748,14 +383,16 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
     ngx_uint_t                i, j;
     ngx_queue_t              *q, *next;
     ngx_http_sse_sub_t       *sub;
-    ngx_http_sse_copy_t      *cp;
+    ngx_http_sse_copy_t      *cp, *copies;
+    ngx_http_sse_batch_t     *batch = &ngx_http_sse_batch;
     ngx_http_sse_local_t     *local;
     ngx_http_sse_sub_chan_t  *sc;
 
     j = 0;
+    copies = batch->copies;
 
-    for (i = 0; i < ntouched; i++) {
-        local = touched[i];
+    for (i = 0; i < batch->ntouched; i++) {
+        local = batch->touched[i];
         floor = local->cursor;
 
         for (q = ngx_queue_head(&local->subs);
@@ -771,11 +408,12 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
             }
 
             for (cp = copies + j;
-                 cp < copies + ncopies && cp->local == local;
+                 cp < copies + batch->ncopies && cp->local == local;
                  cp++)
             {
                 rc = ngx_http_sse_sub_append_event(sc, cp->seq,
-                                                   scratch + cp->offset,
+                                                   batch->scratch
+                                                   + cp->offset,
                                                    cp->len, cp->id_len,
                                                    cp->cum);
                 if (rc == NGX_ERROR) {
@@ -808,7 +446,7 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
             }
         }
 
-        while (j < ncopies && copies[j].local == local) {
+        while (j < batch->ncopies && copies[j].local == local) {
             j++;
         }
 
@@ -822,13 +460,14 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
     ngx_http_sse_settle(zone);
 
     if (zone->delivered) {
-        (void) ngx_atomic_fetch_add(&zone->sh->delivered, zone->delivered);
+        zone->store->count(zone, NGX_HTTP_SSE_COUNT_DELIVERED,
+                           zone->delivered);
         zone->delivered = 0;
     }
 
-    ntouched = 0;
-    ncopies = 0;
-    scratch_len = 0;
+    batch->ntouched = 0;
+    batch->ncopies = 0;
+    batch->scratch_len = 0;
 }
 
 
@@ -841,27 +480,15 @@ void
 ngx_http_sse_settle(ngx_http_sse_zone_t *zone)
 {
     ngx_uint_t             i;
-    ngx_http_sse_local_t  *local;
+    ngx_http_sse_batch_t  *batch = &ngx_http_sse_batch;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    for (i = 0; i < ntouched; i++) {
-        local = touched[i];
-
-        if (local->nsubs && local->share) {
-            ngx_http_sse_channel_consumed(zone, local->share,
-                                          ngx_min(local->cursor,
-                                                  local->floor));
-        }
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    zone->store->settle(zone, batch->touched, batch->ntouched);
 
     /* kept while fanned out: a stream of another channel may leave this */
 
-    for (i = 0; i < ntouched; i++) {
-        touched[i]->busy = 0;
-        ngx_http_sse_local_put(touched[i]);
+    for (i = 0; i < batch->ntouched; i++) {
+        batch->touched[i]->busy = 0;
+        ngx_http_sse_local_put(batch->touched[i]);
     }
 }
 
@@ -892,29 +519,6 @@ ngx_http_sse_end_local(ngx_http_sse_local_t *local)
 
         ngx_http_sse_sub_end(sc->sub, 1);
     }
-}
-
-
-ngx_http_sse_local_t *
-ngx_http_sse_local_find(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
-{
-    ngx_rbtree_key_t    key;
-    ngx_rbtree_node_t  *node, *sentinel;
-
-    key = (ngx_rbtree_key_t) (uintptr_t) ch;
-
-    node = zone->locals.root;
-    sentinel = zone->locals.sentinel;
-
-    while (node != sentinel) {
-        if (key == node->key) {
-            return (ngx_http_sse_local_t *) node;
-        }
-
-        node = (key < node->key) ? node->left : node->right;
-    }
-
-    return NULL;
 }
 
 
@@ -952,14 +556,12 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
         for (i = 0; i < ngx_http_sse_main->zones.nelts; i++) {
             zone = zones[i];
 
-            ngx_http_sse_probe_slots(zone);
+            zone->store->probe(zone);
 
             /* expiry in bounded steps, the lock released in between */
 
             for (k = 0; k < 64; k++) {
-                ngx_shmtx_lock(&zone->shpool->mutex);
-                more = ngx_http_sse_store_expire(zone);
-                ngx_shmtx_unlock(&zone->shpool->mutex);
+                more = zone->store->expire(zone);
 
                 if (!more) {
                     break;
@@ -978,32 +580,22 @@ ngx_http_sse_sweep_handler(ngx_event_t *ev)
 ngx_int_t
 ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc)
 {
-    uint64_t                  seq;
-    ngx_int_t                 rc;
-    ngx_http_sse_sub_t       *sub = sc->sub;
-    ngx_http_sse_event_t     *ev;
-    ngx_http_sse_local_t     *local = sc->local;
-    ngx_http_sse_channel_t   *ch = local->channel;
+    ngx_int_t                   rc;
+    ngx_http_sse_sub_t         *sub = sc->sub;
+    ngx_http_sse_zone_t        *zone = sub->zone;
+    ngx_http_sse_local_t       *local = sc->local;
+    ngx_http_sse_store_read_t   rd;
 
-    if (ch->epoch != sc->pos.epoch) {
-        return NGX_HTTP_SSE_PULL_END;
-    }
+    rd.local = local;
+    rd.from = sc->pos;
+    rd.budget = (size_t) -1;    /* the stream's buffer is what bounds it */
+    rd.sink = ngx_http_sse_pulled_event;
+    rd.data = sc;
 
-    if (sc->pos.seq < ch->last_seq) {
+    rc = zone->store->read(zone, &rd);
 
-        if (ch->nevents == 0 || sc->pos.seq + 1 < ch->first_seq) {
-            return NGX_HTTP_SSE_PULL_GAP;
-        }
-
-        for (seq = sc->pos.seq + 1; seq <= ch->last_seq; seq++) {
-            ev = ngx_http_sse_channel_event(ch, seq);
-
-            rc = ngx_http_sse_sub_append_event(sc, seq, ev->wire, ev->len,
-                                               ev->id_len, ev->cum);
-            if (rc != NGX_OK) {
-                return (rc == NGX_DECLINED) ? NGX_OK : NGX_ERROR;
-            }
-        }
+    if (rc == NGX_ERROR || rc == NGX_HTTP_SSE_PULL_GAP || !rd.caught_up) {
+        return rc;
     }
 
     /* caught up: live events reach it through the fan-out again */
@@ -1011,51 +603,23 @@ ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc)
     sc->behind = 0;
     sub->nbehind--;
 
-    if (--local->nbehind == 0 && local->share) {
+    if (--local->nbehind == 0) {
         /* every stream here has what the worker fanned out: history past
          * its limit can go now, not at the next fan-out */
         local->floor = (uint64_t) -1;
-        ngx_http_sse_channel_consumed(sub->zone, local->share,
-                                      local->cursor);
+        zone->store->settle(zone, &local, 1);
     }
 
-    if (ch->deleted) {
-        return NGX_HTTP_SSE_PULL_END;
-    }
-
-    return NGX_OK;
+    return rc;
 }
 
 
 ngx_int_t
-ngx_http_sse_scratch_reserve(size_t size)
+ngx_http_sse_pulled_event(void *data, uint64_t seq, u_char *wire, size_t len,
+    size_t id_len, uint64_t cum)
 {
-    return ngx_http_sse_grow((void **) &scratch, &scratch_cap,
-                             scratch_len + size, 1, 16384);
-}
-
-
-ngx_int_t
-ngx_http_sse_copies_reserve(ngx_uint_t n)
-{
-    return ngx_http_sse_grow((void **) &copies, &copies_cap, ncopies + n,
-                             sizeof(ngx_http_sse_copy_t), 256);
-}
-
-
-ngx_int_t
-ngx_http_sse_locals_push(ngx_http_sse_local_t *local)
-{
-    if (ngx_http_sse_grow((void **) &touched, &touched_cap, ntouched + 1,
-                          sizeof(ngx_http_sse_local_t *), 64)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    touched[ntouched++] = local;
-
-    return NGX_OK;
+    return ngx_http_sse_sub_append_event((ngx_http_sse_sub_chan_t *) data,
+                                         seq, wire, len, id_len, cum);
 }
 
 } // namespace

@@ -295,6 +295,7 @@ ngx_http_sse_add_zone(ngx_conf_t *cf, ngx_str_t *name, size_t size)
     }
 
     zone->name = *name;
+    zone->store = &ngx_http_sse_shm_store;
     zone->slot = -1;
     zone->limits.history = 100;
     zone->limits.history_ttl = 3600;
