@@ -280,34 +280,6 @@ ngx_http_sse_release_slots(void)
 }
 
 
-/* grows a malloc'ed array to hold need elements, doubling */
-
-ngx_int_t
-ngx_http_sse_grow(void **array, size_t *cap, size_t need, size_t size,
-    size_t min)
-{
-    void    *p;
-    size_t   n;
-
-    if (need <= *cap) {
-        return NGX_OK;
-    }
-
-    n = ngx_max(*cap * 2, need);
-    n = ngx_max(n, min);
-
-    p = realloc(*array, n * size);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    *array = p;
-    *cap = n;
-
-    return NGX_OK;
-}
-
-
 namespace {
 
 void
