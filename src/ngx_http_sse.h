@@ -6,7 +6,8 @@
  *   ngx_http_sse_store_shm.cpp  the shm store's operations (the zone lock)
  *   ngx_http_sse_store.cpp      the shared zone: channels, history, slots
  *   ngx_http_sse_store_wake.cpp wake-ups between workers (the shm store)
- *   ngx_http_sse_ipc.cpp        a worker's wake-up socket, fan-out, sweep
+ *   ngx_http_sse_ipc.cpp        a worker's wake-up socket, the sweep
+ *   ngx_http_sse_fanout.cpp     fan-out to a worker's streams, pulls
  *   ngx_http_sse_subscribe.cpp  subscriber streams
  *   ngx_http_sse_publish.cpp    the publish location
  *   ngx_http_sse_status.cpp     sse_status
@@ -38,8 +39,21 @@
 
 #define NGX_HTTP_SSE_ZONE_MAGIC     0x53534534  /* "SSE4": layout version */
 
-#define NGX_HTTP_SSE_DEFAULT_ZONE   "sse"
-#define NGX_HTTP_SSE_DEFAULT_SIZE   (32 * 1024 * 1024)
+/* every directive's default (SPEC.md), in one place */
+#define NGX_HTTP_SSE_DEFAULT_ZONE          "sse"
+#define NGX_HTTP_SSE_DEFAULT_SIZE          (32 * 1024 * 1024)
+#define NGX_HTTP_SSE_DEFAULT_HISTORY       100
+#define NGX_HTTP_SSE_DEFAULT_HISTORY_TTL   3600        /* seconds */
+#define NGX_HTTP_SSE_DEFAULT_CHANNEL_TTL   3600        /* seconds */
+#define NGX_HTTP_SSE_DEFAULT_MAX_CHANNELS  0           /* unlimited */
+#define NGX_HTTP_SSE_DEFAULT_MAX_SUBS      0           /* unlimited */
+#define NGX_HTTP_SSE_DEFAULT_MAX_MESSAGE   (1024 * 1024)
+#define NGX_HTTP_SSE_DEFAULT_HEARTBEAT     15000       /* ms */
+#define NGX_HTTP_SSE_DEFAULT_RETRY         0           /* ms, 0: none */
+#define NGX_HTTP_SSE_DEFAULT_REPLAY        0
+#define NGX_HTTP_SSE_DEFAULT_RESET_EVENT   "reset"
+#define NGX_HTTP_SSE_DEFAULT_MAX_PENDING   (256 * 1024)
+#define NGX_HTTP_SSE_DEFAULT_LIFETIME      0           /* s, 0: none */
 
 /* channels freed at most by one publish's check that its event can fit */
 #define NGX_HTTP_SSE_RECLAIM_MAX    256
@@ -208,13 +222,34 @@ struct ngx_http_sse_local_s {
     uint64_t                    cursor;     /* last seq fanned out here */
     uint64_t                    total;      /* channel bytes through it */
     uint64_t                    floor;      /* worker: lowest position of a
-                                               stream behind */
+                                               stream behind, or
+                                               NGX_HTTP_SSE_NONE_BEHIND */
     ngx_queue_t                 subs;       /* worker: its sub_chan_t */
     ngx_uint_t                  nsubs;      /* worker */
     ngx_uint_t                  nbehind;    /* worker: of them, pulling */
     ngx_uint_t                  busy;       /* in a batch: keep */
     ngx_uint_t                  ending;     /* its streams end: why */
 };
+
+
+#define NGX_HTTP_SSE_NONE_BEHIND  ((uint64_t) -1)
+
+
+/*
+ * A stream's state in one of its channels:
+ *   OUT     not joined (yet, or any more): local is NULL, no event comes;
+ *   LIVE    joined and at the fan-out's pace: the fan-out appends each new
+ *           event that is its next one;
+ *   BEHIND  joined, and short of events the fan-out has passed (a replay,
+ *           a full buffer): it pulls them from history as its socket
+ *           drains, and is LIVE again once a pull reaches the end.
+ * Counted in sub->nbehind and local->nbehind while BEHIND.
+ */
+typedef enum {
+    NGX_HTTP_SSE_SC_OUT = 0,
+    NGX_HTTP_SSE_SC_LIVE,
+    NGX_HTTP_SSE_SC_BEHIND
+} ngx_http_sse_sc_state_e;
 
 
 typedef struct {
@@ -224,7 +259,7 @@ typedef struct {
     ngx_uint_t                  index;      /* in sub->chans */
     sse::Position               pos;        /* last event appended */
     uint64_t                    pos_cum;    /* channel bytes through it */
-    unsigned                    behind:1;   /* pulls from history */
+    unsigned                    state:2;    /* ngx_http_sse_sc_state_e */
 } ngx_http_sse_sub_chan_t;
 
 
@@ -377,7 +412,7 @@ size_t ngx_http_sse_format_position(u_char *out, uint64_t epoch,
 void ngx_http_sse_local_put(ngx_http_sse_local_t *local);
 
 
-/* ---- worker: wake-up socket, fan-out, sweep ------------------------ */
+/* ---- worker: wake-up socket, sweep (ipc), fan-out and pulls -------- */
 
 ngx_int_t ngx_http_sse_ipc_init(ngx_cycle_t *cycle);
 void ngx_http_sse_ipc_exit(ngx_cycle_t *cycle);

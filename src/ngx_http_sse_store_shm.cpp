@@ -346,6 +346,7 @@ ngx_http_sse_shm_join_locked(ngx_http_sse_zone_t *zone,
 
         local->share = cs[i];
         sc->local = local;
+        sc->state = NGX_HTTP_SSE_SC_LIVE;
         ngx_queue_insert_tail(&local->subs, &sc->link);
         local->nsubs++;
 
@@ -363,7 +364,7 @@ ngx_http_sse_shm_join_locked(ngx_http_sse_zone_t *zone,
         behind[i] = chans[i]->total - sc->pos_cum;
 
         if (sc->pos.seq < chans[i]->last_seq) {
-            sc->behind = 1;
+            sc->state = NGX_HTTP_SSE_SC_BEHIND;
             sub->nbehind++;
             local->nbehind++;
             replay += behind[i];
@@ -486,7 +487,7 @@ ngx_http_sse_shm_leave(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub)
     for (i = 0; i < sub->nchans; i++) {
         sc = &sub->chans[i];
 
-        if (sc->local) {
+        if (sc->state != NGX_HTTP_SSE_SC_OUT) {
             ngx_http_sse_channel_leave(zone, sc->local->channel, zone->slot);
         }
     }
@@ -849,7 +850,7 @@ ngx_http_sse_local_get(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
     local->epoch = ch->epoch;
     local->cursor = ch->last_seq;
     local->total = ch->total;
-    local->floor = (uint64_t) -1;
+    local->floor = NGX_HTTP_SSE_NONE_BEHIND;
     ngx_queue_init(&local->subs);
 
     ngx_rbtree_insert(&zone->locals, &local->node);

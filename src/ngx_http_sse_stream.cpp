@@ -203,8 +203,8 @@ ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
     need = (sub->nchans == 1) ? len : sse::max_id_len + len - id_len;
 
     if (seq != sc->pos.seq + 1 || !ngx_http_sse_fits(sub, need)) {
-        if (!sc->behind) {
-            sc->behind = 1;
+        if (sc->state == NGX_HTTP_SSE_SC_LIVE) {
+            sc->state = NGX_HTTP_SSE_SC_BEHIND;
             sub->nbehind++;
             sc->local->nbehind++;
         }
@@ -428,7 +428,7 @@ ngx_http_sse_sub_leave(ngx_http_sse_sub_t *sub)
     joined = sub->counted;
 
     for (i = 0; i < sub->nchans; i++) {
-        if (sub->chans[i].local) {
+        if (sub->chans[i].state != NGX_HTTP_SSE_SC_OUT) {
             joined = 1;
         }
     }
@@ -443,19 +443,19 @@ ngx_http_sse_sub_leave(ngx_http_sse_sub_t *sub)
         sc = &sub->chans[i];
         local = sc->local;
 
-        if (local == NULL) {
+        if (sc->state == NGX_HTTP_SSE_SC_OUT) {
             continue;
+        }
+
+        if (sc->state == NGX_HTTP_SSE_SC_BEHIND) {
+            sub->nbehind--;
+            local->nbehind--;
         }
 
         ngx_queue_remove(&sc->link);
         sc->local = NULL;
+        sc->state = NGX_HTTP_SSE_SC_OUT;
         local->nsubs--;
-
-        if (sc->behind) {
-            sc->behind = 0;
-            sub->nbehind--;
-            local->nbehind--;
-        }
         ngx_http_sse_local_put(local);
     }
 }

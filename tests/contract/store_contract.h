@@ -226,19 +226,19 @@ protected:
         zone->store->leave(zone, &s.sub);
 
         for (auto &sc : s.chans) {
-            if (sc.local == nullptr) {
+            if (sc.state == NGX_HTTP_SSE_SC_OUT) {
                 continue;
             }
 
             ngx_queue_remove(&sc.link);
             sc.local->nsubs--;
-            if (sc.behind) {
+            if (sc.state == NGX_HTTP_SSE_SC_BEHIND) {
                 sc.local->nbehind--;
-                sc.behind = 0;
             }
 
             ngx_http_sse_local_put(sc.local);
             sc.local = nullptr;
+            sc.state = NGX_HTTP_SSE_SC_OUT;
         }
     }
 
@@ -444,12 +444,12 @@ TYPED_TEST_P(StoreContract, JoinWithoutIdReplaysWhatIsAsked)
     ASSERT_EQ(j.rc, NGX_OK);
     EXPECT_EQ(j.reset[0], nullptr);
     EXPECT_EQ(none.chans[0].pos.seq, 4u);
-    EXPECT_FALSE(none.chans[0].behind);
+    EXPECT_EQ(none.chans[0].state, (unsigned) NGX_HTTP_SSE_SC_LIVE);
 
     Stream &two = this->join({ "a" }, 0, {}, 2, &j);
     ASSERT_EQ(j.rc, NGX_OK);
     EXPECT_EQ(two.chans[0].pos.seq, 2u);
-    EXPECT_TRUE(two.chans[0].behind);
+    EXPECT_EQ(two.chans[0].state, (unsigned) NGX_HTTP_SSE_SC_BEHIND);
 
     /* a channel nobody published to yet is created */
     Stream &fresh = this->join({ "new" }, 0, {}, 10, &j);
@@ -472,7 +472,7 @@ TYPED_TEST_P(StoreContract, JoinAtAPositionResumesAfterIt)
     ASSERT_EQ(j.rc, NGX_OK);
     EXPECT_EQ(j.reset[0], nullptr);
     EXPECT_EQ(s.chans[0].pos.seq, 1u);
-    EXPECT_TRUE(s.chans[0].behind);
+    EXPECT_EQ(s.chans[0].state, (unsigned) NGX_HTTP_SSE_SC_BEHIND);
 
     std::vector<Event>         got;
     ngx_http_sse_store_read_t  rd;
