@@ -170,10 +170,10 @@ typedef struct {
     ngx_http_sse_store_handler_pt  handler;
     void                       *data;
 
-    /* out */
+    /* out: rc, and in reset (nchans entries, the caller's) the reset to
+     * tell per channel: NULL, "gap" or "unknown" */
     ngx_int_t                   rc;
-    const char                 *reset[sse::max_channels_per_stream];
-                                            /* NULL, "gap", "unknown" */
+    const char                **reset;
 } ngx_http_sse_store_join_t;
 
 

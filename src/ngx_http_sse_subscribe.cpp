@@ -12,7 +12,8 @@ namespace {
 
 /*
  * A stream joining its channels: the store's answer (now or later), then
- * the headers and the stream, or a refusal.
+ * the headers and the stream, or a refusal.  In the request's pool, which
+ * a stream on its request (HTTP/2) keeps: sized for its channels.
  */
 typedef struct {
     ngx_http_request_t         *request;
@@ -22,8 +23,9 @@ typedef struct {
     unsigned                    in_flight:1;
     unsigned                    waiting:1;
     ngx_http_sse_store_join_t   op;
-    sse::Slice                  ids[sse::max_channels_per_stream];
-    sse::Position               positions[sse::max_channels_per_stream];
+    sse::Position              *positions;  /* n of each */
+    sse::Slice                 *ids;
+    const char                **reset;
 } ngx_http_sse_join_t;
 
 
@@ -49,6 +51,7 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     ngx_str_t                 last_id;
     ngx_uint_t                i, n;
     sse::Slice                ids[sse::max_channels_per_stream];
+    sse::Position             pos[sse::max_channels_per_stream];
     ngx_pool_cleanup_t       *cln;
     ngx_http_sse_sub_t       *sub;
     ngx_http_sse_zone_t      *zone;
@@ -124,10 +127,17 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     }
 
     j = (ngx_http_sse_join_t *) ngx_pcalloc(r->pool,
-                                            sizeof(ngx_http_sse_join_t));
+                                    sizeof(ngx_http_sse_join_t)
+                                    + n * (sizeof(sse::Position)
+                                           + sizeof(sse::Slice)
+                                           + sizeof(const char *)));
     if (j == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    j->positions = (sse::Position *) (j + 1);
+    j->ids = (sse::Slice *) (j->positions + n);
+    j->reset = (const char **) (j->ids + n);
 
     /* Last-Event-ID: one position per channel of this stream */
 
@@ -138,9 +148,15 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     }
 
     if (last_id.len) {
-        have_id = (sse::parse_id(last_id.data, last_id.len, j->positions,
+        have_id = (sse::parse_id(last_id.data, last_id.len, pos,
                                  sse::max_channels_per_stream)
                    == (int) n) ? 1 : -1;
+
+        if (have_id == 1) {
+            for (i = 0; i < n; i++) {
+                j->positions[i] = pos[i];
+            }
+        }
     }
 
     sub = ngx_http_sse_sub_create(r, n);
@@ -202,6 +218,7 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     j->op.nchans = n;
     j->op.positions = j->positions;
     j->op.have_id = have_id;
+    j->op.reset = j->reset;
     j->op.replay = slcf->replay;
     j->op.handler = ngx_http_sse_joined;
     j->op.data = j;

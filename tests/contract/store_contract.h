@@ -200,6 +200,8 @@ protected:
         }
 
         join_positions_ = std::move(positions);
+        join_resets_.push_back(std::make_unique<const char *[]>(
+                                   join_ids_.size()));
 
         std::memset(out, 0, sizeof(*out));
         out->sub = &s.sub;
@@ -209,6 +211,7 @@ protected:
                                                  : join_positions_.data();
         out->have_id = have_id;
         out->replay = replay;
+        out->reset = join_resets_.back().get();
         out->handler = done;
         out->data = &finished;
 
@@ -285,6 +288,7 @@ private:
     std::vector<std::string>                 join_ids_;
     std::vector<sse::Slice>                  join_slices_;
     std::vector<sse::Position>               join_positions_;
+    std::vector<std::unique_ptr<const char *[]>>  join_resets_;
 };
 
 TYPED_TEST_SUITE_P(StoreContract);
