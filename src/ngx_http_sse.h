@@ -2,8 +2,12 @@
  * ngx_http_sse_module: declarations shared by the module's files.
  *
  *   ngx_http_sse_module.cpp     directives, configuration, process hooks
+ *   ngx_http_sse_store.h        the store interface (its contract)
+ *   ngx_http_sse_store_shm.cpp  the shm store's operations (the zone lock)
  *   ngx_http_sse_store.cpp      the shared zone: channels, history, slots
- *   ngx_http_sse_ipc.cpp        wake-ups between workers, local fan-out
+ *   ngx_http_sse_store_wake.cpp wake-ups between workers (the shm store)
+ *   ngx_http_sse_ipc.cpp        a worker's wake-up socket, the sweep
+ *   ngx_http_sse_fanout.cpp     fan-out to a worker's streams, pulls
  *   ngx_http_sse_subscribe.cpp  subscriber streams
  *   ngx_http_sse_publish.cpp    the publish location
  *   ngx_http_sse_status.cpp     sse_status
@@ -18,6 +22,7 @@
 
 #include "ngx_sse_nginx.h"
 #include "sse_wire.h"
+#include "ngx_http_sse_store.h"
 
 
 /*
@@ -38,24 +43,27 @@
 
 #define NGX_HTTP_SSE_ZONE_MAGIC     0x53534536  /* "SSE6": layout version */
 
-#define NGX_HTTP_SSE_DEFAULT_ZONE   "sse"
-#define NGX_HTTP_SSE_DEFAULT_SIZE   (32 * 1024 * 1024)
+/* every directive's default (SPEC.md), in one place */
+#define NGX_HTTP_SSE_DEFAULT_ZONE          "sse"
+#define NGX_HTTP_SSE_DEFAULT_SIZE          (32 * 1024 * 1024)
+#define NGX_HTTP_SSE_DEFAULT_HISTORY       100
+#define NGX_HTTP_SSE_DEFAULT_HISTORY_TTL   3600        /* seconds */
+#define NGX_HTTP_SSE_DEFAULT_CHANNEL_TTL   3600        /* seconds */
+#define NGX_HTTP_SSE_DEFAULT_MAX_CHANNELS  0           /* unlimited */
+#define NGX_HTTP_SSE_DEFAULT_MAX_SUBS      0           /* unlimited */
+#define NGX_HTTP_SSE_DEFAULT_MAX_MESSAGE   (1024 * 1024)
+#define NGX_HTTP_SSE_DEFAULT_HEARTBEAT     15000       /* ms */
+#define NGX_HTTP_SSE_DEFAULT_RETRY         0           /* ms, 0: none */
+#define NGX_HTTP_SSE_DEFAULT_REPLAY        0
+#define NGX_HTTP_SSE_DEFAULT_RESET_EVENT   "reset"
+#define NGX_HTTP_SSE_DEFAULT_MAX_PENDING   (256 * 1024)
+#define NGX_HTTP_SSE_DEFAULT_LIFETIME      0           /* s, 0: none */
 
 /* channels freed at most by one publish's check that its event can fit */
 #define NGX_HTTP_SSE_RECLAIM_MAX    256
 
-#define NGX_HTTP_SSE_ZONE_FULL      -10
-#define NGX_HTTP_SSE_TOO_MANY       -11
-
-/* what a pull found: the stream ends (after what it has), or fell out */
-#define NGX_HTTP_SSE_PULL_END       -12
-#define NGX_HTTP_SSE_PULL_GAP       -13
-
 
 typedef struct ngx_http_sse_channel_s  ngx_http_sse_channel_t;
-typedef struct ngx_http_sse_zone_s     ngx_http_sse_zone_t;
-typedef struct ngx_http_sse_local_s    ngx_http_sse_local_t;
-typedef struct ngx_http_sse_sub_s      ngx_http_sse_sub_t;
 typedef struct ngx_http_sse_timing_s   ngx_http_sse_timing_t;
 typedef struct ngx_http_sse_log_s      ngx_http_sse_log_t;
 
@@ -238,6 +246,7 @@ typedef struct {
 
 struct ngx_http_sse_zone_s {
     ngx_str_t                   name;
+    ngx_http_sse_store_t       *store;      /* every caller goes through */
     ngx_shm_zone_t             *shm_zone;
     ngx_slab_pool_t            *shpool;
     ngx_http_sse_shctx_t       *sh;
@@ -256,7 +265,13 @@ struct ngx_http_sse_zone_s {
 };
 
 
-/* one channel as seen by one worker: the worker's subscribers of it */
+/*
+ * One channel as seen by one worker: the worker's subscribers of it.  The
+ * store's handle (ngx_http_sse_store.h): channel and share are addresses
+ * in the zone, for the store's files only; the store sets epoch, cursor
+ * and total when it collects the channel's events, and ending; the
+ * worker ("worker" below) keeps the rest.
+ */
 struct ngx_http_sse_local_s {
     ngx_rbtree_node_t           node;       /* key: the shm channel */
     ngx_http_sse_zone_t        *zone;
@@ -265,13 +280,35 @@ struct ngx_http_sse_local_s {
     uint64_t                    epoch;
     uint64_t                    cursor;     /* last seq fanned out here */
     uint64_t                    total;      /* channel bytes through it */
-    uint64_t                    floor;      /* lowest position of a stream */
-    ngx_queue_t                 subs;       /* ngx_http_sse_sub_chan_t */
-    ngx_uint_t                  nsubs;
-    ngx_uint_t                  nbehind;    /* of them, pulling */
-    ngx_uint_t                  busy;       /* being fanned out: keep */
+    uint64_t                    floor;      /* worker: lowest position of a
+                                               stream behind, or
+                                               NGX_HTTP_SSE_NONE_BEHIND */
+    ngx_queue_t                 subs;       /* worker: its sub_chan_t */
+    ngx_uint_t                  nsubs;      /* worker */
+    ngx_uint_t                  nbehind;    /* worker: of them, pulling */
+    ngx_uint_t                  busy;       /* in a batch: keep */
     ngx_uint_t                  ending;     /* its streams end: why */
 };
+
+
+#define NGX_HTTP_SSE_NONE_BEHIND  ((uint64_t) -1)
+
+
+/*
+ * A stream's state in one of its channels:
+ *   OUT     not joined (yet, or any more): local is NULL, no event comes;
+ *   LIVE    joined and at the fan-out's pace: the fan-out appends each new
+ *           event that is its next one;
+ *   BEHIND  joined, and short of events the fan-out has passed (a replay,
+ *           a full buffer): it pulls them from history as its socket
+ *           drains, and is LIVE again once a pull reaches the end.
+ * Counted in sub->nbehind and local->nbehind while BEHIND.
+ */
+typedef enum {
+    NGX_HTTP_SSE_SC_OUT = 0,
+    NGX_HTTP_SSE_SC_LIVE,
+    NGX_HTTP_SSE_SC_BEHIND
+} ngx_http_sse_sc_state_e;
 
 
 typedef struct {
@@ -281,7 +318,7 @@ typedef struct {
     ngx_uint_t                  index;      /* in sub->chans */
     sse::Position               pos;        /* last event appended */
     uint64_t                    pos_cum;    /* channel bytes through it */
-    unsigned                    behind:1;   /* pulls from history */
+    unsigned                    state:2;    /* ngx_http_sse_sc_state_e */
 } ngx_http_sse_sub_chan_t;
 
 
@@ -401,15 +438,16 @@ typedef struct {
 extern ngx_module_t  ngx_http_sse_module;
 
 
-/* ---- store (shared zone) -------------------------------------------- */
+/* ---- the shm store's zone (ngx_http_sse_store.cpp) ----------------- */
 
 ngx_int_t ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 
 /*
- * All of these expect the zone locked.  A locked operation that looks
- * channels up begins with ngx_http_sse_store_expire(): the channels
- * ngx_http_sse_channel_get() returns are then never reclaimed to make room
- * for allocations of the same operation.
+ * For the shm store's files only.  All of these expect the zone locked.
+ * A locked operation that looks channels up begins with
+ * ngx_http_sse_store_expire(): the channels ngx_http_sse_channel_get()
+ * returns are then never reclaimed to make room for allocations of the
+ * same operation.
  */
 ngx_http_sse_channel_t *ngx_http_sse_channel_find(ngx_http_sse_zone_t *zone,
     u_char *id, size_t len);
@@ -441,9 +479,6 @@ void ngx_http_sse_reap_slot(ngx_http_sse_zone_t *zone, ngx_uint_t slot,
 ngx_int_t ngx_http_sse_slot_register(ngx_http_sse_zone_t *zone,
     u_char *addr, size_t addr_len);
 void ngx_http_sse_slot_release(ngx_http_sse_zone_t *zone);
-void ngx_http_sse_log_full(ngx_http_sse_zone_t *zone, ngx_log_t *log);
-size_t ngx_http_sse_format_position(u_char *out, uint64_t epoch,
-    uint64_t seq);
 
 /* marks the channel changed for every worker that has subscribers */
 void ngx_http_sse_notify(ngx_http_sse_zone_t *zone,
@@ -454,23 +489,34 @@ void ngx_http_sse_requeue(ngx_http_sse_zone_t *zone,
 ngx_http_sse_channel_t *ngx_http_sse_dequeue(ngx_http_sse_zone_t *zone,
     ngx_uint_t slot);
 
-
-/* ---- worker: wake-ups and fan-out ----------------------------------- */
-
-ngx_int_t ngx_http_sse_ipc_init(ngx_cycle_t *cycle);
-void ngx_http_sse_ipc_exit(ngx_cycle_t *cycle);
+/* unlocked (ngx_http_sse_store_wake.cpp): the wake-ups notify() chose,
+ * and finding the slots of workers that died */
 void ngx_http_sse_wake(ngx_http_sse_zone_t *zone, ngx_uint_t *wake,
     ngx_uint_t nwake);
 void ngx_http_sse_probe_slots(ngx_http_sse_zone_t *zone);
-ngx_http_sse_local_t *ngx_http_sse_local_get(ngx_http_sse_zone_t *zone,
-    ngx_http_sse_channel_t *ch);
+
+/* unlocked, for anyone: a refusal for want of room, logged rate-limited */
+void ngx_http_sse_log_full(ngx_http_sse_zone_t *zone, ngx_log_t *log);
+size_t ngx_http_sse_format_position(u_char *out, uint64_t epoch,
+    uint64_t seq);
+
+/* the worker lets go of its record of a channel nobody here reads */
 void ngx_http_sse_local_put(ngx_http_sse_local_t *local);
+
+
+/* ---- worker: wake-up socket, sweep (ipc), fan-out and pulls -------- */
+
+ngx_int_t ngx_http_sse_ipc_init(ngx_cycle_t *cycle);
+void ngx_http_sse_ipc_exit(ngx_cycle_t *cycle);
+/* the store's news: channels changed for this worker, fan them out */
+void ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone);
 void ngx_http_sse_sweep_arm(void);
 void ngx_http_sse_shutdown(void);
 void ngx_http_sse_release_slots(void);
 
-extern ngx_queue_t  ngx_http_sse_streams;
-extern ngx_uint_t   ngx_http_sse_nstreams;
+extern ngx_connection_t  *ngx_http_sse_ipc;     /* the wake-up socket */
+extern ngx_queue_t        ngx_http_sse_streams;
+extern ngx_uint_t         ngx_http_sse_nstreams;
 
 
 /* ---- streams -------------------------------------------------------- */
@@ -576,5 +622,29 @@ ngx_str_t *ngx_http_sse_header_in(ngx_http_request_t *r, const char *name);
 ngx_int_t ngx_http_sse_send_no_content(ngx_http_request_t *r);
 ngx_int_t ngx_http_sse_grow(void **array, size_t *cap, size_t need,
     size_t size, size_t min);
+
+/*
+ * A request that asks the store about channels (DELETE, GET, HEAD): one
+ * store operation, then the reply.  Answered at once, it returns the
+ * reply's code as a handler would; answered later, the request is kept
+ * (r->main->count) and finalized when the answer comes.
+ */
+typedef struct ngx_http_sse_query_s  ngx_http_sse_query_t;
+typedef ngx_int_t (*ngx_http_sse_query_reply_pt)(ngx_http_sse_query_t *q);
+
+struct ngx_http_sse_query_s {
+    ngx_http_request_t         *request;
+    ngx_http_sse_zone_t        *zone;
+    ngx_http_sse_query_reply_pt reply;
+    ngx_int_t                   rc;
+    unsigned                    in_flight:1;
+    unsigned                    waiting:1;
+    ngx_http_sse_store_query_t  op;
+    sse::Slice                  ids[sse::max_channels_per_stream];
+};
+
+ngx_int_t ngx_http_sse_query(ngx_http_request_t *r, ngx_http_sse_zone_t *zone,
+    sse::Slice *ids, ngx_uint_t n, ngx_uint_t remove,
+    ngx_http_sse_query_reply_pt reply);
 
 #endif /* NGX_HTTP_SSE_H */

@@ -23,6 +23,7 @@ ngx_int_t ngx_http_sse_init_process(ngx_cycle_t *cycle);
 void ngx_http_sse_exit_process(ngx_cycle_t *cycle);
 ngx_http_sse_zone_t *ngx_http_sse_add_zone(ngx_conf_t *cf, ngx_str_t *name,
     size_t size);
+void ngx_http_sse_default_limits(ngx_http_sse_limits_t *limits);
 
 
 ngx_command_t  ngx_http_sse_commands[] = {
@@ -208,14 +209,19 @@ ngx_http_sse_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_sse_zone_t       **zones;
     ngx_http_sse_main_conf_t   *smcf;
 
-    ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);
-    ngx_conf_merge_msec_value(conf->retry, prev->retry, 0);
-    ngx_conf_merge_value(conf->replay, prev->replay, 0);
+    ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat,
+                              NGX_HTTP_SSE_DEFAULT_HEARTBEAT);
+    ngx_conf_merge_msec_value(conf->retry, prev->retry,
+                              NGX_HTTP_SSE_DEFAULT_RETRY);
+    ngx_conf_merge_value(conf->replay, prev->replay,
+                         NGX_HTTP_SSE_DEFAULT_REPLAY);
     ngx_conf_merge_ptr_value(conf->last_event_id, prev->last_event_id, NULL);
-    ngx_conf_merge_str_value(conf->reset_event, prev->reset_event, "reset");
+    ngx_conf_merge_str_value(conf->reset_event, prev->reset_event,
+                             NGX_HTTP_SSE_DEFAULT_RESET_EVENT);
     ngx_conf_merge_size_value(conf->max_pending, prev->max_pending,
-                              256 * 1024);
-    ngx_conf_merge_sec_value(conf->lifetime, prev->lifetime, 0);
+                              NGX_HTTP_SSE_DEFAULT_MAX_PENDING);
+    ngx_conf_merge_sec_value(conf->lifetime, prev->lifetime,
+                             NGX_HTTP_SSE_DEFAULT_LIFETIME);
 
     if (conf->role == NGX_HTTP_SSE_ROLE_NONE) {
         return NGX_CONF_OK;
@@ -279,6 +285,20 @@ ngx_http_sse_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
+/* sse_zone's parameters when not given (and the embedded default zone's) */
+
+void
+ngx_http_sse_default_limits(ngx_http_sse_limits_t *limits)
+{
+    limits->history = NGX_HTTP_SSE_DEFAULT_HISTORY;
+    limits->history_ttl = NGX_HTTP_SSE_DEFAULT_HISTORY_TTL;
+    limits->channel_ttl = NGX_HTTP_SSE_DEFAULT_CHANNEL_TTL;
+    limits->max_channels = NGX_HTTP_SSE_DEFAULT_MAX_CHANNELS;
+    limits->max_subscribers = NGX_HTTP_SSE_DEFAULT_MAX_SUBS;
+    limits->max_message = NGX_HTTP_SSE_DEFAULT_MAX_MESSAGE;
+}
+
+
 ngx_http_sse_zone_t *
 ngx_http_sse_add_zone(ngx_conf_t *cf, ngx_str_t *name, size_t size)
 {
@@ -295,13 +315,9 @@ ngx_http_sse_add_zone(ngx_conf_t *cf, ngx_str_t *name, size_t size)
     }
 
     zone->name = *name;
+    zone->store = &ngx_http_sse_shm_store;
     zone->slot = -1;
-    zone->limits.history = 100;
-    zone->limits.history_ttl = 3600;
-    zone->limits.channel_ttl = 3600;
-    zone->limits.max_channels = 0;
-    zone->limits.max_subscribers = 0;
-    zone->limits.max_message = 1024 * 1024;
+    ngx_http_sse_default_limits(&zone->limits);
 
     ngx_rbtree_init(&zone->locals, &zone->locals_sentinel,
                     ngx_rbtree_insert_value);
@@ -379,12 +395,7 @@ ngx_http_sse_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return (char *) NGX_CONF_ERROR;
     }
 
-    limits.history = 100;
-    limits.history_ttl = 3600;
-    limits.channel_ttl = 3600;
-    limits.max_channels = 0;
-    limits.max_subscribers = 0;
-    limits.max_message = 1024 * 1024;
+    ngx_http_sse_default_limits(&limits);
 
     for (i = 3; i < cf->args->nelts; i++) {
 

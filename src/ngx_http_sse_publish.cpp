@@ -24,10 +24,7 @@
 namespace {
 
 /* events parsed but not yet published: their bytes, back to back */
-typedef struct {
-    size_t      type_len;
-    size_t      data_len;
-} ngx_http_sse_pending_t;
+typedef ngx_http_sse_store_event_t  ngx_http_sse_pending_t;
 
 
 typedef struct {
@@ -58,6 +55,16 @@ typedef struct {
     ngx_uint_t                  status;     /* of a failure, 0: none */
     const char                 *code;
     const char                 *message;
+
+    /*
+     * At most one publish in flight per request, and reading paused
+     * meanwhile: the store's answer may come later (a remote store); the
+     * body parts that arrive wait in the socket.
+     */
+    ngx_http_sse_store_publish_t  op;
+    unsigned                    in_flight:1;
+    unsigned                    waiting:1;  /* for op: resume after it */
+    unsigned                    ended:1;    /* the body is all read */
 } ngx_http_sse_pub_t;
 
 
@@ -74,6 +81,9 @@ bool ngx_http_sse_collect(void *ctx, sse::Slice type, sse::Slice data);
 bool ngx_http_sse_fits(ngx_http_sse_pub_t *pub, sse::Slice type,
     sse::Slice data);
 ngx_int_t ngx_http_sse_publish_pending(ngx_http_sse_pub_t *pub);
+void ngx_http_sse_published(void *data);
+void ngx_http_sse_publish_finish(ngx_http_request_t *r,
+    ngx_http_sse_pub_t *pub);
 ngx_int_t ngx_http_sse_publish_reply(ngx_http_sse_pub_t *pub);
 void ngx_http_sse_publish_fail(ngx_http_sse_pub_t *pub, ngx_uint_t status,
     const char *code, const char *message);
@@ -81,10 +91,10 @@ ngx_int_t ngx_http_sse_publish_error(ngx_http_request_t *r,
     ngx_http_sse_pub_t *pub);
 void ngx_http_sse_pub_cleanup(void *data);
 ngx_int_t ngx_http_sse_buf_reserve(ngx_http_sse_pub_t *pub, size_t len);
-ngx_int_t ngx_http_sse_delete(ngx_http_request_t *r,
-    ngx_http_sse_zone_t *zone, sse::Slice *ids, ngx_uint_t n);
-ngx_int_t ngx_http_sse_info(ngx_http_request_t *r, ngx_http_sse_zone_t *zone,
-    sse::Slice *ids, ngx_uint_t n);
+void ngx_http_sse_queried(void *data);
+void ngx_http_sse_query_cleanup(void *data);
+ngx_int_t ngx_http_sse_delete_reply(ngx_http_sse_query_t *q);
+ngx_int_t ngx_http_sse_info_reply(ngx_http_sse_query_t *q);
 ngx_uint_t ngx_http_sse_is_event_stream(ngx_http_request_t *r);
 u_char *ngx_http_sse_json_channel(u_char *p, sse::Slice id);
 
@@ -156,10 +166,12 @@ ngx_http_sse_publish_handler(ngx_http_request_t *r)
     }
 
     if (r->method == NGX_HTTP_DELETE) {
-        return ngx_http_sse_delete(r, slcf->zone, ids, n);
+        return ngx_http_sse_query(r, slcf->zone, ids, n, 1,
+                                  ngx_http_sse_delete_reply);
     }
 
-    return ngx_http_sse_info(r, slcf->zone, ids, n);
+    return ngx_http_sse_query(r, slcf->zone, ids, n, 0,
+                              ngx_http_sse_info_reply);
 }
 
 
@@ -192,7 +204,7 @@ ngx_http_sse_publish_start(ngx_http_request_t *r,
     pub->request = r;
     pub->zone = slcf->zone;
     pub->nchans = n;
-    pub->max_message = slcf->zone->sh->limits.max_message;
+    pub->max_message = slcf->zone->store->max_message(slcf->zone);
 
     for (i = 0; i < n; i++) {
         pub->ids[i] = ids[i];
@@ -286,6 +298,11 @@ ngx_http_sse_publish_read(ngx_http_request_t *r)
         return;
     }
 
+    if (pub->in_flight) {
+        /* reading waits for the store's answer (ngx_http_sse_published) */
+        return;
+    }
+
     for ( ;; ) {
 
         if (r->request_body) {
@@ -315,12 +332,15 @@ ngx_http_sse_publish_read(ngx_http_request_t *r)
         }
 
         /*
-         * Events completed by this part go out now, under one lock; also
-         * when the part ended in a bad event: every complete event before
-         * it is published, however TCP split the body.
+         * Events completed by this part go out now, in one store
+         * operation; also when the part ended in a bad event: every
+         * complete event before it is published, however TCP split the
+         * body.
          */
 
-        (void) ngx_http_sse_publish_pending(pub);
+        if (ngx_http_sse_publish_pending(pub) == NGX_AGAIN) {
+            return;
+        }
 
         if (pub->status) {
             /*
@@ -356,8 +376,19 @@ ngx_http_sse_publish_read(ngx_http_request_t *r)
         }
     }
 
-    (void) ngx_http_sse_publish_end(pub);
+    pub->ended = 1;
 
+    if (ngx_http_sse_publish_end(pub) == NGX_AGAIN) {
+        return;
+    }
+
+    ngx_http_sse_publish_finish(r, pub);
+}
+
+
+void
+ngx_http_sse_publish_finish(ngx_http_request_t *r, ngx_http_sse_pub_t *pub)
+{
     if (pub->status) {
         ngx_http_finalize_request(r, ngx_http_sse_publish_error(r, pub));
         return;
@@ -447,8 +478,7 @@ ngx_http_sse_publish_end(ngx_http_sse_pub_t *pub)
 
         if (ngx_http_sse_parsed(pub, st) != NGX_OK) {
             /* the events before the bad last one are published */
-            (void) ngx_http_sse_publish_pending(pub);
-            return NGX_ERROR;
+            return ngx_http_sse_publish_pending(pub);
         }
 
         if (pub->status == 0 && pub->parser->events() == 0) {
@@ -585,86 +615,91 @@ ngx_http_sse_fits(ngx_http_sse_pub_t *pub, sse::Slice type, sse::Slice data)
 }
 
 
-/* publishes the collected events to every channel, under one lock */
+/*
+ * Publishes the collected events to every channel, in one store
+ * operation.  NGX_AGAIN: the store answers later; reading is paused until
+ * then, and ngx_http_sse_published() resumes it.
+ */
 
 ngx_int_t
 ngx_http_sse_publish_pending(ngx_http_sse_pub_t *pub)
 {
-    u_char                  *p;
-    ngx_int_t                rc, err;
-    ngx_uint_t               i, k, nwake;
-    ngx_uint_t               wake[NGX_HTTP_SSE_MAX_SLOTS];
-    sse::Slice               type, data;
-    sse::Position           *pos;
-    ngx_http_sse_zone_t     *zone = pub->zone;
-    ngx_http_sse_channel_t  *ch;
+    ngx_http_sse_zone_t  *zone = pub->zone;
 
     if (pub->npending == 0) {
-        return NGX_OK;
+        return pub->status ? NGX_ERROR : NGX_OK;
     }
 
-    nwake = 0;
-    rc = NGX_OK;
+    pub->op.ids = pub->ids;
+    pub->op.nchans = pub->nchans;
+    pub->op.buf = pub->buf;
+    pub->op.events = pub->pending;
+    pub->op.nevents = pub->npending;
+    pub->op.handler = ngx_http_sse_published;
+    pub->op.data = pub;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    pub->in_flight = 1;
+    pub->waiting = 0;
 
-    ngx_http_sse_store_expire(zone);
+    (void) zone->store->publish(zone, &pub->op);
 
-    for (i = 0; i < pub->nchans && rc == NGX_OK; i++) {
+    if (pub->in_flight) {
+        pub->waiting = 1;
+        return NGX_AGAIN;
+    }
 
-        err = 0;
-        ch = ngx_http_sse_channel_get(zone, (u_char *) pub->ids[i].data,
-                                      pub->ids[i].len, &err);
-        if (ch) {
-            ch = ngx_http_sse_channel_revive(zone, ch, &err);
+    return pub->status ? NGX_ERROR : NGX_OK;
+}
+
+
+/* the store's answer to a publish: now or later */
+
+void
+ngx_http_sse_published(void *data)
+{
+    ngx_http_sse_pub_t *pub = (ngx_http_sse_pub_t *) data;
+
+    uint64_t             seq;
+    ngx_uint_t           i;
+    sse::Position       *pos;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r = pub->request;
+    ngx_http_sse_zone_t *zone = pub->zone;
+
+    pub->in_flight = 0;
+
+    for (i = 0; i < pub->nchans; i++) {
+        pub->subscribers[i] = ngx_max(pub->subscribers[i],
+                                      pub->op.subscribers[i]);
+
+        if (pub->op.published[i] == 0) {
+            continue;
         }
 
-        if (ch == NULL) {
-            /* every 507 counts, not only those of a full event store */
-            (void) ngx_atomic_fetch_add(&zone->sh->refused_full, 1);
-            rc = err;
-            break;
-        }
+        pub->published[i] += pub->op.published[i];
+        pub->last[i] = pub->op.last[i];
 
-        p = pub->buf;
+        /* a long streaming publish must not grow the request's pool */
 
-        for (k = 0; k < pub->npending; k++) {
-            type.data = p;
-            type.len = pub->pending[k].type_len;
-            data.data = p + type.len;
-            data.len = pub->pending[k].data_len;
-            p += type.len + data.len;
-
-            rc = ngx_http_sse_channel_append(zone, ch, type, data,
-                                             &pub->last[i]);
-            if (rc != NGX_OK) {
+        for (seq = pub->op.last[i].seq - pub->op.published[i] + 1;
+             seq <= pub->op.last[i].seq
+             && pub->positions[i].nelts < NGX_HTTP_SSE_REPLY_IDS;
+             seq++)
+        {
+            pos = (sse::Position *) ngx_array_push(&pub->positions[i]);
+            if (pos == NULL) {
                 break;
             }
 
-            pub->published[i]++;
-
-            /* a long streaming publish must not grow the request's pool */
-            if (pub->positions[i].nelts < NGX_HTTP_SSE_REPLY_IDS) {
-                pos = (sse::Position *) ngx_array_push(&pub->positions[i]);
-                if (pos) {
-                    *pos = pub->last[i];
-                }
-            }
+            pos->epoch = pub->op.last[i].epoch;
+            pos->seq = seq;
         }
-
-        pub->subscribers[i] = ngx_max(pub->subscribers[i], ch->subscribers);
-
-        ngx_http_sse_notify(zone, ch, wake, &nwake);
     }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    ngx_http_sse_wake(zone, wake, nwake);
 
     pub->npending = 0;
     pub->buf_len = 0;
 
-    if (rc != NGX_OK) {
+    if (pub->op.rc != NGX_OK) {
         /*
          * These events came before any bad one the parser found after
          * them: the failure to store them is the one the publisher hears.
@@ -672,30 +707,49 @@ ngx_http_sse_publish_pending(ngx_http_sse_pub_t *pub)
         pub->status = 0;
     }
 
-    switch (rc) {
+    switch (pub->op.rc) {
 
     case NGX_OK:
-        return NGX_OK;
+        break;
 
     case NGX_HTTP_SSE_TOO_MANY:
         ngx_http_sse_publish_fail(pub, NGX_HTTP_INSUFFICIENT_STORAGE,
                                   "too_many_channels",
                                   "the zone's max_channels is reached");
-        return NGX_ERROR;
+        break;
 
     case NGX_HTTP_SSE_ZONE_FULL:
-        ngx_http_sse_log_full(zone, pub->request->connection->log);
+        ngx_http_sse_log_full(zone, r->connection->log);
         ngx_http_sse_publish_fail(pub, NGX_HTTP_INSUFFICIENT_STORAGE,
                                   "zone_full",
                                   "the sse zone has no room for the event, "
                                   "even after evicting the oldest history");
-        return NGX_ERROR;
+        break;
 
     default:
         ngx_http_sse_publish_fail(pub, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                   "no_memory", "out of memory");
-        return NGX_ERROR;
+        break;
     }
+
+    if (!pub->waiting) {
+        /* answered at once: the caller goes on */
+        return;
+    }
+
+    /* answered later: reading resumes, or the reply goes out */
+
+    pub->waiting = 0;
+    c = r->connection;
+
+    if (pub->ended) {
+        ngx_http_sse_publish_finish(r, pub);
+
+    } else {
+        ngx_http_sse_publish_read(r);
+    }
+
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -844,6 +898,12 @@ ngx_http_sse_pub_cleanup(void *data)
 {
     ngx_http_sse_pub_t *pub = (ngx_http_sse_pub_t *) data;
 
+    if (pub->in_flight) {
+        /* the request is gone before the store answered */
+        pub->zone->store->cancel(pub->zone, &pub->op);
+        pub->in_flight = 0;
+    }
+
     delete pub->parser;
     free(pub->buf);
     free(pub->pending);
@@ -858,14 +918,125 @@ ngx_http_sse_buf_reserve(ngx_http_sse_pub_t *pub, size_t len)
 }
 
 
+/*
+ * DELETE, GET, HEAD: one store operation, then the reply.  Answered at
+ * once, the handler returns the reply's code as any handler would;
+ * answered later, the request is kept (r->main->count) and finalized when
+ * the answer comes.
+ */
+
+} // namespace
+
+
 ngx_int_t
-ngx_http_sse_delete(ngx_http_request_t *r, ngx_http_sse_zone_t *zone,
-    sse::Slice *ids, ngx_uint_t n)
+ngx_http_sse_query(ngx_http_request_t *r, ngx_http_sse_zone_t *zone,
+    sse::Slice *ids, ngx_uint_t n, ngx_uint_t remove,
+    ngx_http_sse_query_reply_pt reply)
 {
-    u_char                  *json, *p;
-    ngx_uint_t               i, found, nwake, subs;
-    ngx_uint_t               wake[NGX_HTTP_SSE_MAX_SLOTS];
-    ngx_http_sse_channel_t  *ch;
+    ngx_int_t              rc;
+    ngx_uint_t             i;
+    ngx_pool_cleanup_t    *cln;
+    ngx_http_sse_query_t  *q;
+
+    q = (ngx_http_sse_query_t *) ngx_pcalloc(r->pool,
+                                             sizeof(ngx_http_sse_query_t));
+    if (q == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_sse_query_cleanup;
+    cln->data = q;
+
+    for (i = 0; i < n; i++) {
+        q->ids[i] = ids[i];
+    }
+
+    q->request = r;
+    q->zone = zone;
+    q->reply = reply;
+    q->op.ids = q->ids;
+    q->op.nchans = n;
+    q->op.handler = ngx_http_sse_queried;
+    q->op.data = q;
+    q->in_flight = 1;
+
+    if (remove) {
+        rc = zone->store->remove(zone, &q->op);
+
+    } else {
+        rc = zone->store->info(zone, &q->op);
+    }
+
+    if (q->in_flight) {
+        q->waiting = 1;
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    return (rc == NGX_ERROR) ? NGX_HTTP_INTERNAL_SERVER_ERROR : q->rc;
+}
+
+
+namespace {
+
+
+void
+ngx_http_sse_queried(void *data)
+{
+    ngx_http_sse_query_t *q = (ngx_http_sse_query_t *) data;
+
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r = q->request;
+
+    q->in_flight = 0;
+
+    if (q->op.rc != NGX_OK) {
+        q->rc = ngx_http_sse_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "store_unavailable",
+                                        "the channel store did not answer");
+
+    } else {
+        q->rc = q->reply(q);
+    }
+
+    if (!q->waiting) {
+        return;
+    }
+
+    q->waiting = 0;
+    c = r->connection;
+
+    ngx_http_finalize_request(r, q->rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+void
+ngx_http_sse_query_cleanup(void *data)
+{
+    ngx_http_sse_query_t *q = (ngx_http_sse_query_t *) data;
+
+    if (q->in_flight) {
+        q->zone->store->cancel(q->zone, &q->op);
+        q->in_flight = 0;
+    }
+}
+
+
+ngx_int_t
+ngx_http_sse_delete_reply(ngx_http_sse_query_t *q)
+{
+    u_char                       *json, *p;
+    ngx_uint_t                    i, n, found;
+    ngx_http_request_t           *r = q->request;
+    ngx_http_sse_channel_info_t  *info;
+
+    n = q->op.nchans;
 
     json = (u_char *) ngx_pnalloc(r->pool, 64 + n * (80 + 6 * 255));
     if (json == NULL) {
@@ -874,38 +1045,28 @@ ngx_http_sse_delete(ngx_http_request_t *r, ngx_http_sse_zone_t *zone,
 
     p = json;
     found = 0;
-    nwake = 0;
 
     if (n > 1) {
         p = ngx_cpymem(p, "{\"channels\":[", 13);
     }
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
     for (i = 0; i < n; i++) {
-        ch = ngx_http_sse_channel_find(zone, (u_char *) ids[i].data,
-                                       ids[i].len);
-        if (ch == NULL || ch->deleted) {
+        info = &q->op.channels[i];
+
+        /* LIVE: deleted by this request; a tomb was deleted before */
+        if (info->state != NGX_HTTP_SSE_CHANNEL_LIVE) {
             continue;
         }
-
-        subs = ch->subscribers;
-
-        ngx_http_sse_channel_delete(zone, ch);
-        ngx_http_sse_notify(zone, ch, wake, &nwake);
 
         if (found++) {
             *p++ = ',';
         }
 
         p = ngx_cpymem(p, "{\"channel\":", 11);
-        p = ngx_http_sse_json_channel(p, ids[i]);
-        p = ngx_sprintf(p, ",\"deleted\":true,\"subscribers\":%ui}", subs);
+        p = ngx_http_sse_json_channel(p, q->ids[i]);
+        p = ngx_sprintf(p, ",\"deleted\":true,\"subscribers\":%ui}",
+                        info->subscribers);
     }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    ngx_http_sse_wake(zone, wake, nwake);
 
     if (!found) {
         return ngx_http_sse_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
@@ -923,13 +1084,15 @@ ngx_http_sse_delete(ngx_http_request_t *r, ngx_http_sse_zone_t *zone,
 
 
 ngx_int_t
-ngx_http_sse_info(ngx_http_request_t *r, ngx_http_sse_zone_t *zone,
-    sse::Slice *ids, ngx_uint_t n)
+ngx_http_sse_info_reply(ngx_http_sse_query_t *q)
 {
-    u_char                  *json, *p;
-    time_t                   now;
-    ngx_uint_t               i;
-    ngx_http_sse_channel_t  *ch;
+    u_char                       *json, *p;
+    time_t                        now;
+    ngx_uint_t                    i, n;
+    ngx_http_request_t           *r = q->request;
+    ngx_http_sse_channel_info_t  *info;
+
+    n = q->op.nchans;
 
     json = (u_char *) ngx_pnalloc(r->pool,
                                   64 + n * (200 + 6 * 255
@@ -945,15 +1108,10 @@ ngx_http_sse_info(ngx_http_request_t *r, ngx_http_sse_zone_t *zone,
         p = ngx_cpymem(p, "{\"channels\":[", 13);
     }
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    ngx_http_sse_store_expire(zone);
-
     for (i = 0; i < n; i++) {
-        ch = ngx_http_sse_channel_find(zone, (u_char *) ids[i].data,
-                                       ids[i].len);
-        if (ch == NULL || ch->deleted) {
-            ngx_shmtx_unlock(&zone->shpool->mutex);
+        info = &q->op.channels[i];
+
+        if (info->state != NGX_HTTP_SSE_CHANNEL_LIVE) {
             return ngx_http_sse_send_error(r, NGX_HTTP_NOT_FOUND,
                                            "not_found", "no such channel");
         }
@@ -963,23 +1121,22 @@ ngx_http_sse_info(ngx_http_request_t *r, ngx_http_sse_zone_t *zone,
         }
 
         p = ngx_cpymem(p, "{\"channel\":", 11);
-        p = ngx_http_sse_json_channel(p, ids[i]);
-        p = ngx_sprintf(p, ",\"subscribers\":%uD,\"events\":%uD,",
-                        ch->subscribers, ch->nevents);
+        p = ngx_http_sse_json_channel(p, q->ids[i]);
+        p = ngx_sprintf(p, ",\"subscribers\":%ui,\"events\":%ui,",
+                        info->subscribers, info->events);
 
-        if (ch->last_seq) {
+        if (info->last.seq) {
             p = ngx_cpymem(p, "\"last_id\":\"", 11);
-            p += ngx_http_sse_format_position(p, ch->epoch, ch->last_seq);
+            p += ngx_http_sse_format_position(p, info->last.epoch,
+                                              info->last.seq);
             p = ngx_sprintf(p, "\",\"last_publish_age\":%T}",
-                            now - ch->last_publish);
+                            now - info->last_publish);
 
         } else {
             p = ngx_cpymem(p, "\"last_id\":null,\"last_publish_age\":null}",
                            39);
         }
     }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
 
     if (n > 1) {
         p = ngx_cpymem(p, "]}", 2);

@@ -12,23 +12,6 @@
 namespace {
 
 typedef struct {
-    size_t      size;
-    size_t      used;
-    ngx_uint_t  channels;
-    ngx_uint_t  subscribers;
-    ngx_uint_t  stored_events;
-    ngx_uint_t  workers;
-    ngx_uint_t  published;
-    ngx_uint_t  delivered;
-    ngx_uint_t  evicted;
-    ngx_uint_t  dropped_slow;
-    ngx_uint_t  refused_full;
-    ngx_uint_t  wakeups;
-    ngx_uint_t  woken;
-} ngx_http_sse_figures_t;
-
-
-typedef struct {
     const char  *name;
     const char  *help;
     size_t       offset;
@@ -283,31 +266,7 @@ namespace {
 void
 ngx_http_sse_figures(ngx_http_sse_zone_t *zone, ngx_http_sse_figures_t *f)
 {
-    ngx_http_sse_shctx_t  *sh = zone->sh;
-
-    /* workers killed meanwhile are found by their refused wake-ups */
-    ngx_http_sse_probe_slots(zone);
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    (void) ngx_http_sse_store_expire(zone);
-
-    f->size = zone->shm_zone->shm.size;
-    f->used = f->size - zone->shpool->pfree * ngx_pagesize;
-    f->channels = sh->channels;
-    f->subscribers = ngx_http_sse_subscribers(zone);
-    f->stored_events = sh->stored_events;
-    f->workers = ngx_http_sse_live_slots(zone);
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    f->published = sh->published;
-    f->delivered = sh->delivered;
-    f->evicted = sh->evicted;
-    f->dropped_slow = sh->dropped_slow;
-    f->refused_full = sh->refused_full;
-    f->wakeups = sh->wakeups;
-    f->woken = sh->woken;
+    zone->store->figures(zone, f);
 }
 
 

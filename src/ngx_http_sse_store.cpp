@@ -970,6 +970,38 @@ ngx_http_sse_log_full(ngx_http_sse_zone_t *zone, ngx_log_t *log)
 }
 
 
+/*
+ * Grows a malloc'ed array to hold need elements, doubling.  For everyone
+ * (the store's batch, streams, publishes); here so that the store's files
+ * stand alone (tests/contract links them without the rest).
+ */
+
+ngx_int_t
+ngx_http_sse_grow(void **array, size_t *cap, size_t need, size_t size,
+    size_t min)
+{
+    void    *p;
+    size_t   n;
+
+    if (need <= *cap) {
+        return NGX_OK;
+    }
+
+    n = ngx_max(*cap * 2, need);
+    n = ngx_max(n, min);
+
+    p = realloc(*array, n * size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *array = p;
+    *cap = n;
+
+    return NGX_OK;
+}
+
+
 size_t
 ngx_http_sse_format_position(u_char *out, uint64_t epoch, uint64_t seq)
 {

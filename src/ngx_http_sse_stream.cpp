@@ -210,8 +210,8 @@ ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
     need = (sub->nchans == 1) ? len : sse::max_id_len + len - id_len;
 
     if (seq != sc->pos.seq + 1 || !ngx_http_sse_fits(sub, need)) {
-        if (!sc->behind) {
-            sc->behind = 1;
+        if (sc->state == NGX_HTTP_SSE_SC_LIVE) {
+            sc->state = NGX_HTTP_SSE_SC_BEHIND;
             sub->nbehind++;
             sc->local->nbehind++;
         }
@@ -273,7 +273,7 @@ ngx_http_sse_sub_too_far(ngx_http_sse_sub_t *sub, ngx_http_sse_sub_chan_t *sc,
         return 0;
     }
 
-    (void) ngx_atomic_fetch_add(&sub->zone->sh->dropped_slow, 1);
+    sub->zone->store->count(sub->zone, NGX_HTTP_SSE_COUNT_DROPPED_SLOW, 1);
     ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
                   "sse: client is too slow, %uz bytes unsent and %uL more "
                   "behind", unsent, total - sc->pos_cum);
@@ -332,13 +332,11 @@ ngx_http_sse_sub_send(ngx_http_sse_sub_t *sub)
             return NGX_OK;
         }
 
-        ngx_shmtx_lock(&zone->shpool->mutex);
         rc = ngx_http_sse_sub_pull(sub);
-        ngx_shmtx_unlock(&zone->shpool->mutex);
 
         if (zone->delivered) {
-            (void) ngx_atomic_fetch_add(&zone->sh->delivered,
-                                        zone->delivered);
+            zone->store->count(zone, NGX_HTTP_SSE_COUNT_DELIVERED,
+                               zone->delivered);
             zone->delivered = 0;
         }
 
@@ -369,7 +367,8 @@ ngx_http_sse_sub_pulled(ngx_http_sse_sub_t *sub, ngx_int_t rc)
 
     case NGX_HTTP_SSE_PULL_GAP:
         /* evicted, or past what a worker is waited for: too slow */
-        (void) ngx_atomic_fetch_add(&sub->zone->sh->dropped_slow, 1);
+        sub->zone->store->count(sub->zone, NGX_HTTP_SSE_COUNT_DROPPED_SLOW,
+                                1);
         ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
                       "sse: client is too slow, events it still needed "
                       "left history");
@@ -451,7 +450,7 @@ ngx_http_sse_sub_leave(ngx_http_sse_sub_t *sub)
     joined = sub->counted;
 
     for (i = 0; i < sub->nchans; i++) {
-        if (sub->chans[i].local) {
+        if (sub->chans[i].state != NGX_HTTP_SSE_SC_OUT) {
             joined = 1;
         }
     }
@@ -460,43 +459,25 @@ ngx_http_sse_sub_leave(ngx_http_sse_sub_t *sub)
         return;
     }
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    if (sub->counted) {
-        if (zone->sh->slots[zone->slot].streams) {
-            zone->sh->slots[zone->slot].streams--;
-        }
-
-        sub->counted = 0;
-    }
-
-    for (i = 0; i < sub->nchans; i++) {
-        sc = &sub->chans[i];
-
-        if (sc->local) {
-            ngx_http_sse_channel_leave(zone, sc->local->channel, zone->slot);
-        }
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    zone->store->leave(zone, sub);
 
     for (i = 0; i < sub->nchans; i++) {
         sc = &sub->chans[i];
         local = sc->local;
 
-        if (local == NULL) {
+        if (sc->state == NGX_HTTP_SSE_SC_OUT) {
             continue;
+        }
+
+        if (sc->state == NGX_HTTP_SSE_SC_BEHIND) {
+            sub->nbehind--;
+            local->nbehind--;
         }
 
         ngx_queue_remove(&sc->link);
         sc->local = NULL;
+        sc->state = NGX_HTTP_SSE_SC_OUT;
         local->nsubs--;
-
-        if (sc->behind) {
-            sc->behind = 0;
-            sub->nbehind--;
-            local->nbehind--;
-        }
         ngx_http_sse_local_put(local);
     }
 }
@@ -633,7 +614,8 @@ ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now)
                           "sse: client timed out");
 
             if (!sub->done) {
-                (void) ngx_atomic_fetch_add(&sub->zone->sh->dropped_slow, 1);
+                sub->zone->store->count(sub->zone,
+                                        NGX_HTTP_SSE_COUNT_DROPPED_SLOW, 1);
             }
 
             ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_TIMEOUT);
@@ -1277,8 +1259,8 @@ ngx_http_sse_free(ngx_http_sse_sub_t *sub)
     }
 
     if (sub->zone->delivered) {
-        (void) ngx_atomic_fetch_add(&sub->zone->sh->delivered,
-                                    sub->zone->delivered);
+        sub->zone->store->count(sub->zone, NGX_HTTP_SSE_COUNT_DELIVERED,
+                                sub->zone->delivered);
         sub->zone->delivered = 0;
     }
 

@@ -10,25 +10,35 @@
 
 namespace {
 
-/* a reset needs: seq of the event before the first to send, and why */
+/*
+ * A stream joining its channels: the store's answer (now or later), then
+ * the headers and the stream, or a refusal.  In the request's pool, which
+ * a stream on its request (HTTP/2) keeps: sized for its channels.
+ */
 typedef struct {
-    uint64_t     from;       /* first seq to replay */
-    const char  *reset;      /* NULL, "gap" or "unknown" */
-} ngx_http_sse_start_t;
+    ngx_http_request_t         *request;
+    ngx_http_sse_sub_t         *sub;
+    ngx_http_sse_loc_conf_t    *slcf;
+    ngx_int_t                   rc;
+    unsigned                    in_flight:1;
+    unsigned                    waiting:1;
+    ngx_http_sse_store_join_t   op;
+    sse::Position              *positions;  /* n of each */
+    sse::Slice                 *ids;
+    const char                **reset;
+} ngx_http_sse_join_t;
 
 
 ngx_int_t ngx_http_sse_last_event_id(ngx_http_request_t *r,
     ngx_http_sse_loc_conf_t *slcf, ngx_str_t *id);
-ngx_int_t ngx_http_sse_head(ngx_http_request_t *r,
-    ngx_http_sse_zone_t *zone, sse::Slice *ids, ngx_uint_t n);
+ngx_int_t ngx_http_sse_head_reply(ngx_http_sse_query_t *q);
 ngx_int_t ngx_http_sse_send_stream_header(ngx_http_request_t *r);
 ngx_int_t ngx_http_sse_send_ended_stream(ngx_http_request_t *r);
-void ngx_http_sse_plan(ngx_http_sse_loc_conf_t *slcf,
-    ngx_http_sse_channel_t *ch, sse::Position *id, ngx_int_t have_id,
-    ngx_http_sse_start_t *start);
+void ngx_http_sse_joined(void *data);
+ngx_int_t ngx_http_sse_start_stream(ngx_http_sse_join_t *j);
+void ngx_http_sse_join_cleanup(void *data);
 ngx_int_t ngx_http_sse_append_reset(ngx_http_sse_sub_t *sub,
-    ngx_http_sse_loc_conf_t *slcf, ngx_http_sse_channel_t *ch,
-    const char *reason);
+    ngx_http_sse_loc_conf_t *slcf, sse::Slice id, const char *reason);
 
 } // namespace
 
@@ -37,21 +47,16 @@ ngx_int_t
 ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
 {
     u_char                   *p;
-    ngx_int_t                 rc, have_id, err;
+    ngx_int_t                 rc, have_id;
     ngx_str_t                 last_id;
-    ngx_uint_t                i, n, subscribers;
+    ngx_uint_t                i, n;
     sse::Slice                ids[sse::max_channels_per_stream];
     sse::Position             pos[sse::max_channels_per_stream];
+    ngx_pool_cleanup_t       *cln;
     ngx_http_sse_sub_t       *sub;
     ngx_http_sse_zone_t      *zone;
-    ngx_http_sse_local_t     *local;
-    ngx_http_sse_start_t      start[sse::max_channels_per_stream];
-    ngx_http_sse_channel_t   *chans[sse::max_channels_per_stream];
+    ngx_http_sse_join_t      *j;
     ngx_http_sse_loc_conf_t  *slcf;
-    ngx_http_sse_sub_chan_t  *sc;
-    ngx_http_sse_chan_slot_t *cs[sse::max_channels_per_stream];
-    uint64_t                  replay, lag;
-    uint64_t                  behind[sse::max_channels_per_stream];
     u_char                    retry[64];
     time_t                    expires;
 
@@ -100,7 +105,8 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     }
 
     if (r->method == NGX_HTTP_HEAD) {
-        return ngx_http_sse_head(r, zone, ids, n);
+        return ngx_http_sse_query(r, zone, ids, n, 0,
+                                  ngx_http_sse_head_reply);
     }
 
     if (zone->slot < 0) {
@@ -120,6 +126,19 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
                                        "this worker takes no subscribers");
     }
 
+    j = (ngx_http_sse_join_t *) ngx_pcalloc(r->pool,
+                                    sizeof(ngx_http_sse_join_t)
+                                    + n * (sizeof(sse::Position)
+                                           + sizeof(sse::Slice)
+                                           + sizeof(const char *)));
+    if (j == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    j->positions = (sse::Position *) (j + 1);
+    j->ids = (sse::Slice *) (j->positions + n);
+    j->reset = (const char **) (j->ids + n);
+
     /* Last-Event-ID: one position per channel of this stream */
 
     have_id = 0;
@@ -132,6 +151,12 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
         have_id = (sse::parse_id(last_id.data, last_id.len, pos,
                                  sse::max_channels_per_stream)
                    == (int) n) ? 1 : -1;
+
+        if (have_id == 1) {
+            for (i = 0; i < n; i++) {
+                j->positions[i] = pos[i];
+            }
+        }
     }
 
     sub = ngx_http_sse_sub_create(r, n);
@@ -172,172 +197,48 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
     }
 
     /*
-     * Under one lock: find or create the channels, join them, and set the
-     * stream's position in each.  What it is to replay it pulls from
-     * history, at most sse_max_pending at a time, here and then as its
-     * socket drains; live events reach it through the fan-out once it has
-     * caught up.  A seq is never both (the stream's position filters).
+     * The store finds or creates the channels, joins them, and sets the
+     * stream's position in each (ngx_http_sse_store.h); the stream then
+     * starts in ngx_http_sse_joined(), now or when the store answers.
      */
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    ngx_http_sse_store_expire(zone);
+    cln->handler = ngx_http_sse_join_cleanup;
+    cln->data = j;
 
     for (i = 0; i < n; i++) {
-        err = 0;
-        chans[i] = ngx_http_sse_channel_get(zone, (u_char *) ids[i].data,
-                                            ids[i].len, &err);
-        if (chans[i] == NULL) {
-            ngx_shmtx_unlock(&zone->shpool->mutex);
-
-            ngx_http_sse_add_header(r, "Retry-After", "5");
-
-            if (err == NGX_HTTP_SSE_TOO_MANY) {
-                return ngx_http_sse_send_error(r,
-                                               NGX_HTTP_SERVICE_UNAVAILABLE,
-                                               "too_many_channels",
-                                               "the zone's max_channels is "
-                                               "reached");
-            }
-
-            ngx_http_sse_log_full(zone, r->connection->log);
-            return ngx_http_sse_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                           "zone_full",
-                                           "the sse zone is out of memory");
-        }
-
-        if (chans[i]->deleted) {
-            ngx_shmtx_unlock(&zone->shpool->mutex);
-
-            /* 204 tells an EventSource to stop reconnecting */
-            return ngx_http_sse_send_no_content(r);
-        }
+        j->ids[i] = ids[i];
     }
 
-    if (zone->sh->limits.max_subscribers) {
-        subscribers = ngx_http_sse_subscribers(zone);
+    j->request = r;
+    j->sub = sub;
+    j->slcf = slcf;
 
-        if (subscribers >= zone->sh->limits.max_subscribers) {
-            ngx_shmtx_unlock(&zone->shpool->mutex);
+    j->op.sub = sub;
+    j->op.ids = j->ids;
+    j->op.nchans = n;
+    j->op.positions = j->positions;
+    j->op.have_id = have_id;
+    j->op.reset = j->reset;
+    j->op.replay = slcf->replay;
+    j->op.handler = ngx_http_sse_joined;
+    j->op.data = j;
 
-            ngx_http_sse_add_header(r, "Retry-After", "5");
-            return ngx_http_sse_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                           "too_many_subscribers",
-                                           "the zone's max_subscribers is "
-                                           "reached");
-        }
+    j->in_flight = 1;
+
+    rc = zone->store->join(zone, &j->op);
+
+    if (j->in_flight) {
+        j->waiting = 1;
+        r->main->count++;
+        return NGX_DONE;
     }
 
-    replay = 0;
-
-    for (i = 0; i < n; i++) {
-        sc = &sub->chans[i];
-        sc->sub = sub;
-        sc->index = i;
-
-        cs[i] = ngx_http_sse_channel_join(zone, chans[i], zone->slot);
-        if (cs[i] == NULL) {
-            goto failed;
-        }
-
-        local = ngx_http_sse_local_get(zone, chans[i]);
-        if (local == NULL) {
-            ngx_http_sse_channel_leave(zone, chans[i], zone->slot);
-            goto failed;
-        }
-
-        local->share = cs[i];
-        sc->local = local;
-        ngx_queue_insert_tail(&local->subs, &sc->link);
-        local->nsubs++;
-
-        /* history_ttl: expired events are not replayed, however lazy the
-         * zone-wide expiry is */
-        ngx_http_sse_channel_expire(zone, chans[i]);
-
-        ngx_http_sse_plan(slcf, chans[i], &pos[i], have_id, &start[i]);
-
-        sc->pos.epoch = chans[i]->epoch;
-        sc->pos.seq = start[i].from - 1;
-        sc->pos_cum = ngx_http_sse_cum_before(chans[i], start[i].from);
-        behind[i] = chans[i]->total - sc->pos_cum;
-
-        if (sc->pos.seq < chans[i]->last_seq) {
-            sc->behind = 1;
-            sub->nbehind++;
-            local->nbehind++;
-            replay += behind[i];
-
-            /* history stays for it while it replays */
-            cs[i]->cursor = ngx_min(cs[i]->cursor, sc->pos.seq);
-            local->floor = ngx_min(local->floor, sc->pos.seq);
-        }
-    }
-
-    /*
-     * How far the stream may fall behind before it is dropped as too slow:
-     * sse_max_pending, plus the replay it starts with.  Its buffer holds
-     * sse_max_pending at most all the same.
-     */
-
-    sub->limit = sub->max_pending ? sub->max_pending + replay : 0;
-
-    /* history is kept for this worker as far as its streams may lag */
-
-    for (i = 0; i < n; i++) {
-        lag = sub->max_pending ? sub->max_pending + behind[i] : (uint64_t) -1;
-        cs[i]->allowance = ngx_max(cs[i]->allowance, lag);
-    }
-
-    zone->sh->slots[zone->slot].streams++;
-    sub->counted = 1;
-
-    /* resets first, then each channel's history, then live events */
-
-    for (i = 0; i < n; i++) {
-        if (start[i].reset && slcf->reset_event.len) {
-            if (ngx_http_sse_append_reset(sub, slcf, chans[i],
-                                          start[i].reset)
-                != NGX_OK)
-            {
-                goto failed;
-            }
-        }
-    }
-
-    /* the first part of the replay goes with the headers */
-
-    if (sub->nbehind && ngx_http_sse_sub_pull(sub) != NGX_OK) {
-        goto failed;
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    if (zone->delivered) {
-        (void) ngx_atomic_fetch_add(&zone->sh->delivered, zone->delivered);
-        zone->delivered = 0;
-    }
-
-    rc = ngx_http_sse_send_stream_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK) {
-        ngx_http_sse_sub_leave(sub);
-        return rc;
-    }
-
-    return ngx_http_sse_sub_start(sub);
-
-failed:
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    ngx_http_sse_sub_leave(sub);
-
-    ngx_http_sse_add_header(r, "Retry-After", "5");
-    ngx_http_sse_log_full(zone, r->connection->log);
-
-    return ngx_http_sse_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                   "zone_full",
-                                   "the sse zone is out of memory");
+    return (rc == NGX_ERROR) ? NGX_HTTP_INTERNAL_SERVER_ERROR : j->rc;
 }
 
 
@@ -393,28 +294,152 @@ ngx_http_sse_last_event_id(ngx_http_request_t *r,
 }
 
 
-/* HEAD: the headers of a stream, without subscribing */
+/* the store's answer to a join: now or later */
+
+void
+ngx_http_sse_joined(void *data)
+{
+    ngx_http_sse_join_t *j = (ngx_http_sse_join_t *) data;
+
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r = j->request;
+
+    j->in_flight = 0;
+    j->rc = ngx_http_sse_start_stream(j);
+
+    if (!j->waiting) {
+        return;
+    }
+
+    j->waiting = 0;
+    c = r->connection;
+
+    ngx_http_finalize_request(r, j->rc);
+    ngx_http_run_posted_requests(c);
+}
+
 
 ngx_int_t
-ngx_http_sse_head(ngx_http_request_t *r, ngx_http_sse_zone_t *zone,
-    sse::Slice *ids, ngx_uint_t n)
+ngx_http_sse_start_stream(ngx_http_sse_join_t *j)
 {
-    ngx_uint_t               i, deleted;
-    ngx_http_sse_channel_t  *ch;
+    ngx_int_t                 rc;
+    ngx_uint_t                i;
+    ngx_http_request_t       *r = j->request;
+    ngx_http_sse_sub_t       *sub = j->sub;
+    ngx_http_sse_zone_t      *zone = sub->zone;
+    ngx_http_sse_loc_conf_t  *slcf = j->slcf;
 
-    deleted = 0;
+    switch (j->op.rc) {
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    case NGX_OK:
+        break;
 
-    for (i = 0; i < n; i++) {
-        ch = ngx_http_sse_channel_find(zone, (u_char *) ids[i].data,
-                                       ids[i].len);
-        if (ch && ch->deleted) {
-            deleted = 1;
+    case NGX_HTTP_SSE_DELETED:
+        ngx_http_sse_sub_leave(sub);
+
+        /* 204 tells an EventSource to stop reconnecting */
+        return ngx_http_sse_send_no_content(r);
+
+    case NGX_HTTP_SSE_TOO_MANY:
+        ngx_http_sse_sub_leave(sub);
+
+        ngx_http_sse_add_header(r, "Retry-After", "5");
+        return ngx_http_sse_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "too_many_channels",
+                                       "the zone's max_channels is "
+                                       "reached");
+
+    case NGX_HTTP_SSE_TOO_MANY_SUBSCRIBERS:
+        ngx_http_sse_sub_leave(sub);
+
+        ngx_http_sse_add_header(r, "Retry-After", "5");
+        return ngx_http_sse_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "too_many_subscribers",
+                                       "the zone's max_subscribers is "
+                                       "reached");
+
+    default: /* NGX_HTTP_SSE_ZONE_FULL, NGX_ERROR */
+        goto failed;
+    }
+
+    /* resets first, then each channel's history, then live events */
+
+    for (i = 0; i < j->op.nchans; i++) {
+        if (j->op.reset[i] && slcf->reset_event.len) {
+            if (ngx_http_sse_append_reset(sub, slcf, j->ids[i],
+                                          j->op.reset[i])
+                != NGX_OK)
+            {
+                goto failed;
+            }
         }
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    /*
+     * The first part of the replay goes with the headers.  A channel
+     * deleted, or a gap opened, since the join is found again by the
+     * pulls of the started stream, which end or drop it as usual.
+     */
+
+    if (sub->nbehind && ngx_http_sse_sub_pull(sub) == NGX_ERROR) {
+        goto failed;
+    }
+
+    if (zone->delivered) {
+        zone->store->count(zone, NGX_HTTP_SSE_COUNT_DELIVERED,
+                           zone->delivered);
+        zone->delivered = 0;
+    }
+
+    rc = ngx_http_sse_send_stream_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        ngx_http_sse_sub_leave(sub);
+        return rc;
+    }
+
+    return ngx_http_sse_sub_start(sub);
+
+failed:
+
+    ngx_http_sse_sub_leave(sub);
+
+    ngx_http_sse_add_header(r, "Retry-After", "5");
+    ngx_http_sse_log_full(zone, r->connection->log);
+
+    return ngx_http_sse_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "zone_full",
+                                   "the sse zone is out of memory");
+}
+
+
+void
+ngx_http_sse_join_cleanup(void *data)
+{
+    ngx_http_sse_join_t *j = (ngx_http_sse_join_t *) data;
+
+    if (j->in_flight) {
+        /* the request is gone before the store answered */
+        j->sub->zone->store->cancel(j->sub->zone, &j->op);
+        j->in_flight = 0;
+    }
+}
+
+
+/* HEAD: the headers of a stream, without subscribing */
+
+ngx_int_t
+ngx_http_sse_head_reply(ngx_http_sse_query_t *q)
+{
+    ngx_uint_t           i, deleted;
+    ngx_http_request_t  *r = q->request;
+
+    deleted = 0;
+
+    for (i = 0; i < q->op.nchans; i++) {
+        if (q->op.channels[i].state == NGX_HTTP_SSE_CHANNEL_DELETED) {
+            deleted = 1;
+        }
+    }
 
     if (deleted) {
         r->headers_out.status = NGX_HTTP_NO_CONTENT;
@@ -491,64 +516,16 @@ ngx_http_sse_send_stream_header(ngx_http_request_t *r)
 }
 
 
-/* expects the zone locked: where this stream starts in one channel */
-
-void
-ngx_http_sse_plan(ngx_http_sse_loc_conf_t *slcf, ngx_http_sse_channel_t *ch,
-    sse::Position *id, ngx_int_t have_id, ngx_http_sse_start_t *start)
-{
-    uint64_t  oldest;
-
-    /* the first seq still in history (last_seq + 1 if none is stored) */
-    oldest = ch->nevents ? ch->first_seq : ch->last_seq + 1;
-
-    start->reset = NULL;
-
-    if (have_id == 0) {
-        if (slcf->replay == NGX_HTTP_SSE_REPLAY_ALL) {
-            start->from = oldest;
-
-        } else if ((uint64_t) slcf->replay >= ch->last_seq) {
-            start->from = ngx_max(oldest, 1);
-
-        } else {
-            start->from = ngx_max(oldest, ch->last_seq - slcf->replay + 1);
-        }
-
-        return;
-    }
-
-    if (have_id < 0 || id->epoch != ch->epoch || id->seq > ch->last_seq) {
-        start->reset = "unknown";
-        start->from = oldest;
-        return;
-    }
-
-    if (id->seq + 1 < oldest) {
-        start->reset = "gap";
-        start->from = oldest;
-        return;
-    }
-
-    start->from = id->seq + 1;
-}
-
-
 ngx_int_t
 ngx_http_sse_append_reset(ngx_http_sse_sub_t *sub,
-    ngx_http_sse_loc_conf_t *slcf, ngx_http_sse_channel_t *ch,
-    const char *reason)
+    ngx_http_sse_loc_conf_t *slcf, sse::Slice chan, const char *reason)
 {
-    u_char      buf[512 + 2 * sse::max_channel_id_len * 6];
-    u_char     *p, *last;
-    sse::Slice  chan;
+    u_char   buf[512 + 2 * sse::max_channel_id_len * 6];
+    u_char  *p, *last;
 
     if (ngx_http_sse_sub_append_id_line(sub) != NGX_OK) {
         return NGX_ERROR;
     }
-
-    chan.data = ch->id;
-    chan.len = ch->id_len;
 
     /* the event name is at most 64 bytes (checked in the configuration) */
     last = buf + sizeof(buf);

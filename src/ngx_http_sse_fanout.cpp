@@ -1,0 +1,291 @@
+/*
+ * The fan-out: a worker's streams get the new events of the channels that
+ * changed for it, and streams behind pull from history.
+ *
+ * The store collects the new events of every changed channel into the
+ * worker's batch (one copy of their bytes per worker per wake-up); each
+ * event is then appended to every stream of the channel whose next event
+ * it is and that has room for it (sse_max_pending).  A stream without
+ * room, or still replaying, is behind: it keeps its position and pulls
+ * the rest from history as its socket drains (ngx_http_sse_sub_pull(),
+ * the store's read()), never holding more than sse_max_pending.  A last
+ * settle() tells the store how far this worker's streams have each
+ * channel.  Nothing here takes the zone lock or sees an address in it.
+ */
+
+#include "ngx_http_sse.h"
+
+
+namespace {
+
+void ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone);
+void ngx_http_sse_end_local(ngx_http_sse_local_t *local);
+void ngx_http_sse_settle(ngx_http_sse_zone_t *zone);
+ngx_int_t ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc);
+ngx_int_t ngx_http_sse_pulled_event(void *data, uint64_t seq, u_char *wire,
+    size_t len, size_t id_len, uint64_t cum, ngx_msec_t published);
+
+
+/* the worker's batch, reused by every fan-out */
+ngx_http_sse_batch_t  ngx_http_sse_batch;
+
+} // namespace
+
+
+/* channels changed for this worker: their new events go out */
+
+void
+ngx_http_sse_process_zone(ngx_http_sse_zone_t *zone)
+{
+    if (zone->slot < 0) {
+        return;
+    }
+
+    ngx_http_sse_batch.scratch_len = 0;
+    ngx_http_sse_batch.ncopies = 0;
+    ngx_http_sse_batch.ntouched = 0;
+
+    (void) zone->store->collect(zone, &ngx_http_sse_batch);
+
+    ngx_http_sse_fan_out(zone);
+}
+
+
+namespace {
+
+void
+ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
+{
+    uint64_t                  floor;
+    ngx_int_t                 rc;
+    ngx_uint_t                i, j;
+    ngx_queue_t              *q, *next;
+    ngx_http_sse_sub_t       *sub;
+    ngx_http_sse_copy_t      *cp, *copies;
+    ngx_http_sse_batch_t     *batch = &ngx_http_sse_batch;
+    ngx_http_sse_local_t     *local;
+    ngx_http_sse_sub_chan_t  *sc;
+
+    j = 0;
+    copies = batch->copies;
+
+    for (i = 0; i < batch->ntouched; i++) {
+        local = batch->touched[i];
+        floor = local->cursor;
+
+        for (q = ngx_queue_head(&local->subs);
+             q != ngx_queue_sentinel(&local->subs);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            sc = ngx_queue_data(q, ngx_http_sse_sub_chan_t, link);
+            sub = sc->sub;
+
+            if (sub->done) {
+                continue;
+            }
+
+            for (cp = copies + j;
+                 cp < copies + batch->ncopies && cp->local == local;
+                 cp++)
+            {
+                rc = ngx_http_sse_sub_append_event(sc, cp->seq,
+                                                   batch->scratch
+                                                   + cp->offset,
+                                                   cp->len, cp->id_len,
+                                                   cp->cum, cp->published);
+                if (rc == NGX_ERROR) {
+                    /* no memory for its buffer (the zone is not locked) */
+                    ngx_http_sse_sub_drop(sub);
+                    break;
+                }
+
+                if (rc != NGX_OK) {
+                    break;
+                }
+            }
+
+            if (sub->done) {
+                continue;
+            }
+
+            if (sc->state == NGX_HTTP_SSE_SC_BEHIND && sc->pos.seq < floor) {
+                floor = sc->pos.seq;
+            }
+
+            /*
+             * The stream writes what it has and pulls more while its
+             * socket takes it; what it still lacks then is how far behind
+             * it is.  NGX_DONE: it may be gone, sc with it.
+             */
+
+            if (ngx_http_sse_sub_send(sub) == NGX_OK
+                && sc->state == NGX_HTTP_SSE_SC_BEHIND)
+            {
+                (void) ngx_http_sse_sub_too_far(sub, sc, local->total);
+            }
+        }
+
+        while (j < batch->ncopies && copies[j].local == local) {
+            j++;
+        }
+
+        local->floor = floor;
+
+        if (local->ending) {
+            ngx_http_sse_end_local(local);
+        }
+    }
+
+    ngx_http_sse_settle(zone);
+
+    if (zone->delivered) {
+        zone->store->count(zone, NGX_HTTP_SSE_COUNT_DELIVERED,
+                           zone->delivered);
+        zone->delivered = 0;
+    }
+
+    ngx_http_sse_metrics_flush(zone);
+
+    batch->ntouched = 0;
+    batch->ncopies = 0;
+    batch->scratch_len = 0;
+}
+
+
+/*
+ * After a fan-out: tells the zone how far every stream of this worker has
+ * each channel, so that history past its limit can go.
+ */
+
+void
+ngx_http_sse_settle(ngx_http_sse_zone_t *zone)
+{
+    ngx_uint_t             i;
+    ngx_http_sse_batch_t  *batch = &ngx_http_sse_batch;
+
+    zone->store->settle(zone, batch->touched, batch->ntouched);
+
+    /* kept while fanned out: a stream of another channel may leave this */
+
+    for (i = 0; i < batch->ntouched; i++) {
+        batch->touched[i]->busy = 0;
+        ngx_http_sse_local_put(batch->touched[i]);
+    }
+}
+
+
+void
+ngx_http_sse_end_local(ngx_http_sse_local_t *local)
+{
+    ngx_uint_t                ending;
+    ngx_queue_t              *q, *next;
+    ngx_http_sse_sub_chan_t  *sc;
+
+    /* local->busy is set: it stays while its streams leave */
+
+    ending = local->ending;
+    local->ending = 0;
+
+    for (q = ngx_queue_head(&local->subs);
+         q != ngx_queue_sentinel(&local->subs);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sc = ngx_queue_data(q, ngx_http_sse_sub_chan_t, link);
+
+        if (ending == NGX_HTTP_SSE_LOCAL_DELETED
+            && sc->state == NGX_HTTP_SSE_SC_BEHIND)
+        {
+            /* it ends when its pulls reach the end of the channel */
+            continue;
+        }
+
+        ngx_http_sse_sub_reason(sc->sub, NGX_HTTP_SSE_CLOSE_DELETED);
+        ngx_http_sse_sub_end(sc->sub, 1);
+    }
+}
+
+
+ngx_int_t
+ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc)
+{
+    ngx_int_t                   rc;
+    ngx_http_sse_sub_t         *sub = sc->sub;
+    ngx_http_sse_zone_t        *zone = sub->zone;
+    ngx_http_sse_local_t       *local = sc->local;
+    ngx_http_sse_store_read_t   rd;
+
+    rd.local = local;
+    rd.from = sc->pos;
+    rd.budget = (size_t) -1;    /* the stream's buffer is what bounds it */
+    rd.sink = ngx_http_sse_pulled_event;
+    rd.data = sc;
+
+    rc = zone->store->read(zone, &rd);
+
+    if (rc == NGX_ERROR || rc == NGX_HTTP_SSE_PULL_GAP || !rd.caught_up) {
+        return rc;
+    }
+
+    /* caught up: live events reach it through the fan-out again */
+
+    sc->state = NGX_HTTP_SSE_SC_LIVE;
+    sub->nbehind--;
+
+    if (--local->nbehind == 0) {
+        /* every stream here has what the worker fanned out: history past
+         * its limit can go now, not at the next fan-out */
+        local->floor = NGX_HTTP_SSE_NONE_BEHIND;
+        zone->store->settle(zone, &local, 1);
+    }
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_sse_pulled_event(void *data, uint64_t seq, u_char *wire, size_t len,
+    size_t id_len, uint64_t cum, ngx_msec_t published)
+{
+    return ngx_http_sse_sub_append_event((ngx_http_sse_sub_chan_t *) data,
+                                         seq, wire, len, id_len, cum,
+                                         published);
+}
+
+} // namespace
+
+
+/*
+ * A stream behind on some of its channels takes their next events from
+ * history, as many as its buffer takes (sse_max_pending); the rest waits
+ * until its socket drains again.  NGX_HTTP_SSE_PULL_END: a deleted or
+ * renewed channel is done with; NGX_HTTP_SSE_PULL_GAP: what it still
+ * needed is gone.
+ */
+
+ngx_int_t
+ngx_http_sse_sub_pull(ngx_http_sse_sub_t *sub)
+{
+    ngx_int_t   rc;
+    ngx_uint_t  i;
+
+    for (i = 0; i < sub->nchans; i++) {
+        if (sub->chans[i].state != NGX_HTTP_SSE_SC_BEHIND) {
+            continue;
+        }
+
+        rc = ngx_http_sse_pull_channel(&sub->chans[i]);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (sub->chans[i].state == NGX_HTTP_SSE_SC_BEHIND) {
+            /* its buffer is full */
+            break;
+        }
+    }
+
+    return NGX_OK;
+}

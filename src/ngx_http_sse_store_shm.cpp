@@ -1,0 +1,886 @@
+/*
+ * The shared-memory store's operations (ngx_http_sse_store.h): every
+ * critical section of the module's zone is here, and every operation
+ * completes at once.  The zone's internals (channels, history rings,
+ * eviction, worker slots) are in ngx_http_sse_store.cpp; the wake-ups
+ * that tell other workers a channel changed, in
+ * ngx_http_sse_store_wake.cpp.
+ *
+ * Each critical section copies values out or bytes through a sink and
+ * keeps nothing of the zone in the caller's hands: the caller's only
+ * handle, ngx_http_sse_local_t, is this store's per-worker record.
+ */
+
+#include "ngx_http_sse.h"
+
+
+namespace {
+
+ngx_int_t ngx_http_sse_shm_publish(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_publish_t *op);
+ngx_int_t ngx_http_sse_shm_remove(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_query_t *op);
+ngx_int_t ngx_http_sse_shm_info(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_query_t *op);
+ngx_int_t ngx_http_sse_shm_join(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_join_t *op);
+ngx_int_t ngx_http_sse_shm_join_locked(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_join_t *op);
+void ngx_http_sse_shm_cancel(ngx_http_sse_zone_t *zone, void *op);
+ngx_int_t ngx_http_sse_shm_read(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_read_t *rd);
+void ngx_http_sse_shm_leave(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_sub_t *sub);
+ngx_int_t ngx_http_sse_shm_collect(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_batch_t *batch);
+ngx_int_t ngx_http_sse_shm_gather(ngx_http_sse_local_t *local,
+    ngx_http_sse_batch_t *batch);
+void ngx_http_sse_shm_settle(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_local_t **locals, ngx_uint_t n);
+void ngx_http_sse_shm_figures(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_figures_t *f);
+void ngx_http_sse_shm_count(ngx_http_sse_zone_t *zone, ngx_uint_t counter,
+    ngx_uint_t n);
+size_t ngx_http_sse_shm_max_message(ngx_http_sse_zone_t *zone);
+ngx_int_t ngx_http_sse_shm_attach(ngx_http_sse_zone_t *zone, u_char *addr,
+    size_t addr_len);
+void ngx_http_sse_shm_detach(ngx_http_sse_zone_t *zone);
+ngx_uint_t ngx_http_sse_shm_expire(ngx_http_sse_zone_t *zone);
+void ngx_http_sse_shm_probe(ngx_http_sse_zone_t *zone);
+void ngx_http_sse_plan(ngx_http_sse_channel_t *ch, ngx_int_t replay,
+    sse::Position *id, ngx_int_t have_id, uint64_t *from,
+    const char **reset);
+ngx_http_sse_local_t *ngx_http_sse_local_get(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch);
+ngx_http_sse_local_t *ngx_http_sse_local_find(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch);
+
+} // namespace
+
+
+ngx_http_sse_store_t  ngx_http_sse_shm_store = {
+    "shm",
+    ngx_http_sse_shm_publish,
+    ngx_http_sse_shm_remove,
+    ngx_http_sse_shm_info,
+    ngx_http_sse_shm_join,
+    ngx_http_sse_shm_cancel,
+    ngx_http_sse_shm_read,
+    ngx_http_sse_shm_leave,
+    ngx_http_sse_shm_collect,
+    ngx_http_sse_shm_settle,
+    ngx_http_sse_shm_figures,
+    ngx_http_sse_shm_count,
+    ngx_http_sse_shm_max_message,
+    ngx_http_sse_shm_attach,
+    ngx_http_sse_shm_detach,
+    ngx_http_sse_shm_expire,
+    ngx_http_sse_shm_probe
+};
+
+
+void
+ngx_http_sse_local_put(ngx_http_sse_local_t *local)
+{
+    if (local->nsubs || local->busy) {
+        return;
+    }
+
+    ngx_rbtree_delete(&local->zone->locals, &local->node);
+    local->zone->nlocals--;
+    ngx_free(local);
+}
+
+
+namespace {
+
+/*
+ * The events of one body read, on every channel, under one lock: the
+ * channels in order; a channel that cannot be had (max_channels, a full
+ * zone) stops the batch there, and so does an event that cannot be
+ * stored, so what was stored is a prefix the caller can name exactly.
+ */
+
+ngx_int_t
+ngx_http_sse_shm_publish(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_publish_t *op)
+{
+    u_char                  *p;
+    ngx_int_t                rc, err;
+    ngx_uint_t               i, k, nwake;
+    ngx_uint_t               wake[NGX_HTTP_SSE_MAX_SLOTS];
+    sse::Slice               type, data;
+    ngx_http_sse_channel_t  *ch;
+
+    rc = NGX_OK;
+    nwake = 0;
+
+    for (i = 0; i < op->nchans; i++) {
+        op->published[i] = 0;
+        op->subscribers[i] = 0;
+        op->last[i].epoch = 0;
+        op->last[i].seq = 0;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_http_sse_store_expire(zone);
+
+    for (i = 0; i < op->nchans && rc == NGX_OK; i++) {
+
+        err = 0;
+        ch = ngx_http_sse_channel_get(zone, (u_char *) op->ids[i].data,
+                                      op->ids[i].len, &err);
+        if (ch) {
+            ch = ngx_http_sse_channel_revive(zone, ch, &err);
+        }
+
+        if (ch == NULL) {
+            /* every 507 counts, not only those of a full event store */
+            (void) ngx_atomic_fetch_add(&zone->sh->refused_full, 1);
+            rc = err;
+            break;
+        }
+
+        p = op->buf;
+
+        for (k = 0; k < op->nevents; k++) {
+            type.data = p;
+            type.len = op->events[k].type_len;
+            data.data = p + type.len;
+            data.len = op->events[k].data_len;
+            p += type.len + data.len;
+
+            rc = ngx_http_sse_channel_append(zone, ch, type, data,
+                                             &op->last[i]);
+            if (rc != NGX_OK) {
+                break;
+            }
+
+            op->published[i]++;
+        }
+
+        op->subscribers[i] = ch->subscribers;
+
+        ngx_http_sse_notify(zone, ch, wake, &nwake);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_http_sse_wake(zone, wake, nwake);
+
+    op->rc = rc;
+    op->handler(op->data);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_sse_shm_remove(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_query_t *op)
+{
+    ngx_uint_t                    i, nwake;
+    ngx_uint_t                    wake[NGX_HTTP_SSE_MAX_SLOTS];
+    ngx_http_sse_channel_t       *ch;
+    ngx_http_sse_channel_info_t  *info;
+
+    nwake = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < op->nchans; i++) {
+        info = &op->channels[i];
+        ngx_memzero(info, sizeof(ngx_http_sse_channel_info_t));
+
+        ch = ngx_http_sse_channel_find(zone, (u_char *) op->ids[i].data,
+                                       op->ids[i].len);
+        if (ch == NULL) {
+            continue;
+        }
+
+        if (ch->deleted) {
+            info->state = NGX_HTTP_SSE_CHANNEL_DELETED;
+            continue;
+        }
+
+        info->state = NGX_HTTP_SSE_CHANNEL_LIVE;
+        info->subscribers = ch->subscribers;
+
+        ngx_http_sse_channel_delete(zone, ch);
+        ngx_http_sse_notify(zone, ch, wake, &nwake);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_http_sse_wake(zone, wake, nwake);
+
+    op->rc = NGX_OK;
+    op->handler(op->data);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_sse_shm_info(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_query_t *op)
+{
+    ngx_uint_t                    i;
+    ngx_http_sse_channel_t       *ch;
+    ngx_http_sse_channel_info_t  *info;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_http_sse_store_expire(zone);
+
+    for (i = 0; i < op->nchans; i++) {
+        info = &op->channels[i];
+        ngx_memzero(info, sizeof(ngx_http_sse_channel_info_t));
+
+        ch = ngx_http_sse_channel_find(zone, (u_char *) op->ids[i].data,
+                                       op->ids[i].len);
+        if (ch == NULL) {
+            continue;
+        }
+
+        info->state = ch->deleted ? NGX_HTTP_SSE_CHANNEL_DELETED
+                                  : NGX_HTTP_SSE_CHANNEL_LIVE;
+        info->subscribers = ch->subscribers;
+        info->events = ch->nevents;
+        info->last.epoch = ch->epoch;
+        info->last.seq = ch->last_seq;
+        info->last_publish = ch->last_publish;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    op->rc = NGX_OK;
+    op->handler(op->data);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Under one lock: find or create the channels, join them, and set the
+ * stream's position in each from its plan.  What it is to replay it
+ * pulls from history (read()), at most sse_max_pending at a time, as
+ * its socket drains; live events reach it through the fan-out once it
+ * has caught up.  A seq is never both (the stream's position filters).
+ */
+
+ngx_int_t
+ngx_http_sse_shm_join(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_join_t *op)
+{
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    op->rc = ngx_http_sse_shm_join_locked(zone, op);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    op->handler(op->data);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_sse_shm_join_locked(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_join_t *op)
+{
+    uint64_t                   from, replay, lag;
+    uint64_t                   behind[sse::max_channels_per_stream];
+    ngx_int_t                  err;
+    ngx_uint_t                 i, n;
+    ngx_http_sse_sub_t        *sub = op->sub;
+    ngx_http_sse_local_t      *local;
+    ngx_http_sse_channel_t    *chans[sse::max_channels_per_stream];
+    ngx_http_sse_sub_chan_t   *sc;
+    ngx_http_sse_chan_slot_t  *cs[sse::max_channels_per_stream];
+
+    n = op->nchans;
+
+    ngx_http_sse_store_expire(zone);
+
+    for (i = 0; i < n; i++) {
+        op->reset[i] = NULL;
+
+        err = 0;
+        chans[i] = ngx_http_sse_channel_get(zone, (u_char *) op->ids[i].data,
+                                            op->ids[i].len, &err);
+        if (chans[i] == NULL) {
+            return (err == NGX_HTTP_SSE_TOO_MANY) ? NGX_HTTP_SSE_TOO_MANY
+                                                  : NGX_HTTP_SSE_ZONE_FULL;
+        }
+
+        if (chans[i]->deleted) {
+            return NGX_HTTP_SSE_DELETED;
+        }
+    }
+
+    if (zone->sh->limits.max_subscribers
+        && ngx_http_sse_subscribers(zone) >= zone->sh->limits.max_subscribers)
+    {
+        return NGX_HTTP_SSE_TOO_MANY_SUBSCRIBERS;
+    }
+
+    replay = 0;
+
+    for (i = 0; i < n; i++) {
+        sc = &sub->chans[i];
+        sc->sub = sub;
+        sc->index = i;
+
+        cs[i] = ngx_http_sse_channel_join(zone, chans[i], zone->slot);
+        if (cs[i] == NULL) {
+            return NGX_HTTP_SSE_ZONE_FULL;
+        }
+
+        local = ngx_http_sse_local_get(zone, chans[i]);
+        if (local == NULL) {
+            ngx_http_sse_channel_leave(zone, chans[i], zone->slot);
+            return NGX_HTTP_SSE_ZONE_FULL;
+        }
+
+        local->share = cs[i];
+        sc->local = local;
+        sc->state = NGX_HTTP_SSE_SC_LIVE;
+        ngx_queue_insert_tail(&local->subs, &sc->link);
+        local->nsubs++;
+
+        /* history_ttl: expired events are not replayed, however lazy the
+         * zone-wide expiry is */
+        ngx_http_sse_channel_expire(zone, chans[i]);
+
+        ngx_http_sse_plan(chans[i], op->replay,
+                          op->positions ? &op->positions[i] : NULL,
+                          op->have_id, &from, &op->reset[i]);
+
+        sc->pos.epoch = chans[i]->epoch;
+        sc->pos.seq = from - 1;
+        sc->pos_cum = ngx_http_sse_cum_before(chans[i], from);
+        behind[i] = chans[i]->total - sc->pos_cum;
+
+        if (sc->pos.seq < chans[i]->last_seq) {
+            sc->state = NGX_HTTP_SSE_SC_BEHIND;
+            sub->nbehind++;
+            local->nbehind++;
+            replay += behind[i];
+
+            /* history stays for it while it replays */
+            cs[i]->cursor = ngx_min(cs[i]->cursor, sc->pos.seq);
+            local->floor = ngx_min(local->floor, sc->pos.seq);
+        }
+    }
+
+    /*
+     * How far the stream may fall behind before it is dropped as too slow:
+     * sse_max_pending, plus the replay it starts with.  Its buffer holds
+     * sse_max_pending at most all the same.
+     */
+
+    sub->limit = sub->max_pending ? sub->max_pending + replay : 0;
+
+    /* history is kept for this worker as far as its streams may lag */
+
+    for (i = 0; i < n; i++) {
+        lag = sub->max_pending ? sub->max_pending + behind[i] : (uint64_t) -1;
+        cs[i]->allowance = ngx_max(cs[i]->allowance, lag);
+    }
+
+    zone->sh->slots[zone->slot].streams++;
+    sub->counted = 1;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_sse_shm_cancel(ngx_http_sse_zone_t *zone, void *op)
+{
+    /* every operation of this store has completed before it returned */
+}
+
+
+/*
+ * A stream behind on a channel takes its next events from history, as
+ * many as the sink takes (its sse_max_pending) within the budget; the
+ * rest waits until its socket drains again.
+ */
+
+ngx_int_t
+ngx_http_sse_shm_read(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_read_t *rd)
+{
+    uint64_t                 seq;
+    ngx_int_t                rc;
+    ngx_http_sse_event_t    *ev;
+    ngx_http_sse_channel_t  *ch = rd->local->channel;
+
+    rd->caught_up = 0;
+    rd->bytes = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (ch->epoch != rd->from.epoch) {
+        rc = NGX_HTTP_SSE_PULL_END;
+        goto done;
+    }
+
+    if (rd->from.seq < ch->last_seq) {
+
+        if (ch->nevents == 0 || rd->from.seq + 1 < ch->first_seq) {
+            rc = NGX_HTTP_SSE_PULL_GAP;
+            goto done;
+        }
+
+        for (seq = rd->from.seq + 1; seq <= ch->last_seq; seq++) {
+            ev = ngx_http_sse_channel_event(ch, seq);
+
+            if (rd->bytes && rd->bytes + ev->len > rd->budget) {
+                rc = NGX_OK;
+                goto done;
+            }
+
+            rc = rd->sink(rd->data, seq, ev->wire, ev->len, ev->id_len,
+                          ev->cum, ev->msec);
+            if (rc != NGX_OK) {
+                rc = (rc == NGX_DECLINED) ? NGX_OK : NGX_ERROR;
+                goto done;
+            }
+
+            rd->bytes += ev->len;
+        }
+    }
+
+    rd->caught_up = 1;
+    rc = ch->deleted ? NGX_HTTP_SSE_PULL_END : NGX_OK;
+
+done:
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+/* the stream leaves its channels: from now on no event reaches it */
+
+void
+ngx_http_sse_shm_leave(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub)
+{
+    ngx_uint_t                i;
+    ngx_http_sse_sub_chan_t  *sc;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (sub->counted) {
+        if (zone->sh->slots[zone->slot].streams) {
+            zone->sh->slots[zone->slot].streams--;
+        }
+
+        sub->counted = 0;
+    }
+
+    for (i = 0; i < sub->nchans; i++) {
+        sc = &sub->chans[i];
+
+        if (sc->state != NGX_HTTP_SSE_SC_OUT) {
+            ngx_http_sse_channel_leave(zone, sc->local->channel, zone->slot);
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/*
+ * A worker takes its queue of changed channels and copies the events its
+ * streams have not seen into its batch: the queue holds each changed
+ * channel once, so the cost is what changed.
+ */
+
+ngx_int_t
+ngx_http_sse_shm_collect(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_batch_t *batch)
+{
+    ngx_uint_t               n;
+    ngx_http_sse_local_t    *local;
+    ngx_http_sse_channel_t  *ch;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    zone->sh->slots[zone->slot].wake_pending = 0;
+
+    for (n = 0; /* void */; n++) {
+        ch = ngx_http_sse_dequeue(zone, zone->slot);
+        if (ch == NULL) {
+            break;
+        }
+
+        local = ngx_http_sse_local_find(zone, ch);
+        if (local == NULL) {
+            /* its last subscriber here left meanwhile */
+            continue;
+        }
+
+        if (ngx_http_sse_shm_gather(local, batch) != NGX_OK) {
+            /*
+             * Out of memory: its streams are not behind yet, so nothing
+             * else would bring them these events; the channel goes back
+             * on the queue for the next wake-up or the sweep, and this
+             * round ends (taking it again now would fail again).
+             */
+            if (local->share) {
+                ngx_http_sse_requeue(zone, local->share);
+            }
+
+            break;
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (n) {
+        (void) ngx_atomic_fetch_add(&zone->sh->wakeups, 1);
+        (void) ngx_atomic_fetch_add(&zone->sh->woken, n);
+    }
+
+    return NGX_OK;
+}
+
+
+/* expects the zone locked: one changed channel's new events */
+
+ngx_int_t
+ngx_http_sse_shm_gather(ngx_http_sse_local_t *local,
+    ngx_http_sse_batch_t *batch)
+{
+    size_t                   size;
+    uint64_t                 seq;
+    ngx_http_sse_copy_t     *cp;
+    ngx_http_sse_event_t    *ev;
+    ngx_http_sse_channel_t  *ch = local->channel;
+
+    if (local->busy) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_sse_grow((void **) &batch->touched, &batch->touched_cap,
+                          batch->ntouched + 1,
+                          sizeof(ngx_http_sse_local_t *), 64)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    batch->touched[batch->ntouched++] = local;
+    local->busy = 1;
+
+    if (ch->epoch != local->epoch) {
+        /* deleted and published to again: these streams are over */
+        local->ending = NGX_HTTP_SSE_LOCAL_RENEWED;
+        return NGX_OK;
+    }
+
+    if (local->cursor < ch->last_seq && ch->nevents) {
+
+        /*
+         * What was evicted before this worker read it is not copied: its
+         * streams that still miss it find the gap when they pull.
+         */
+
+        seq = ngx_max(local->cursor + 1, ch->first_seq);
+        size = (size_t) (ch->total - ngx_http_sse_cum_before(ch, seq));
+
+        if (ngx_http_sse_grow((void **) &batch->copies, &batch->copies_cap,
+                              batch->ncopies + (ch->last_seq - seq + 1),
+                              sizeof(ngx_http_sse_copy_t), 256)
+            != NGX_OK
+            || ngx_http_sse_grow((void **) &batch->scratch,
+                                 &batch->scratch_cap,
+                                 batch->scratch_len + size, 1, 16384)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        for ( /* void */ ; seq <= ch->last_seq; seq++) {
+            ev = ngx_http_sse_channel_event(ch, seq);
+
+            cp = &batch->copies[batch->ncopies++];
+            cp->local = local;
+            cp->seq = seq;
+            cp->cum = ev->cum;
+            cp->offset = batch->scratch_len;
+            cp->len = ev->len;
+            cp->id_len = ev->id_len;
+            cp->published = ev->msec;
+
+            ngx_memcpy(batch->scratch + batch->scratch_len, ev->wire,
+                       ev->len);
+            batch->scratch_len += ev->len;
+        }
+    }
+
+    local->cursor = ch->last_seq;
+    local->total = ch->total;
+
+    if (ch->deleted) {
+        /* the streams end after what was published before the DELETE */
+        local->ending = NGX_HTTP_SSE_LOCAL_DELETED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * After a fan-out, or a stream caught up: tells the zone how far every
+ * stream of this worker has each channel, so that history past its limit
+ * can go.
+ */
+
+void
+ngx_http_sse_shm_settle(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_local_t **locals, ngx_uint_t n)
+{
+    ngx_uint_t             i;
+    ngx_http_sse_local_t  *local;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < n; i++) {
+        local = locals[i];
+
+        if (local->nsubs && local->share) {
+            ngx_http_sse_channel_consumed(zone, local->share,
+                                          ngx_min(local->cursor,
+                                                  local->floor));
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+void
+ngx_http_sse_shm_figures(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_figures_t *f)
+{
+    ngx_http_sse_shctx_t  *sh = zone->sh;
+
+    /* workers killed meanwhile are found by their refused wake-ups */
+    ngx_http_sse_shm_probe(zone);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    (void) ngx_http_sse_store_expire(zone);
+
+    f->size = zone->shm_zone->shm.size;
+    f->used = f->size - zone->shpool->pfree * ngx_pagesize;
+    f->channels = sh->channels;
+    f->subscribers = ngx_http_sse_subscribers(zone);
+    f->stored_events = sh->stored_events;
+    f->workers = ngx_http_sse_live_slots(zone);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    f->published = sh->published;
+    f->delivered = sh->delivered;
+    f->evicted = sh->evicted;
+    f->dropped_slow = sh->dropped_slow;
+    f->refused_full = sh->refused_full;
+    f->wakeups = sh->wakeups;
+    f->woken = sh->woken;
+}
+
+
+void
+ngx_http_sse_shm_count(ngx_http_sse_zone_t *zone, ngx_uint_t counter,
+    ngx_uint_t n)
+{
+    switch (counter) {
+
+    case NGX_HTTP_SSE_COUNT_DELIVERED:
+        (void) ngx_atomic_fetch_add(&zone->sh->delivered, n);
+        break;
+
+    default: /* NGX_HTTP_SSE_COUNT_DROPPED_SLOW */
+        (void) ngx_atomic_fetch_add(&zone->sh->dropped_slow, n);
+        break;
+    }
+}
+
+
+/* of the newest configuration: a reload may change it under old workers */
+
+size_t
+ngx_http_sse_shm_max_message(ngx_http_sse_zone_t *zone)
+{
+    return zone->sh->limits.max_message;
+}
+
+
+/* this worker takes a slot of the zone: NGX_ERROR if all are taken */
+
+ngx_int_t
+ngx_http_sse_shm_attach(ngx_http_sse_zone_t *zone, u_char *addr,
+    size_t addr_len)
+{
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    zone->slot = ngx_http_sse_slot_register(zone, addr, addr_len);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (zone->slot < 0) {
+        /* slots of workers that were killed go to refused wake-ups */
+        ngx_http_sse_shm_probe(zone);
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        zone->slot = ngx_http_sse_slot_register(zone, addr, addr_len);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+    }
+
+    return (zone->slot < 0) ? NGX_ERROR : NGX_OK;
+}
+
+
+void
+ngx_http_sse_shm_detach(ngx_http_sse_zone_t *zone)
+{
+    if (zone->slot < 0 || zone->sh == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_sse_slot_release(zone);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/* one bounded step of expiry; non-zero: there is more to expire */
+
+ngx_uint_t
+ngx_http_sse_shm_expire(ngx_http_sse_zone_t *zone)
+{
+    ngx_uint_t  more;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    more = ngx_http_sse_store_expire(zone);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return more;
+}
+
+
+void
+ngx_http_sse_shm_probe(ngx_http_sse_zone_t *zone)
+{
+    ngx_http_sse_probe_slots(zone);
+}
+
+
+/* expects the zone locked: where a stream starts in one channel */
+
+void
+ngx_http_sse_plan(ngx_http_sse_channel_t *ch, ngx_int_t replay,
+    sse::Position *id, ngx_int_t have_id, uint64_t *from, const char **reset)
+{
+    uint64_t  oldest;
+
+    /* the first seq still in history (last_seq + 1 if none is stored) */
+    oldest = ch->nevents ? ch->first_seq : ch->last_seq + 1;
+
+    *reset = NULL;
+
+    if (have_id == 0) {
+        if (replay == NGX_HTTP_SSE_REPLAY_ALL) {
+            *from = oldest;
+
+        } else if ((uint64_t) replay >= ch->last_seq) {
+            *from = ngx_max(oldest, 1);
+
+        } else {
+            *from = ngx_max(oldest, ch->last_seq - replay + 1);
+        }
+
+        return;
+    }
+
+    if (have_id < 0 || id->epoch != ch->epoch || id->seq > ch->last_seq) {
+        *reset = "unknown";
+        *from = oldest;
+        return;
+    }
+
+    if (id->seq + 1 < oldest) {
+        *reset = "gap";
+        *from = oldest;
+        return;
+    }
+
+    *from = id->seq + 1;
+}
+
+
+/* expects the zone locked: this worker's record of a channel it joins */
+
+ngx_http_sse_local_t *
+ngx_http_sse_local_get(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
+{
+    ngx_http_sse_local_t  *local;
+
+    local = ngx_http_sse_local_find(zone, ch);
+    if (local) {
+        return local;
+    }
+
+    local = (ngx_http_sse_local_t *) ngx_alloc(sizeof(ngx_http_sse_local_t),
+                                               ngx_cycle->log);
+    if (local == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(local, sizeof(ngx_http_sse_local_t));
+
+    local->node.key = (ngx_rbtree_key_t) (uintptr_t) ch;
+    local->zone = zone;
+    local->channel = ch;
+    local->epoch = ch->epoch;
+    local->cursor = ch->last_seq;
+    local->total = ch->total;
+    local->floor = NGX_HTTP_SSE_NONE_BEHIND;
+    ngx_queue_init(&local->subs);
+
+    ngx_rbtree_insert(&zone->locals, &local->node);
+    zone->nlocals++;
+
+    return local;
+}
+
+
+ngx_http_sse_local_t *
+ngx_http_sse_local_find(ngx_http_sse_zone_t *zone, ngx_http_sse_channel_t *ch)
+{
+    ngx_rbtree_key_t    key;
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    key = (ngx_rbtree_key_t) (uintptr_t) ch;
+
+    node = zone->locals.root;
+    sentinel = zone->locals.sentinel;
+
+    while (node != sentinel) {
+        if (key == node->key) {
+            return (ngx_http_sse_local_t *) node;
+        }
+
+        node = (key < node->key) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+} // namespace
