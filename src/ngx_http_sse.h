@@ -359,7 +359,9 @@ struct ngx_http_sse_sub_s {
     ngx_msec_t                  heartbeat;  /* 0: off */
     time_t                      deadline;   /* sse_lifetime, 0: none */
     ngx_msec_t                  last_write; /* ngx_current_msec */
-    time_t                      blocked_since;  /* 0: not blocked */
+    ngx_msec_t                  blocked_since;  /* ngx_current_msec
+                                                   (made non-zero);
+                                                   0: not blocked */
     ngx_msec_t                  send_timeout;
     ngx_msec_t                  started;    /* ngx_current_msec */
     ngx_http_sse_timing_t      *timing;     /* what its buffers hold,

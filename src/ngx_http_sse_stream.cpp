@@ -606,8 +606,14 @@ ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now)
         return;
     }
 
+    /*
+     * In milliseconds: the sweep's one-second tick makes the drop up to a
+     * second late, never early (a whole-second stamp could end a stream
+     * blocked for send_timeout minus one second).
+     */
+
     if (sub->blocked_since) {
-        if ((ngx_msec_t) (now - sub->blocked_since) * 1000
+        if ((ngx_msec_t) (ngx_current_msec - sub->blocked_since)
             >= sub->send_timeout)
         {
             ngx_log_error(NGX_LOG_INFO, sub->connection->log, NGX_ETIMEDOUT,
@@ -853,7 +859,7 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
 
     if (sub->out_busy || sub->pend_len) {
         if (sub->blocked_since == 0) {
-            sub->blocked_since = ngx_time();
+            sub->blocked_since = ngx_current_msec | 1;
         }
 
         if (ngx_handle_write_event(r->connection->write, 0) != NGX_OK) {
@@ -962,7 +968,7 @@ blocked:
     }
 
     if (sub->blocked_since == 0) {
-        sub->blocked_since = ngx_time();
+        sub->blocked_since = ngx_current_msec | 1;
     }
 
     if (ngx_handle_write_event(sub->connection->write, 0) != NGX_OK) {
