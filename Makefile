@@ -17,7 +17,7 @@ SHELL := /bin/bash
 
 ROOT      := $(CURDIR)
 BUILD     := $(ROOT)/build
-SOURCES   := config $(wildcard src/*.cpp src/*.h)
+SOURCES   := config $(wildcard src/*/*.cpp src/*/*.h)
 NGX_BUILD := $(ROOT)/build-tools/nginx-build.sh
 
 # The nginx the module is built for.  By default Debian's own (nginx-dev's

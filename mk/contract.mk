@@ -24,7 +24,8 @@ CONTRACT_BIN  := $(CONTRACT_DIR)/sse_store_contract
 CONTRACT_NGX  := $(ASAN_DIR)/nginx-src
 CONTRACT_CXX  ?= g++
 CONTRACT_SAN  := -fsanitize=address,undefined -fno-omit-frame-pointer
-CONTRACT_INCS := -I$(ROOT)/src -I$(ROOT)/tests/contract \
+CONTRACT_INCS := -I$(ROOT)/src/pure -I$(ROOT)/src/store -I$(ROOT)/src/nginx \
+                 -I$(ROOT)/tests/contract \
                  $(addprefix -I$(CONTRACT_NGX)/, src/core src/event \
                      src/event/modules src/os/unix objs src/http \
                      src/http/modules src/http/v2)
@@ -34,9 +35,11 @@ CONTRACT_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror \
 CONTRACT_LIBS := -lgtest_main -lgtest -pthread
 
 # the store's files, and the pure C++ they use
-CONTRACT_MODULE_SRCS := $(addprefix $(ROOT)/src/, ngx_http_sse_store.cpp \
-                        ngx_http_sse_store_shm.cpp \
-                        ngx_http_sse_store_wake.cpp sse_wire.cpp)
+CONTRACT_MODULE_SRCS := $(addprefix $(ROOT)/src/store/, \
+                            ngx_http_sse_store.cpp \
+                            ngx_http_sse_store_shm.cpp \
+                            ngx_http_sse_store_wake.cpp) \
+                        $(ROOT)/src/pure/sse_wire.cpp
 CONTRACT_SRCS := $(CONTRACT_MODULE_SRCS) \
                  $(sort $(wildcard $(ROOT)/tests/contract/*.cpp))
 CONTRACT_OBJS := $(patsubst $(ROOT)/%.cpp,$(CONTRACT_DIR)/%.o,$(CONTRACT_SRCS))

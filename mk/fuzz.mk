@@ -21,13 +21,14 @@ FUZZ_DIR      := $(BUILD)/fuzz
 FUZZ_CXX      ?= clang++
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror \
-                 -fno-omit-frame-pointer $(FUZZ_SAN) -I$(ROOT)/src
+                 -fno-omit-frame-pointer $(FUZZ_SAN) -I$(ROOT)/src/pure
 FUZZ_FLAGS    ?=
 
-FUZZ_LIB_OBJS := $(FUZZ_DIR)/obj/sse_wire.o $(FUZZ_DIR)/obj/sse_event_stream.o \
-                 $(FUZZ_DIR)/obj/sse_base64url.o $(FUZZ_DIR)/obj/sse_json.o \
-                 $(FUZZ_DIR)/obj/sse_jwt.o $(FUZZ_DIR)/obj/sse_jwt_keys.o \
-                 $(FUZZ_DIR)/obj/sse_redis_url.o
+# (in obj/pure/: objects of src/ before its folders had obj/ to themselves,
+# and their dependency files would still name the old sources)
+FUZZ_LIB_OBJS := $(addprefix $(FUZZ_DIR)/obj/pure/, sse_wire.o \
+                 sse_event_stream.o sse_base64url.o sse_json.o sse_jwt.o \
+                 sse_jwt_keys.o sse_redis_url.o)
 FUZZ_LIBS     := -lcrypto
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzzer)
 
@@ -44,7 +45,7 @@ fuzz-regress: $(FUZZ_BINS)
 	done
 
 # the library code is instrumented for coverage, not linked with a main
-$(FUZZ_DIR)/obj/%.o: $(ROOT)/src/%.cpp $(ROOT)/mk/fuzz.mk
+$(FUZZ_DIR)/obj/pure/%.o: $(ROOT)/src/pure/%.cpp $(ROOT)/mk/fuzz.mk
 	@mkdir -p $(@D)
 	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer-no-link -MMD -MP \
 	    -c -o $@ $<
@@ -60,7 +61,7 @@ $(FUZZ_DIR)/%_fuzzer: $(FUZZ_DIR)/obj/%_fuzzer.o $(FUZZ_LIB_OBJS)
 # keep the objects make would see as intermediate and delete
 .SECONDARY: $(FUZZ_LIB_OBJS) $(FUZZ_TARGETS:%=$(FUZZ_DIR)/obj/%_fuzzer.o)
 
--include $(wildcard $(FUZZ_DIR)/obj/*.d)
+-include $(wildcard $(FUZZ_DIR)/obj/*_fuzzer.d $(FUZZ_DIR)/obj/pure/*.d)
 
 define FUZZ_RUN_RULE
 .PHONY: fuzz-$(1)

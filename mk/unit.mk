@@ -13,13 +13,12 @@
 UNIT_DIR      := $(BUILD)/unit
 UNIT_BIN      := $(UNIT_DIR)/sse_unit_tests
 UNIT_CXX      ?= g++
-UNIT_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror -I$(ROOT)/src
+UNIT_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror -I$(ROOT)/src/pure
 UNIT_LIBS     := -lgtest_main -lgtest -pthread -lcrypto
 
-UNIT_LIB_SRCS := $(ROOT)/src/sse_wire.cpp $(ROOT)/src/sse_event_stream.cpp \
-                 $(ROOT)/src/sse_base64url.cpp $(ROOT)/src/sse_json.cpp \
-                 $(ROOT)/src/sse_jwt.cpp $(ROOT)/src/sse_jwt_keys.cpp \
-                 $(ROOT)/src/sse_redis_url.cpp
+UNIT_LIB_SRCS := $(addprefix $(ROOT)/src/pure/, sse_wire.cpp \
+                 sse_event_stream.cpp sse_base64url.cpp sse_json.cpp \
+                 sse_jwt.cpp sse_jwt_keys.cpp sse_redis_url.cpp)
 UNIT_SRCS := $(UNIT_LIB_SRCS) $(sort $(wildcard $(ROOT)/tests/unit/*.cpp))
 UNIT_OBJS := $(patsubst $(ROOT)/%.cpp,$(UNIT_DIR)/%.o,$(UNIT_SRCS))
 

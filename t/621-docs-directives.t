@@ -1,7 +1,7 @@
 # docs/directives.md against the module (issue 12 item 9).
 #
 #  - Names: every directive the module registers (the ngx_command_t arrays
-#    of src/*.cpp) has a "Syntax: / Default: / Context:" block under a
+#    of src/*/*.cpp) has a "Syntax: / Default: / Context:" block under a
 #    heading of its own name, and the page documents no directive the
 #    module does not have.  The same for the embedded variables (the
 #    ngx_http_variable_t arrays) and the page's "Embedded variables".
@@ -42,7 +42,7 @@ my %CONTEXT = (NGX_HTTP_MAIN_CONF => 'http', NGX_HTTP_SRV_CONF => 'server',
     NGX_HTTP_LIF_CONF => 'if in location', NGX_HTTP_LMT_CONF => 'limit_except');
 
 my (%command, %variable);
-for my $file (sort glob "$root/src/*.cpp") {
+for my $file (sort glob "$root/src/*/*.cpp") {
     my $src = slurp($file);
     my %define;
     while ($src =~ /^#define[ \t]+(\w+)[ \t]+((?:[^\n\\]|\\\n)*)/mg) {

@@ -1,5 +1,5 @@
 /*
- * The contract every store must pass (src/ngx_http_sse_store.h), as a
+ * The contract every store must pass (src/store/ngx_http_sse_store.h), as a
  * typed GoogleTest suite.  A store instantiates it with a harness:
  *
  *   struct Harness {

@@ -22,7 +22,7 @@
  *   of a channel this worker has subscribers of; its fields are the
  *   store's, except those marked "worker" in ngx_http_sse.h.
  *   The zone lock, and every shared-memory address, stay in the store's
- *   files (src/ngx_http_sse_store*.cpp).
+ *   files (src/store/ngx_http_sse_store*.cpp).
  *
  *   Completions.  publish, remove, info and join take a completion
  *   (op->handler, op->data).  A store calls it exactly once, unless the
