@@ -613,8 +613,9 @@ ngx_http_sse_sub_tick(ngx_http_sse_sub_t *sub, time_t now)
      */
 
     if (sub->blocked_since) {
-        if ((ngx_msec_t) (ngx_current_msec - sub->blocked_since)
-            >= sub->send_timeout)
+        /* signed: a stamp made non-zero may be a millisecond ahead */
+        if ((ngx_msec_int_t) (ngx_current_msec - sub->blocked_since)
+            >= (ngx_msec_int_t) sub->send_timeout)
         {
             ngx_log_error(NGX_LOG_INFO, sub->connection->log, NGX_ETIMEDOUT,
                           "sse: client timed out");
