@@ -611,6 +611,10 @@ ngx_str_t *ngx_http_sse_log_value(ngx_http_sse_log_value_t *shown, u_char *p,
 
 ngx_int_t ngx_http_sse_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *json, size_t len);
+ngx_int_t ngx_http_sse_send_memory(ngx_http_request_t *r, u_char *p,
+    size_t len);
+ngx_int_t ngx_http_sse_add_variables(ngx_conf_t *cf,
+    ngx_http_variable_t *vars);
 ngx_int_t ngx_http_sse_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
 ngx_int_t ngx_http_sse_channel_list(ngx_http_request_t *r,

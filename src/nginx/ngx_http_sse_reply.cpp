@@ -10,10 +10,6 @@ ngx_int_t
 ngx_http_sse_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *json,
     size_t len)
 {
-    ngx_int_t    rc;
-    ngx_buf_t   *b;
-    ngx_chain_t  out;
-
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
 
@@ -23,7 +19,28 @@ ngx_http_sse_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *json,
         r->headers_out.content_type_lowcase = NULL;
     }
 
-    if (r->method == NGX_HTTP_HEAD || len == 0) {
+    if (len == 0) {
+        r->header_only = 1;
+    }
+
+    return ngx_http_sse_send_memory(r, json, len);
+}
+
+
+/*
+ * The response's header, then bytes that stay where they are until sent
+ * (the request's pool, or static), as its whole body; HEAD gets the
+ * header alone.
+ */
+
+ngx_int_t
+ngx_http_sse_send_memory(ngx_http_request_t *r, u_char *p, size_t len)
+{
+    ngx_int_t    rc;
+    ngx_buf_t   *b;
+    ngx_chain_t  out;
+
+    if (r->method == NGX_HTTP_HEAD) {
         r->header_only = 1;
     }
 
@@ -39,8 +56,8 @@ ngx_http_sse_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *json,
     }
 
     b->memory = 1;
-    b->pos = json;
-    b->last = json + len;
+    b->pos = p;
+    b->last = p + len;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
@@ -48,6 +65,27 @@ ngx_http_sse_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *json,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/* registers a module's variables from their table (ending in a null name) */
+
+ngx_int_t
+ngx_http_sse_add_variables(ngx_conf_t *cf, ngx_http_variable_t *vars)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -262,10 +262,6 @@ ngx_int_t ngx_http_sse_sha256_base64(const char *text, size_t len,
 ngx_int_t
 ngx_http_sse_status_page(ngx_http_request_t *r)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
     if (ngx_http_sse_csp_value.len == 0
         && ngx_http_sse_page_init(r->connection->log) != NGX_OK)
     {
@@ -289,32 +285,8 @@ ngx_http_sse_status_page(ngx_http_request_t *r)
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
-    if (r->method == NGX_HTTP_HEAD) {
-        r->header_only = 1;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = (ngx_buf_t *) ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
     /* the page is static: sent from where it lies */
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-    b->pos = ngx_http_sse_page;
-    b->last = ngx_http_sse_page + SSE_PAGE_LEN;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_sse_send_memory(r, ngx_http_sse_page, SSE_PAGE_LEN);
 }
 
 
