@@ -80,7 +80,8 @@ typedef struct {
     ngx_http_sse_zone_t        *zone;
     ngx_str_t                   prefix;
 
-    ngx_addr_t                 *addr;       /* resolved when configured */
+    ngx_addr_t                 *addrs;      /* resolved when configured */
+    ngx_uint_t                  naddrs;
     ngx_str_t                   host;       /* NUL-terminated, for SNI */
     ngx_str_t                   user;       /* empty: the default user */
     ngx_str_t                   password;

@@ -104,6 +104,7 @@ void
 ngx_http_sse_redis_link_connect(ngx_http_sse_redis_link_t *link)
 {
     ngx_int_t                   rc;
+    ngx_addr_t                 *addr;
     ngx_connection_t           *c;
     ngx_http_sse_redis_conf_t  *conf = link->redis->conf;
 
@@ -136,9 +137,12 @@ ngx_http_sse_redis_link_connect(ngx_http_sse_redis_link_t *link)
 
     ngx_memzero(&link->peer, sizeof(ngx_peer_connection_t));
 
-    link->peer.sockaddr = conf->addr->sockaddr;
-    link->peer.socklen = conf->addr->socklen;
-    link->peer.name = &conf->addr->name;
+    /* the first address after an up connection, the next after a failure */
+    addr = &conf->addrs[link->attempt % conf->naddrs];
+
+    link->peer.sockaddr = addr->sockaddr;
+    link->peer.socklen = addr->socklen;
+    link->peer.name = &addr->name;
     link->peer.log = &link->log;
     link->peer.log_error = NGX_ERROR_ERR;
 
@@ -1192,8 +1196,10 @@ ngx_http_sse_redis_log_context(ngx_log_t *log, u_char *buf, size_t len)
         buf = p;
     }
 
+    /* the address of this attempt (a name may have several) */
     p = ngx_snprintf(p, len, ", redis: %V, sse zone: %V, connection: %s",
-                     &link->redis->conf->addr->name,
+                     link->peer.name ? link->peer.name
+                                     : &link->redis->conf->addrs[0].name,
                      &link->redis->zone->name, link->kind_name);
 
     return p;

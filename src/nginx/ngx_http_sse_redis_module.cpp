@@ -540,7 +540,10 @@ ngx_http_sse_redis_address(ngx_conf_t *cf, ngx_http_sse_redis_conf_t *rcf,
         return NGX_ERROR;
     }
 
-    rcf->addr = &u.addrs[0];
+    /* every address of the name is tried in turn ("localhost" is ::1 and
+     * 127.0.0.1 on Debian; a Redis may listen on one of them only) */
+    rcf->addrs = u.addrs;
+    rcf->naddrs = u.naddrs;
 
     return NGX_OK;
 }
