@@ -22,6 +22,7 @@ extern "C" {
 
 volatile ngx_cycle_t  *ngx_cycle;
 volatile ngx_time_t   *ngx_cached_time;
+volatile ngx_msec_t    ngx_current_msec;   /* events' publish stamps */
 ngx_pid_t              ngx_pid;
 ngx_int_t              ngx_ncpu = 1;
 
