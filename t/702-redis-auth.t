@@ -27,41 +27,13 @@ my $locked = SSETest::Redis->new(requirepass => 'def-pw-77',
                                  config => "requirepass def-pw-77\n");
 my $lport = $locked->port;
 
-# runs nginx with one sse_redis line; the test sub gets the server and
-# a function that waits for a state
-sub with_nginx {
-    my ($line, $name, $test, %o) = @_;
-    my $t = SSETest->new(workers => 1)->run(<<"EOF");
-http {
-    $line
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        location /sub { sse_subscribe \$arg_ch; }
-        location = /status { sse_status; }
-    }
-}
-EOF
-    my $wait = sub {
-        my ($state, $timeout) = @_;
-        SSETest::wait_until(sub {
-            (($t->zone_status('sse')->{redis} // {})->{state} // '') eq $state;
-        }, $timeout // 5, 0.05);
-    };
-    subtest $name => sub {
-        $test->($t, $wait);
-        $t->expect_log(@{ $o{expect_log} // [] });
-        ok($t->stop, 'nginx quit gracefully');
-        $t->check_log;
-    };
-}
-
 sub nginx_clients {
     my ($r, $user) = @_;
     return grep { ($_->{user} // '') eq $user && ($_->{cmd} // '') eq 'ping' }
            $r->clients;
 }
 
-with_nginx("sse_redis redis://app:s3cr3t-pw\@127.0.0.1:$rport/3;",
+SSETest::Redis::with_nginx("sse_redis redis://app:s3cr3t-pw\@127.0.0.1:$rport/3;",
            'an ACL user, its password, database 3', sub {
     my ($t, $wait) = @_;
     ok($wait->('up'), 'up');
@@ -72,7 +44,7 @@ with_nginx("sse_redis redis://app:s3cr3t-pw\@127.0.0.1:$rport/3;",
     unlike($t->error_log, qr/s3cr3t/, 'the password is in no log line');
 });
 
-with_nginx("sse_redis redis://app:wrong-pw-XYZ\@127.0.0.1:$rport;",
+SSETest::Redis::with_nginx("sse_redis redis://app:wrong-pw-XYZ\@127.0.0.1:$rport;",
            'a wrong password', sub {
     my ($t, $wait) = @_;
     ok($wait->('down'), 'down');
@@ -89,7 +61,7 @@ with_nginx("sse_redis redis://app:wrong-pw-XYZ\@127.0.0.1:$rport;",
     is(scalar nginx_clients($redis, 'app'), 0, 'no connection as app');
 }, expect_log => [ qr/WRONGPASS/ ]);
 
-with_nginx("sse_redis redis://pc:p%40ss%3Aw%2Frd%25\@127.0.0.1:$rport;",
+SSETest::Redis::with_nginx("sse_redis redis://pc:p%40ss%3Aw%2Frd%25\@127.0.0.1:$rport;",
            'a percent-encoded password', sub {
     my ($t, $wait) = @_;
     ok($wait->('up'), 'up with the decoded password "p\@ss:w/rd%"');
@@ -97,7 +69,7 @@ with_nginx("sse_redis redis://pc:p%40ss%3Aw%2Frd%25\@127.0.0.1:$rport;",
        'two connections as user pc');
 });
 
-with_nginx("sse_redis unix:$sock user=app password=s3cr3t-pw db=2;",
+SSETest::Redis::with_nginx("sse_redis unix:$sock user=app password=s3cr3t-pw db=2;",
            'a unix socket with user=, password=, db=', sub {
     my ($t, $wait) = @_;
     ok($wait->('up'), 'up');
@@ -109,7 +81,7 @@ with_nginx("sse_redis unix:$sock user=app password=s3cr3t-pw db=2;",
     is_deeply([ sort map { $_->{db} } @c ], [ 2, 2 ], 'both on database 2');
 });
 
-with_nginx("sse_redis redis://:def-pw-77\@127.0.0.1:$lport;",
+SSETest::Redis::with_nginx("sse_redis redis://:def-pw-77\@127.0.0.1:$lport;",
            "the default user's password alone", sub {
     my ($t, $wait) = @_;
     ok($wait->('up'), 'up');
@@ -117,7 +89,7 @@ with_nginx("sse_redis redis://:def-pw-77\@127.0.0.1:$lport;",
        'two connections as the default user');
 });
 
-with_nginx("sse_redis redis://127.0.0.1:$lport;",
+SSETest::Redis::with_nginx("sse_redis redis://127.0.0.1:$lport;",
            'no password where Redis wants one', sub {
     my ($t, $wait) = @_;
     ok($wait->('down'), 'down');

@@ -33,32 +33,6 @@ my $mutual = SSETest::Redis->new(tls => {
     ca => $f->{'ca.crt'}, auth_clients => 'yes' });
 my $mport = $mutual->tls_port;
 
-sub with_nginx {
-    my ($http, $name, $test, %o) = @_;
-    my $t = SSETest->new(workers => 1)->run(<<"EOF");
-http {
-    $http
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        location /sub { sse_subscribe \$arg_ch; }
-        location = /status { sse_status; }
-    }
-}
-EOF
-    my $wait = sub {
-        my ($state, $timeout) = @_;
-        SSETest::wait_until(sub {
-            (($t->zone_status('sse')->{redis} // {})->{state} // '') eq $state;
-        }, $timeout // 5, 0.05);
-    };
-    subtest $name => sub {
-        $test->($t, $wait);
-        $t->expect_log(@{ $o{expect_log} // [] });
-        ok($t->stop, 'nginx quit gracefully');
-        $t->check_log;
-    };
-}
-
 sub tls_clients {
     my ($r) = @_;
     return grep { ($_->{cmd} // '') eq 'ping' } $r->clients;
@@ -66,7 +40,7 @@ sub tls_clients {
 
 my $ca = "sse_redis_ssl_trusted_certificate $f->{'ca.crt'};";
 
-with_nginx("sse_redis rediss://127.0.0.1:$tport; $ca",
+SSETest::Redis::with_nginx("sse_redis rediss://127.0.0.1:$tport; $ca",
            'the right CA, an address', sub {
     my ($t, $wait) = @_;
     ok($wait->('up'), 'up') or diag $t->error_log;
@@ -74,13 +48,13 @@ with_nginx("sse_redis rediss://127.0.0.1:$tport; $ca",
        'two connections on the TLS port');
 });
 
-with_nginx("sse_redis rediss://localhost:$tport; $ca",
+SSETest::Redis::with_nginx("sse_redis rediss://localhost:$tport; $ca",
            'the right CA, a name (SNI)', sub {
     my ($t, $wait) = @_;
     ok($wait->('up'), 'up') or diag $t->error_log;
 });
 
-with_nginx("sse_redis rediss://127.0.0.1:$tport;"
+SSETest::Redis::with_nginx("sse_redis rediss://127.0.0.1:$tport;"
            . " sse_redis_ssl_trusted_certificate $f->{'other-ca.crt'};",
            'a wrong CA', sub {
     my ($t, $wait) = @_;
@@ -95,7 +69,7 @@ with_nginx("sse_redis rediss://127.0.0.1:$tport;"
        'it retries');
 }, expect_log => [ qr/certificate verify error/ ]);
 
-with_nginx("sse_redis rediss://127.0.0.1:$tport;"
+SSETest::Redis::with_nginx("sse_redis rediss://127.0.0.1:$tport;"
            . " sse_redis_ssl_trusted_certificate $f->{'other-ca.crt'};"
            . " sse_redis_ssl_verify off;",
            'a wrong CA with verification off', sub {
@@ -103,7 +77,7 @@ with_nginx("sse_redis rediss://127.0.0.1:$tport;"
     ok($wait->('up'), 'up');
 });
 
-with_nginx("sse_redis rediss://127.0.0.1:$mport; $ca",
+SSETest::Redis::with_nginx("sse_redis rediss://127.0.0.1:$mport; $ca",
            'Redis wants a client certificate, none given', sub {
     my ($t, $wait) = @_;
     ok($wait->('down'), 'down');
@@ -112,7 +86,7 @@ with_nginx("sse_redis rediss://127.0.0.1:$mport; $ca",
     unlike($t->error_log, qr/\[(?:crit|alert|emerg)\]/, 'never above error') or diag $t->error_log;
 }, expect_log => [ qr/SSL|TLS|redis closed the connection/ ]);
 
-with_nginx("sse_redis rediss://127.0.0.1:$mport; $ca"
+SSETest::Redis::with_nginx("sse_redis rediss://127.0.0.1:$mport; $ca"
            . " sse_redis_ssl_certificate $f->{'client.crt'};"
            . " sse_redis_ssl_certificate_key $f->{'client.key'};",
            'a client certificate', sub {
@@ -122,7 +96,7 @@ with_nginx("sse_redis rediss://127.0.0.1:$mport; $ca"
        'two connections');
 });
 
-with_nginx("sse_redis rediss://127.0.0.1:$plain; $ca",
+SSETest::Redis::with_nginx("sse_redis rediss://127.0.0.1:$plain; $ca",
            'TLS to a port that does not speak it', sub {
     my ($t, $wait) = @_;
     ok($wait->('down'), 'down');

@@ -22,6 +22,37 @@ use SSETest;
 
 my @all;
 
+# runs nginx (one worker) with the given http-level lines (an sse_redis
+# line and its settings) and a subscribe and a status location, then
+# $test->($t, $wait) in a subtest named $name, where $wait->($state,
+# $timeout) waits until the zone's redis state is $state; then a graceful
+# stop and a clean log (but for the lines of expect_log)
+sub with_nginx {
+    my ($http, $name, $test, %o) = @_;
+    my $t = SSETest->new(workers => 1)->run(<<"EOF");
+http {
+    $http
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /sub { sse_subscribe \$arg_ch; }
+        location = /status { sse_status; }
+    }
+}
+EOF
+    my $wait = sub {
+        my ($state, $timeout) = @_;
+        SSETest::wait_until(sub {
+            (($t->zone_status('sse')->{redis} // {})->{state} // '') eq $state;
+        }, $timeout // 5, 0.05);
+    };
+    Test::More::subtest($name => sub {
+        $test->($t, $wait);
+        $t->expect_log(@{ $o{expect_log} // [] });
+        Test::More::ok($t->stop, 'nginx quit gracefully');
+        $t->check_log;
+    });
+}
+
 sub binary { $ENV{TEST_REDIS_BINARY} || '/usr/bin/redis-server' }
 sub cli_binary { '/usr/bin/redis-cli' }
 sub available { -x binary() && -x cli_binary() }
