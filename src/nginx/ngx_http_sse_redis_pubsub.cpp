@@ -12,6 +12,8 @@ namespace {
 
 void ngx_http_sse_redis_subscribe_reply(ngx_http_sse_redis_t *redis,
     redisReply *reply, void *data);
+void ngx_http_sse_redis_pubsub_send(ngx_http_sse_redis_link_t *link,
+    const char *command, size_t len, ngx_str_t *channel);
 
 /* channels per SUBSCRIBE when all of them are subscribed again */
 #define NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH  256
@@ -23,8 +25,6 @@ ngx_int_t
 ngx_http_sse_redis_subscribe(ngx_http_sse_redis_t *redis, ngx_str_t *channel)
 {
     uint32_t                    hash;
-    const char                 *argv[2];
-    size_t                      argvlen[2];
     ngx_str_node_t             *sn;
     ngx_http_sse_redis_link_t  *link = &redis->pubsub;
 
@@ -53,24 +53,7 @@ ngx_http_sse_redis_subscribe(ngx_http_sse_redis_t *redis, ngx_str_t *channel)
         return NGX_OK;
     }
 
-    argv[0] = "SUBSCRIBE";
-    argvlen[0] = 9;
-    argv[1] = (const char *) sn->str.data;
-    argvlen[1] = sn->str.len;
-
-    if (link->npending >= NGX_HTTP_SSE_REDIS_MAX_PENDING
-        || ngx_http_sse_redis_link_send(link, 2, argv, argvlen, 1,
-                                        ngx_http_sse_redis_subscribe_reply,
-                                        link)
-           != NGX_OK)
-    {
-        /* a connection this far behind is started again: every channel
-         * is subscribed anew when it is up */
-        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                      "redis: too many commands pending on the pub/sub "
-                      "connection, reconnecting");
-        ngx_http_sse_redis_lost(link);
-    }
+    ngx_http_sse_redis_pubsub_send(link, "SUBSCRIBE", 9, &sn->str);
 
     return NGX_OK;
 }
@@ -80,8 +63,6 @@ ngx_int_t
 ngx_http_sse_redis_unsubscribe(ngx_http_sse_redis_t *redis,
     ngx_str_t *channel)
 {
-    const char                 *argv[2];
-    size_t                      argvlen[2];
     ngx_str_node_t             *sn;
     ngx_http_sse_redis_link_t  *link = &redis->pubsub;
 
@@ -95,22 +76,7 @@ ngx_http_sse_redis_unsubscribe(ngx_http_sse_redis_t *redis,
     redis->nchannels--;
 
     if (link->phase == NGX_HTTP_SSE_REDIS_PHASE_UP) {
-        argv[0] = "UNSUBSCRIBE";
-        argvlen[0] = 11;
-        argv[1] = (const char *) sn->str.data;
-        argvlen[1] = sn->str.len;
-
-        if (link->npending >= NGX_HTTP_SSE_REDIS_MAX_PENDING
-            || ngx_http_sse_redis_link_send(link, 2, argv, argvlen, 1,
-                                          ngx_http_sse_redis_subscribe_reply,
-                                          link)
-               != NGX_OK)
-        {
-            ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                          "redis: too many commands pending on the pub/sub "
-                          "connection, reconnecting");
-            ngx_http_sse_redis_lost(link);
-        }
+        ngx_http_sse_redis_pubsub_send(link, "UNSUBSCRIBE", 11, &sn->str);
     }
 
     ngx_free(sn);
@@ -188,6 +154,38 @@ ngx_http_sse_redis_subscribe_reply(ngx_http_sse_redis_t *redis,
     /* a channel not subscribed would miss its wake-ups: start over */
     ngx_http_sse_redis_log_reply(link, "refused SUBSCRIBE with", reply);
     ngx_http_sse_redis_lost(link);
+}
+
+
+/*
+ * One SUBSCRIBE or UNSUBSCRIBE of one channel.  A connection this far
+ * behind (or out of memory for the command) is started again: every
+ * channel of the set is subscribed anew when it is up.
+ */
+
+void
+ngx_http_sse_redis_pubsub_send(ngx_http_sse_redis_link_t *link,
+    const char *command, size_t len, ngx_str_t *channel)
+{
+    const char  *argv[2];
+    size_t       argvlen[2];
+
+    argv[0] = command;
+    argvlen[0] = len;
+    argv[1] = (const char *) channel->data;
+    argvlen[1] = channel->len;
+
+    if (link->npending >= NGX_HTTP_SSE_REDIS_MAX_PENDING
+        || ngx_http_sse_redis_link_send(link, 2, argv, argvlen, 1,
+                                        ngx_http_sse_redis_subscribe_reply,
+                                        link)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                      "redis: too many commands pending on the pub/sub "
+                      "connection, reconnecting");
+        ngx_http_sse_redis_lost(link);
+    }
 }
 
 } // namespace
