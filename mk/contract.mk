@@ -32,7 +32,7 @@ CONTRACT_INCS := -I$(ROOT)/src/pure -I$(ROOT)/src/store -I$(ROOT)/src/nginx \
 CONTRACT_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror \
                      -Wno-unused-parameter -Wno-missing-field-initializers \
                      $(CONTRACT_SAN) $(CONTRACT_INCS)
-CONTRACT_LIBS := -lgtest_main -lgtest -pthread
+CONTRACT_LIBS := -lgtest_main -lgtest -lcrypto -pthread
 
 # the store's files, and the pure C++ they use
 CONTRACT_MODULE_SRCS := $(addprefix $(ROOT)/src/store/, \

@@ -41,7 +41,7 @@
 #define NGX_HTTP_SSE_EXPIRE_MAX     64
 #define NGX_HTTP_SSE_EVICT_MAX      256
 
-#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534536  /* "SSE6": layout version */
+#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534537  /* "SSE7": layout version */
 
 /* every directive's default (SPEC.md), in one place */
 #define NGX_HTTP_SSE_DEFAULT_ZONE          "sse"
@@ -237,6 +237,10 @@ typedef struct {
     time_t                      nomem_logged;
 
     ngx_http_sse_redis_shm_t    redis;      /* with sse_redis only */
+
+    /* this node among those sharing a Redis: random hex, made with the
+     * zone (its workers, and the next configuration's, share it) */
+    u_char                      node_id[16];
 
     ngx_http_sse_slot_t         slots[NGX_HTTP_SSE_MAX_SLOTS];
 } ngx_http_sse_shctx_t;

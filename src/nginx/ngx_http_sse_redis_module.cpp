@@ -6,6 +6,7 @@
  */
 
 #include "ngx_http_sse_redis.h"
+#include "ngx_http_sse_store_redis.h"
 #include "sse_redis_url.h"
 
 
@@ -631,6 +632,9 @@ ngx_http_sse_redis_postconfiguration(ngx_conf_t *cf)
                                 - p;
         }
 
+        /* the zone's channels are the Redis store's from now on */
+        rcf[i].zone->store = &ngx_http_sse_redis_store;
+
         tls |= rcf[i].tls;
     }
 
@@ -765,6 +769,10 @@ ngx_http_sse_redis_init_process(ngx_cycle_t *cycle)
                                      NGX_HTTP_SSE_REDIS_PUBSUB, cycle->log);
 
         ngx_http_sse_redis_report(redis);
+
+        if (ngx_http_sse_rstore_init(redis) != NGX_OK) {
+            return NGX_ERROR;
+        }
 
         ngx_http_sse_redis_link_connect(&redis->commands);
         ngx_http_sse_redis_link_connect(&redis->pubsub);

@@ -11,6 +11,8 @@
 
 #include "ngx_http_sse.h"
 
+#include <openssl/rand.h>
+
 
 
 namespace {
@@ -163,6 +165,24 @@ ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_time_t *tp = ngx_timeofday();
     sh->next_epoch = ((uint64_t) tp->sec * 1000 + tp->msec) << 20;
+
+    /*
+     * Nodes on one Redis tell their subscriber counts apart by this id:
+     * from OpenSSL's generator, since two nodes may start in the same
+     * second with the same pid (containers), which would seed nginx's
+     * random() alike.
+     */
+
+    u_char  rnd[sizeof(sh->node_id) / 2];
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "sse zone \"%V\": RAND_bytes() failed",
+                      &shm_zone->shm.name);
+        return NGX_ERROR;
+    }
+
+    ngx_hex_dump(sh->node_id, rnd, sizeof(rnd));
 
     len = sizeof(" in sse zone \"\"") + shm_zone->shm.name.len;
 

@@ -70,6 +70,10 @@
 #define NGX_HTTP_SSE_DELETED        -14
 #define NGX_HTTP_SSE_TOO_MANY_SUBSCRIBERS  -15
 
+/* a remote store is not reachable, or did not answer in time: 503 with
+ * Retry-After (the operation may or may not have been applied) */
+#define NGX_HTTP_SSE_UNAVAILABLE    -16
+
 
 typedef struct ngx_http_sse_zone_s     ngx_http_sse_zone_t;
 typedef struct ngx_http_sse_local_s    ngx_http_sse_local_t;
@@ -96,8 +100,15 @@ typedef struct {
     ngx_http_sse_store_event_t *events;
     ngx_uint_t                  nevents;
 
+    /* Idempotency-Key (empty: none): a publish with a key a publish to
+     * the same channels had within history_ttl stores nothing and
+     * answers as that one did (out: repeated) */
+    ngx_str_t                   idempotency_key;
+
     ngx_http_sse_store_handler_pt  handler;
     void                       *data;
+
+    ngx_uint_t                  repeated;
 
     /*
      * out, per channel: the events stored by this operation (their seqs
@@ -315,6 +326,9 @@ struct ngx_http_sse_store_s {
 
 
 extern ngx_http_sse_store_t  ngx_http_sse_shm_store;
+
+/* a zone with sse_redis (ngx_http_sse_store_redis*.cpp) */
+extern ngx_http_sse_store_t  ngx_http_sse_redis_store;
 
 
 #endif /* NGX_HTTP_SSE_STORE_H */

@@ -1,0 +1,64 @@
+/*
+ * The Redis store: a zone with sse_redis shares its channels with every
+ * node on the same Redis and prefix (SPEC.md, "Several nginx nodes").
+ *
+ *   ngx_http_sse_store_redis.cpp          the operations table; what the
+ *                                         node's shared zone answers
+ *   ngx_http_sse_store_redis_publish.cpp  publish, DELETE, channel info:
+ *                                         one script each, in Redis
+ *   ngx_http_sse_store_redis_sync.cpp     join, pub/sub messages into the
+ *                                         node's zone, filling gaps
+ *
+ * Redis is the authority for ids, history, DELETE and channel info.  The
+ * node's shared zone is its local copy: fan-out, replay and the sweep
+ * work on it as on one node.  Events reach it only through pub/sub
+ * messages (and fills from the Redis stream), for the channels this
+ * node's workers have subscribers of; the publish path writes nothing
+ * locally.
+ *
+ * Keys (P: the prefix, "sse:<zone>:" by default; {id}: the channel id):
+ *   P c:{id}   hash: e epoch, s last seq, t last publish (unix seconds)
+ *   P h:{id}   stream: entries "<seq>-0", fields t type, d data, m ms
+ *   P x:{id}   tomb of a deleted channel (its epoch), for history_ttl
+ *   P s:{id}   hash: node id -> the node's subscribers of the channel
+ *   P n:{node} the node is alive (expires unless refreshed)
+ *   P i:{hash} an Idempotency-Key's recorded answer, for history_ttl
+ *   P m:{id}   the pub/sub channel of the channel's messages
+ *
+ * Messages on P m:{id}:
+ *   "E <epoch> <first seq> <n> <ms>\n", then n times
+ *       "<type length> <data length>\n" <type> <data>
+ *   "D <epoch>\n"   the channel was deleted
+ */
+
+#ifndef NGX_HTTP_SSE_STORE_REDIS_H
+#define NGX_HTTP_SSE_STORE_REDIS_H
+
+#include "ngx_http_sse.h"
+#include "ngx_http_sse_redis.h"
+
+
+#define NGX_HTTP_SSE_NODE_ID_LEN  16    /* hex */
+
+
+/* a zone's Redis store in this worker */
+typedef struct {
+    ngx_http_sse_zone_t        *zone;
+    ngx_http_sse_redis_t       *redis;
+
+    /* ---- ngx_http_sse_store_redis_publish.cpp ---- */
+
+    /* ---- ngx_http_sse_store_redis_sync.cpp ---- */
+
+} ngx_http_sse_rstore_t;
+
+
+/* ngx_http_sse_store_redis.cpp */
+ngx_http_sse_rstore_t *ngx_http_sse_rstore_get(ngx_http_sse_zone_t *zone);
+ngx_int_t ngx_http_sse_rstore_init(ngx_http_sse_redis_t *redis);
+
+/* ngx_http_sse_store_redis_publish.cpp */
+
+/* ngx_http_sse_store_redis_sync.cpp */
+
+#endif /* NGX_HTTP_SSE_STORE_REDIS_H */
