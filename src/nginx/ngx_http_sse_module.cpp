@@ -17,13 +17,18 @@ char *ngx_http_sse_time_or_off(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_sse_replay(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_sse_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_sse_reset_event(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+char *ngx_http_sse_reset_event(ngx_conf_t *cf, void *post, void *data);
 ngx_int_t ngx_http_sse_init_process(ngx_cycle_t *cycle);
 void ngx_http_sse_exit_process(ngx_cycle_t *cycle);
 ngx_http_sse_zone_t *ngx_http_sse_add_zone(ngx_conf_t *cf, ngx_str_t *name,
     size_t size);
 void ngx_http_sse_default_limits(ngx_http_sse_limits_t *limits);
+
+
+/* nginx's own slots where the value is of their form; ours where it is
+ * not ("off" for a time, "all" for a count) or where a bad value is
+ * better named in the error (sse_max_pending) */
+ngx_conf_post_t  ngx_http_sse_reset_event_post = { ngx_http_sse_reset_event };
 
 
 ngx_command_t  ngx_http_sse_commands[] = {
@@ -86,10 +91,10 @@ ngx_command_t  ngx_http_sse_commands[] = {
 
     { ngx_string("sse_reset_event"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_sse_reset_event,
+      ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_sse_loc_conf_t, reset_event),
+      &ngx_http_sse_reset_event_post },
 
     { ngx_string("sse_max_pending"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -704,45 +709,36 @@ ngx_http_sse_replay(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* sse_reset_event name | off; */
+/* sse_reset_event name | off; after ngx_conf_set_str_slot() */
 
 char *
-ngx_http_sse_reset_event(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_sse_reset_event(ngx_conf_t *cf, void *post, void *data)
 {
-    ngx_http_sse_loc_conf_t *slcf = (ngx_http_sse_loc_conf_t *) conf;
+    ngx_str_t  *name = (ngx_str_t *) data;
 
-    ngx_str_t   *value;
-    ngx_uint_t   i;
+    ngx_uint_t  i;
 
-    if (slcf->reset_event.data) {
-        return (char *) "is duplicate";
-    }
-
-    value = (ngx_str_t *) cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "off") == 0) {
-        slcf->reset_event.len = 0;
-        slcf->reset_event.data = (u_char *) "";
+    if (ngx_strcmp(name->data, "off") == 0) {
+        /* empty, but set: the merge keeps it */
+        name->len = 0;
         return NGX_CONF_OK;
     }
 
-    if (value[1].len > 64) {
+    if (name->len > 64) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"sse_reset_event\": the event name \"%V\" is "
-                           "longer than 64 bytes", &value[1]);
+                           "longer than 64 bytes", name);
         return (char *) NGX_CONF_ERROR;
     }
 
-    for (i = 0; i < value[1].len; i++) {
-        if (value[1].data[i] < 0x21 || value[1].data[i] > 0x7e) {
+    for (i = 0; i < name->len; i++) {
+        if (name->data[i] < 0x21 || name->data[i] > 0x7e) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"sse_reset_event\": invalid event name "
-                               "\"%V\"", &value[1]);
+                               "\"%V\"", name);
             return (char *) NGX_CONF_ERROR;
         }
     }
-
-    slcf->reset_event = value[1];
 
     return NGX_CONF_OK;
 }
