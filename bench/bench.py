@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = ROOT / "bench" / "conf"
 NCHAN_SO = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
 NGINX = "/usr/sbin/nginx"
+REDIS_SERVER = "/usr/bin/redis-server"
+REDIS_BENCHMARK = "/usr/bin/redis-benchmark"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -68,6 +70,9 @@ class Profile:
     tokens_seconds: float    # how long the tokens are published for
     rounds: int              # of the workloads measured more than once (median kept)
     budget_s: float          # the whole run stops starting workloads after this
+    crossnode_subs: int = 5000       # "cross-node": subscribers on each of two nodes ...
+    crossnode_channels: int = 100    # ... over this many channels
+    crossnode_events: int = 20       # ... events per channel, published on the first node
     workers: int = 2
     event_size: int = 64     # bytes of data per event
     src_ips: int = 8         # client source addresses 127.0.0.1 .. 127.0.0.8
@@ -93,7 +98,8 @@ PROFILES = {
         storm_clients=200, storm_channels=20, storm_before=5, storm_missed=20,
         paced_events=10, paced_rate=5,
         tokens_channels=200, tokens_channels_many=1000, tokens_rate=1000, tokens_seconds=6,
-        rounds=1, budget_s=300),
+        rounds=1, budget_s=300,
+        crossnode_subs=1000, crossnode_channels=20, crossnode_events=10),
 }
 
 SERVER_ORDER = ["module", "nchan", "floor", "plain"]
@@ -349,6 +355,7 @@ class Nginx(Server):
             "MODULE_SO": str(self.module_so),
             "NCHAN_SO": str(NCHAN_SO),
             "UPSTREAM": str(getattr(self, "upstream", "")),
+            "REDIS_PORT": str(getattr(self, "redis_port", "")),
         }
         text = (CONF_DIR / f"{self.kind}.conf.in").read_text()
         text = re.sub(r"@([A-Z_]+)@", lambda m: values[m.group(1)], text)
@@ -385,6 +392,62 @@ class Floor(Server):
     def log_problems(self):
         text = (self.dir / "stderr.log").read_text(errors="replace")
         return [line for line in text.splitlines() if line.strip()][:10]
+
+
+class RedisServer(Server):
+    """A redis-server of its own, without persistence, on a free port."""
+
+    def __init__(self, rundir):
+        super().__init__("redis", rundir, 0)
+
+    def command(self):
+        return [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.dir),
+                "--maxclients", "10000"]
+
+    def log_problems(self):
+        text = (self.dir / "stderr.log").read_text(errors="replace")
+        return [line for line in text.splitlines() if "# " in line and "WARNING" in line][:5]
+
+
+class Cluster:
+    """Two nginx nodes sharing channels through one redis-server: the
+    module with sse_redis, or nchan in its Redis mode.  CPU is counted over
+    both nodes and redis-server."""
+
+    def __init__(self, kind, rundir, workers, module_so):
+        self.kind = kind
+        self.dir = rundir
+        self.redis = RedisServer(rundir / "redis")
+        self.nodes = []
+        for i in range(2):
+            node = Nginx(f"{kind}_redis", rundir / f"node{i}", workers, module_so)
+            self.nodes.append(node)
+
+    def start(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.redis.start()
+        for node in self.nodes:
+            node.redis_port = self.redis.port
+            node.start()
+
+    def stop(self):
+        for node in self.nodes:
+            node.stop()
+        self.redis.stop()
+
+    def parts(self):
+        return self.nodes + [self.redis]
+
+    def cpu_snapshot(self):
+        return [part.cpu_snapshot() for part in self.parts()]
+
+    def cpu_since(self, before):
+        return sum(part.cpu_since(b) for part, b in zip(self.parts(), before))
+
+    def log_problems(self):
+        return [f"{part.dir.name}: {line}" for part in self.parts()
+                for line in part.log_problems()]
 
 
 # ------------------------------------------------------------------ workloads
@@ -427,6 +490,21 @@ class Bench:
         finally:
             srv.stop()
             found = srv.log_problems()
+            if found:
+                self.problems[f"{workload}/{kind}"] = found
+
+    @contextmanager
+    def cluster(self, kind, workload, workers=None):
+        """Two nodes of `kind` (module or nchan) on one redis-server."""
+        rundir = self.rundir / f"{workload}-{kind}"
+        shutil.rmtree(rundir, ignore_errors=True)
+        cl = Cluster(kind, rundir, workers or self.profile.workers, self.module_so)
+        try:
+            cl.start()
+            yield cl
+        finally:
+            cl.stop()
+            found = cl.log_problems()
             if found:
                 self.problems[f"{workload}/{kind}"] = found
 
@@ -657,6 +735,93 @@ def w_tokens_stream_many(bench, kind):
     channels = bench.profile.tokens_channels_many
     with bench.server(kind, "tokens_stream_many") as srv:
         return tokens(bench, srv, channels, stream=kind in STREAMING_SERVERS)
+
+
+def crossnode(bench, publisher, readers, cpu_of):
+    """Subscribers on each of `readers` (nodes), every channel's events
+    published on `publisher`; every delivery is awaited.  The p99 is the
+    larger of the two groups' (each group's loadgen has its own histogram):
+    never better than the true p99 of both together."""
+    p = bench.profile
+    groups = [bench.subscribe(node, f"subscribers{i}", p.crossnode_subs, p.crossnode_channels,
+                              expect=p.crossnode_events)
+              for i, node in enumerate(readers)]
+    try:
+        for g in groups:
+            established(g, p.crossnode_subs, 120)
+        time.sleep(0.5)   # let the servers finish the last handshakes and subscriptions
+        before = cpu_of.cpu_snapshot()
+        pub = bench.publish(publisher, "publisher", p.crossnode_channels, 10,
+                            events=p.crossnode_events)
+        reps = [g.wait_for("report", 120) for g in groups]
+        cpu = cpu_of.cpu_since(before)
+    finally:
+        for g in groups:
+            g.finish()
+    unique = sum(r["unique"] for r in reps)
+    sums = {k: sum(integrity(r)[k] for r in reps) for k in integrity(reps[0])}
+    return {
+        "subscribers": p.crossnode_subs * len(groups),
+        "published": pub["requests"],
+        "publish_status": pub["status"],
+        "non_2xx": pub["non_2xx"],
+        "publish_p99_ms": pub["latency"]["p99_us"] / 1e3,
+        "deliveries": unique,
+        "cpu_s": cpu,
+        "deliveries_per_cpu_s": unique / cpu if cpu else None,
+        "latency_p50_ms": max(r["latency"]["p50_us"] for r in reps) / 1e3,
+        "latency_p99_ms": max(r["latency"]["p99_us"] for r in reps) / 1e3,
+        "latency_max_ms": max(r["latency"]["max_us"] for r in reps) / 1e3,
+        "latency_cdf": reps[0]["latency_cdf"],
+        **sums,
+    }
+
+
+def w_crossnode(bench, kind):
+    with bench.cluster(kind, "crossnode") as cl:
+        return crossnode(bench, cl.nodes[0], cl.nodes, cl)
+
+
+def w_crossnode_single(bench, kind):
+    """The same subscribers and events on one node without Redis: what the
+    cross-node p99 is compared with."""
+    with bench.server(kind, "crossnode_single") as srv:
+        return crossnode(bench, srv, [srv, srv], srv)
+
+
+def redis_benchmark_publish(port, clients, requests):
+    """redis-benchmark's rate of PUBLISH (one command per round trip, as
+    an HTTP publish is) against the redis-server the nodes use."""
+    out = subprocess.run([REDIS_BENCHMARK, "-p", str(port), "-c", str(clients),
+                          "-n", str(requests), "--csv", "PUBLISH", "bench", "x" * 64],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    row = [line for line in out.splitlines() if line.startswith('"PUBLISH')][-1]
+    return float(row.split(",")[1].strip('"'))
+
+
+def w_redis_publish(bench, kind):
+    """Publishes per second through Redis, no subscribers, on one node of
+    a two-node cluster; redis-benchmark's PUBLISH rate on the same
+    redis-server right after, as the ceiling."""
+    p = bench.profile
+    with bench.cluster(kind, "redis_publish") as cl:
+        before = cl.cpu_snapshot()
+        pub = bench.publish(cl.nodes[0], "publishers", p.rate_channels, p.rate_publishers,
+                            duration=p.rate_seconds, procs=2)
+        cpu = cl.cpu_since(before)
+        ceiling = redis_benchmark_publish(cl.redis.port, p.rate_publishers,
+                                          max(20000, int(pub["rps"] * p.rate_seconds)))
+    return {
+        "rps": pub["rps"],
+        "requests": pub["requests"],
+        "publish_status": pub["status"],
+        "non_2xx": pub["non_2xx"],
+        "cpu_s": cpu,
+        "rps_per_cpu_s": pub["ok"] / cpu if cpu else None,
+        "publish_p99_ms": pub["latency"]["p99_us"] / 1e3,
+        "redis_benchmark_publish_rps": ceiling,
+        "of_redis_benchmark": pub["rps"] / ceiling if ceiling else None,
+    }
 
 
 def w_idle_memory(bench, kind):
@@ -1073,6 +1238,12 @@ WORKLOADS = [
     Workload("tokens_stream_many", "tokens, {tokens_channels_many:,} channels, streaming POST",
              w_tokens_stream_many, ("module", "nchan"), "latency_p99_ms"),
     Workload("auth", "signed tokens", w_auth, ("module",)),
+    Workload("crossnode", "cross-node fan-out through Redis, {crossnode_subs:,} subscribers "
+             "on each of two nodes", w_crossnode, ("module", "nchan"), "deliveries_per_cpu_s"),
+    Workload("crossnode_single", "the same on one node, without Redis", w_crossnode_single,
+             ("module",), "latency_p99_ms"),
+    Workload("redis_publish", "publish through Redis, no subscribers", w_redis_publish,
+             ("module", "nchan"), "rps"),
 ]
 
 
@@ -1259,6 +1430,27 @@ ROWS = [
     ("lost / dup / reordered / streams ended", integrity_text),
 )]
 ROWS += AUTH_ROWS
+ROWS += [
+    ("crossnode", "deliveries per CPU-second (both nodes and redis-server)",
+     "deliveries_per_cpu_s"),
+    ("crossnode", "… in each round", rounds_text),
+    ("crossnode", "CPU-seconds (both nodes and redis-server)", "cpu_s"),
+    ("crossnode", "p50 publish→receive (ms)", "latency_p50_ms"),
+    ("crossnode", "p99 publish→receive (ms)", "latency_p99_ms"),
+    ("crossnode", "p99 publish round trip (ms)", "publish_p99_ms"),
+    ("crossnode", "lost / dup / reordered / streams ended", integrity_text),
+    ("crossnode_single", "p99 publish→receive (ms)", "latency_p99_ms"),
+    ("crossnode_single", "deliveries per server CPU-second", "deliveries_per_cpu_s"),
+    ("crossnode_single", "lost / dup / reordered / streams ended", integrity_text),
+    ("redis_publish", "publishes per second", "rps"),
+    ("redis_publish", "publishes per CPU-second (both nodes and redis-server)",
+     "rps_per_cpu_s"),
+    ("redis_publish", "p99 publish round trip (ms)", "publish_p99_ms"),
+    ("redis_publish", "redis-benchmark's PUBLISH per second, same redis-server",
+     "redis_benchmark_publish_rps"),
+    ("redis_publish", "… publishes per second ÷ redis-benchmark's", "of_redis_benchmark"),
+    ("redis_publish", "non-2xx replies", "non_2xx"),
+]
 
 
 def value(results, workload, kind, key):
@@ -1383,6 +1575,34 @@ def targets(results, profile):
     absolute(f"{profile.held_subs:,} concurrent subscribers held (and reached)",
              "held", "probe_received", lambda v: v == profile.held_subs)
     out += auth_targets(results)
+    out += crossnode_targets(results)
+    return out
+
+
+def crossnode_targets(results):
+    """Issue 13: several nodes on one Redis against nchan's Redis mode, and
+    against the same load on one node."""
+    out = []
+    for label, key, op, bound in (
+            ("deliveries per CPU-second ≥ 1.5× nchan with Redis (cross-node)",
+             "deliveries_per_cpu_s", ">=", 1.5),
+            ("p99 publish→receive ≤ 0.5× nchan with Redis (cross-node)",
+             "latency_p99_ms", "<=", 0.5)):
+        mod = value(results, "crossnode", "module", key)
+        if mod == "error":
+            out.append((label, "error", False))
+            continue
+        m = ratio(mod, value(results, "crossnode", "nchan", key))
+        out.append((label, fmt_ratio(m),
+                    None if m is None else (m >= bound if op == ">=" else m <= bound)))
+    cross = value(results, "crossnode", "module", "latency_p99_ms")
+    single = value(results, "crossnode_single", "module", "latency_p99_ms")
+    label = "p99 publish→receive cross-node ≤ 2× the same on one node"
+    if "error" in (cross, single):
+        out.append((label, "error", False))
+    else:
+        m = ratio(cross, single)
+        out.append((label, fmt_ratio(m), None if m is None else m <= 2))
     return out
 
 
@@ -1648,6 +1868,29 @@ The report states how much CPU other processes took during the run.
   finished is stopped and its missing tokens counted as lost.  The target is
   issue 9's: p99 ≤ 0.5× nchan's; deliveries per CPU-second ≥ 1.5× nchan's
   is shown for reference (the issue asks it of the fan-out workloads).
+- **cross-node fan-out through Redis** (issue 13): one redis-server
+  (no persistence, started for the workload on a free loopback port) and two
+  nginx nodes on it, each with {workers} workers: the module with `sse_redis`
+  (bench/conf/module_redis.conf.in), or nchan in its Redis mode
+  (`nchan_redis_server` + `nchan_redis_pass`, bench/conf/nchan_redis.conf.in).
+  {crossnode_subs:,} subscribers on each node over {crossnode_channels}
+  channels; 10 publishers post {crossnode_events} events per channel back to
+  back, all on the first node, so half the deliveries cross from one node
+  to the other through Redis.  CPU is that of both nodes and redis-server.
+  Each node's subscribers are a loadgen of their own, so the p99 shown is
+  the larger of the two groups' p99s (never below the p99 of both
+  together).  Targets: deliveries per CPU-second ≥ 1.5× nchan's, p99 ≤ 0.5×
+  nchan's, and p99 within 2× of **the same on one node** (the same
+  subscribers, channels and events on one module node without Redis, in
+  the same run).
+- **publish through Redis, no subscribers**: {rate_publishers} publishers
+  for {rate_seconds:g} s on one node of the two, as *publish, no
+  subscribers*; then `redis-benchmark` sends PUBLISH (64-byte message, one
+  command per round trip, {rate_publishers} clients) to the same
+  redis-server, as the ceiling a publish through Redis is read against
+  (each of the module's publishes is one EVALSHA of its publish script, which
+  appends to a stream and PUBLISHes).  Shown for reference; the issue sets
+  no target on it.
 
 ### Reading the numbers
 - **Back-to-back latency rewards a slow publish reply.**  The publisher sends

@@ -60,6 +60,10 @@ def all_met_results():
                                            tok(post, 5, 310)),
         "tokens_stream_many": server_results(tok(stream, 3, 400), tok(post, 10, 100)),
         "auth": server_results({"storm_ratio_es256": 1.2, "non_2xx": 0}, None),
+        "crossnode": server_results(fan(300, 12), fan(100, 40)),
+        "crossnode_single": server_results(fan(310, 8), None),
+        "redis_publish": server_results({"rps": 5000.0, "of_redis_benchmark": 0.2,
+                                         "non_2xx": 0}, {"rps": 4000.0, "non_2xx": 0}),
     }
 
 
@@ -166,6 +170,22 @@ class Targets(unittest.TestCase):
                      "(tokens, 200 channels, streaming POST; nchan: one POST per token)",
                      "(tokens, 1,000 channels, streaming POST; nchan: one POST per token)"):
             self.assertTrue(any(lb.startswith("p99") and lb.endswith(what) for lb in labels), what)
+
+    def test_crossnode_targets(self):
+        res = all_met_results()
+        rows = self.rows(res)
+        self.assertEqual(rows["p99 publish→receive cross-node ≤ 2× the same on one node"],
+                         ("1.50×", True))
+        res["crossnode"]["module"]["latency_p99_ms"] = 17.0     # 2.125 x one node's 8
+        rows = self.rows(res)
+        self.assertEqual(rows["p99 publish→receive cross-node ≤ 2× the same on one node"],
+                         ("2.12×", False))
+        self.assertEqual(rows["p99 publish→receive ≤ 0.5× nchan with Redis (cross-node)"],
+                         ("0.42×", True))
+        res["crossnode"]["module"] = {"error": "no redis"}
+        rows = self.rows(res)
+        self.assertEqual(rows["deliveries per CPU-second ≥ 1.5× nchan with Redis (cross-node)"],
+                         ("error", False))
 
     def test_a_module_error_is_not_met(self):
         res = all_met_results()
