@@ -370,6 +370,8 @@ struct ngx_http_sse_sub_s {
     ngx_msec_t                  started;    /* ngx_current_msec */
     ngx_http_sse_timing_t      *timing;     /* what its buffers hold,
                                                for the latency histogram */
+    ngx_uint_t                  fanned;     /* the fan-out round it last
+                                               wrote in */
 
     unsigned                    out_busy:1;
     unsigned                    done:1;         /* left its channels */

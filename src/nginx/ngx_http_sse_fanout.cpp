@@ -19,6 +19,7 @@
 namespace {
 
 void ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone);
+void ngx_http_sse_write_round(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_end_local(ngx_http_sse_local_t *local);
 void ngx_http_sse_settle(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc);
@@ -28,6 +29,9 @@ ngx_int_t ngx_http_sse_pulled_event(void *data, uint64_t seq, u_char *wire,
 
 /* the worker's batch, reused by every fan-out */
 ngx_http_sse_batch_t  ngx_http_sse_batch;
+
+/* counts fan-out rounds: a stream writes once per round (sub->fanned) */
+ngx_uint_t            ngx_http_sse_round;
 
 } // namespace
 
@@ -65,6 +69,16 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
     ngx_http_sse_batch_t     *batch = &ngx_http_sse_batch;
     ngx_http_sse_local_t     *local;
     ngx_http_sse_sub_chan_t  *sc;
+
+    /*
+     * Two passes.  First every new event is appended to every stream
+     * whose next event it is; then every stream writes once, however many
+     * of its channels changed in this round: a stream on three channels
+     * that each got an event makes one write (one chunk) of three events,
+     * not three.
+     */
+
+    ngx_http_sse_round++;
 
     j = 0;
     copies = batch->copies;
@@ -112,18 +126,6 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
             if (sc->state == NGX_HTTP_SSE_SC_BEHIND && sc->pos.seq < floor) {
                 floor = sc->pos.seq;
             }
-
-            /*
-             * The stream writes what it has and pulls more while its
-             * socket takes it; what it still lacks then is how far behind
-             * it is.  NGX_DONE: it may be gone, sc with it.
-             */
-
-            if (ngx_http_sse_sub_send(sub) == NGX_OK
-                && sc->state == NGX_HTTP_SSE_SC_BEHIND)
-            {
-                (void) ngx_http_sse_sub_too_far(sub, sc, local->total);
-            }
         }
 
         while (j < batch->ncopies && copies[j].local == local) {
@@ -131,6 +133,28 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
         }
 
         local->floor = floor;
+    }
+
+    for (i = 0; i < batch->ntouched; i++) {
+        local = batch->touched[i];
+
+        for (q = ngx_queue_head(&local->subs);
+             q != ngx_queue_sentinel(&local->subs);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            sc = ngx_queue_data(q, ngx_http_sse_sub_chan_t, link);
+            sub = sc->sub;
+
+            if (sub->done || sub->fanned == ngx_http_sse_round) {
+                continue;
+            }
+
+            sub->fanned = ngx_http_sse_round;
+
+            /* it may be freed: only other streams are looked at after */
+            ngx_http_sse_write_round(sub);
+        }
 
         if (local->ending) {
             ngx_http_sse_end_local(local);
@@ -150,6 +174,36 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
     batch->ntouched = 0;
     batch->ncopies = 0;
     batch->scratch_len = 0;
+}
+
+
+/*
+ * A stream's one write of a fan-out round.  It writes what it has and
+ * pulls more while its socket takes it; what it still lacks then, on a
+ * channel of this round, is how far behind it is.
+ */
+
+void
+ngx_http_sse_write_round(ngx_http_sse_sub_t *sub)
+{
+    ngx_uint_t                i;
+    ngx_http_sse_sub_chan_t  *sc;
+
+    if (ngx_http_sse_sub_send(sub) != NGX_OK) {
+        /* NGX_DONE: it may be gone */
+        return;
+    }
+
+    for (i = 0; i < sub->nchans; i++) {
+        sc = &sub->chans[i];
+
+        if (sc->state == NGX_HTTP_SSE_SC_BEHIND
+            && sc->local->busy
+            && ngx_http_sse_sub_too_far(sub, sc, sc->local->total))
+        {
+            return;
+        }
+    }
 }
 
 

@@ -35,6 +35,14 @@
 #define NGX_HTTP_SSE_MARKS_MIN  4
 #define NGX_HTTP_SSE_MARKS_MAX  64
 
+/*
+ * Timing records of quiet and ended streams kept for the next stream
+ * (with marks arrays of their first size): a stream that gets an event
+ * every few seconds would otherwise allocate and free them per event.
+ * At most this many, ~180 bytes each.
+ */
+#define NGX_HTTP_SSE_TIMINGS_CACHED  64
+
 
 typedef struct {
     ngx_msec_t                  published;  /* the oldest it stands for */
@@ -56,6 +64,7 @@ typedef struct {
 struct ngx_http_sse_timing_s {
     ngx_http_sse_marks_t        pend;
     ngx_http_sse_marks_t        out;
+    ngx_http_sse_timing_t      *next;       /* in the cache */
 };
 
 
@@ -395,6 +404,10 @@ ngx_http_sse_metrics_json(u_char *p, ngx_http_sse_zone_t *zone)
 
 namespace {
 
+ngx_http_sse_timing_t  *ngx_http_sse_timings;     /* the cache */
+ngx_uint_t              ngx_http_sse_ntimings;
+
+
 ngx_http_sse_timing_t *
 ngx_http_sse_timing(ngx_http_sse_sub_t *sub)
 {
@@ -402,6 +415,16 @@ ngx_http_sse_timing(ngx_http_sse_sub_t *sub)
 
     if (sub->timing) {
         return sub->timing;
+    }
+
+    if (ngx_http_sse_timings) {
+        t = ngx_http_sse_timings;
+        ngx_http_sse_timings = t->next;
+        ngx_http_sse_ntimings--;
+        t->next = NULL;
+
+        sub->timing = t;
+        return t;
     }
 
     t = (ngx_http_sse_timing_t *) ngx_calloc(sizeof(ngx_http_sse_timing_t),
@@ -425,10 +448,27 @@ ngx_http_sse_timing_free(ngx_http_sse_sub_t *sub)
         return;
     }
 
+    sub->timing = NULL;
+
+    if (ngx_http_sse_ntimings < NGX_HTTP_SSE_TIMINGS_CACHED
+        && t->pend.cap <= NGX_HTTP_SSE_MARKS_MIN
+        && t->out.cap <= NGX_HTTP_SSE_MARKS_MIN)
+    {
+        /* its marks, none left to observe, are forgotten */
+        t->pend.first = 0;
+        t->pend.last = 0;
+        t->out.first = 0;
+        t->out.last = 0;
+
+        t->next = ngx_http_sse_timings;
+        ngx_http_sse_timings = t;
+        ngx_http_sse_ntimings++;
+        return;
+    }
+
     ngx_free(t->pend.marks);
     ngx_free(t->out.marks);
     ngx_free(t);
-    sub->timing = NULL;
 }
 
 

@@ -31,6 +31,15 @@
 /* a sent buffer up to this size is kept for the next write */
 #define NGX_HTTP_SSE_KEEP_BUFFER  65536
 
+/*
+ * The buffer cache: sizes 512, 1 KB, 2 KB and 4 KB, at most 64 KB of
+ * each (128 buffers of 512 bytes ... 16 of 4 KB): 256 KB per worker at
+ * most.
+ */
+#define NGX_HTTP_SSE_BUFFER_MIN     512
+#define NGX_HTTP_SSE_BUFFER_SIZES   4
+#define NGX_HTTP_SSE_CACHED_BYTES   65536
+
 
 namespace {
 
@@ -60,10 +69,124 @@ void ngx_http_sse_handed_over(ngx_http_sse_sub_t *sub);
 const u_char  ngx_http_sse_last_chunk[] = "0\r\n\r\n";
 
 
+/*
+ * A quiet stream gives its buffers back (idle streams hold none), and a
+ * stream that gets an event every few seconds, more than the two seconds
+ * after which it counts as quiet, would then malloc and free a buffer per
+ * event.  Small buffers go to this per-worker cache instead, one list per
+ * size, each bounded: the next stream that needs one takes it from there.
+ * A cached buffer's first bytes link it to the next one.
+ */
+
+typedef struct ngx_http_sse_cached_s  ngx_http_sse_cached_t;
+
+struct ngx_http_sse_cached_s {
+    ngx_http_sse_cached_t      *next;
+};
+
+ngx_http_sse_cached_t  *ngx_http_sse_cached[NGX_HTTP_SSE_BUFFER_SIZES];
+ngx_uint_t              ngx_http_sse_ncached[NGX_HTTP_SSE_BUFFER_SIZES];
+
+
+/* the cache's list for buffers of that capacity, or -1 */
+
+ngx_int_t
+ngx_http_sse_buffer_size(size_t cap)
+{
+    ngx_int_t  i;
+    size_t     size;
+
+    for (i = 0, size = NGX_HTTP_SSE_BUFFER_MIN;
+         i < NGX_HTTP_SSE_BUFFER_SIZES;
+         i++, size *= 2)
+    {
+        if (cap == size) {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
+u_char *
+ngx_http_sse_buffer_alloc(size_t cap)
+{
+    ngx_int_t               i;
+    ngx_http_sse_cached_t  *b;
+
+    i = ngx_http_sse_buffer_size(cap);
+
+    if (i >= 0 && ngx_http_sse_cached[i]) {
+        b = ngx_http_sse_cached[i];
+        ngx_http_sse_cached[i] = b->next;
+        ngx_http_sse_ncached[i]--;
+        return (u_char *) b;
+    }
+
+    return (u_char *) ngx_alloc(cap, ngx_cycle->log);
+}
+
+
+void
+ngx_http_sse_buffer_free(u_char *p, size_t cap)
+{
+    ngx_int_t               i;
+    ngx_http_sse_cached_t  *b;
+
+    if (p == NULL) {
+        return;
+    }
+
+    i = ngx_http_sse_buffer_size(cap);
+
+    if (i < 0 || (ngx_http_sse_ncached[i] + 1) * cap
+                 > NGX_HTTP_SSE_CACHED_BYTES)
+    {
+        ngx_free(p);
+        return;
+    }
+
+    b = (ngx_http_sse_cached_t *) p;
+    b->next = ngx_http_sse_cached[i];
+    ngx_http_sse_cached[i] = b;
+    ngx_http_sse_ncached[i]++;
+}
+
+
 void
 ngx_http_sse_release_out(ngx_http_sse_sub_t *sub)
 {
-    ngx_free(sub->out);
+    ngx_http_sse_buffer_free(sub->out, sub->out_cap);
+    sub->out = NULL;
+    sub->out_cap = 0;
+
+    if (sub->out_buf) {
+        sub->out_buf->start = NULL;
+        sub->out_buf->pos = NULL;
+        sub->out_buf->last = NULL;
+        sub->out_buf->end = NULL;
+    }
+}
+
+
+/*
+ * The sent buffer becomes the one that fills up next, if the stream has
+ * none (it is then the stream's only buffer); otherwise it goes.  A
+ * stream catching up on history so keeps one buffer through its pulls,
+ * with no malloc and free per pull.
+ */
+
+void
+ngx_http_sse_reuse_out(ngx_http_sse_sub_t *sub)
+{
+    if (sub->pend != NULL) {
+        ngx_http_sse_release_out(sub);
+        return;
+    }
+
+    sub->pend = sub->out;
+    sub->pend_cap = sub->out_cap;
     sub->out = NULL;
     sub->out_cap = 0;
 
@@ -323,8 +446,8 @@ ngx_http_sse_sub_send(ngx_http_sse_sub_t *sub)
         }
 
         if (sub->out) {
-            /* while it catches up, one buffer is enough */
-            ngx_http_sse_release_out(sub);
+            /* while it catches up, one buffer is enough: it fills up next */
+            ngx_http_sse_reuse_out(sub);
         }
 
         if (i == 4) {
@@ -1271,8 +1394,8 @@ ngx_http_sse_free(ngx_http_sse_sub_t *sub)
         sub->zone->delivered = 0;
     }
 
-    ngx_free(sub->pend);
-    ngx_free(sub->out);
+    ngx_http_sse_buffer_free(sub->pend, sub->pend_cap);
+    ngx_http_sse_buffer_free(sub->out, sub->out_cap);
     ngx_free(sub->log);
     ngx_free(sub);
 }
@@ -1293,7 +1416,7 @@ ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len)
 
     /* doubling, but never past what sse_max_pending lets it hold */
 
-    cap = ngx_max(sub->pend_cap * 2, 512);
+    cap = ngx_max(sub->pend_cap * 2, NGX_HTTP_SSE_BUFFER_MIN);
     most = sub->hdr + sub->max_pending + 2;
 
     if (sub->max_pending && cap > most) {
@@ -1302,7 +1425,23 @@ ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len)
 
     cap = ngx_max(cap, need);
 
-    p = (u_char *) realloc(sub->pend, cap);
+    if (sub->pend == NULL) {
+        /* a first buffer: from the cache, where its size is one there */
+        p = ngx_http_sse_buffer_alloc(cap);
+
+    } else if (ngx_http_sse_buffer_size(sub->pend_cap) >= 0) {
+        /* a cached size stays cached: the one it grew from is kept */
+        p = ngx_http_sse_buffer_alloc(cap);
+
+        if (p) {
+            ngx_memcpy(p, sub->pend, sub->hdr + sub->pend_len);
+            ngx_http_sse_buffer_free(sub->pend, sub->pend_cap);
+        }
+
+    } else {
+        p = (u_char *) realloc(sub->pend, cap);
+    }
+
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -1334,7 +1473,8 @@ ngx_http_sse_sent(ngx_http_sse_sub_t *sub)
     }
 
     if (sub->out_cap > NGX_HTTP_SSE_KEEP_BUFFER) {
-        ngx_http_sse_release_out(sub);
+        /* kept only as the stream's one buffer */
+        ngx_http_sse_reuse_out(sub);
     }
 }
 
@@ -1349,7 +1489,7 @@ ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub)
     }
 
     if (sub->pend_len == 0 && sub->pend) {
-        ngx_free(sub->pend);
+        ngx_http_sse_buffer_free(sub->pend, sub->pend_cap);
         sub->pend = NULL;
         sub->pend_cap = 0;
     }
