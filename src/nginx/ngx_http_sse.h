@@ -253,6 +253,7 @@ typedef struct {
     ngx_uint_t                  stored_events;
     size_t                      stored_bytes;
     ngx_uint_t                  idem_records;
+    size_t                      idem_bytes;
 
     /* counters */
     ngx_atomic_t                published;

@@ -11,18 +11,25 @@
  * Records also sit on one queue by age: expiry takes from its head, at
  * most NGX_HTTP_SSE_EXPIRE_MAX per call.
  *
- * Memory: records come from the zone's slab and never cost history.  A
- * record's allocation frees only older records to make room, never an
- * event or a channel; and history that needs room takes records first
- * (ngx_http_sse_evict_oldest()), before any event.  A publish that
- * succeeded stays published when no record can be made for it (its key
- * is then not remembered: logged, rate-limited, and counted as dropped).
+ * Memory: records come from the zone's slab and never cost history.
+ * They take at most a quarter of the zone (NGX_HTTP_SSE_IDEM_SHARE): past
+ * that a new record replaces the oldest ones, so that a flood of keys
+ * turns over within its share and the rest of the zone stays history's,
+ * unfragmented by records.  A record's allocation frees only older
+ * records to make room, never an event or a channel; and history that
+ * needs room takes records first (ngx_http_sse_evict_oldest()), before
+ * any event.  A publish that succeeded stays published when no record
+ * can be made for it (its key is then not remembered: logged,
+ * rate-limited, and counted as dropped).
  *
  * Everything here runs under the zone lock but ngx_http_sse_idem_log().
  */
 
 #include "ngx_http_sse.h"
 
+
+/* the part of the zone records may take, at most: 1 / this */
+#define NGX_HTTP_SSE_IDEM_SHARE  4
 
 /* the longest identity: the key's length and bytes, then every channel */
 #define NGX_HTTP_SSE_IDEM_IDENT_MAX                                           \
@@ -53,6 +60,14 @@ ngx_inline u_char *
 ngx_http_sse_idem_bytes(ngx_http_sse_idem_t *rec)
 {
     return (u_char *) &rec->chans[rec->nchans];
+}
+
+
+ngx_inline size_t
+ngx_http_sse_idem_size(size_t nchans, size_t ident_len)
+{
+    return offsetof(ngx_http_sse_idem_t, chans)
+           + nchans * sizeof(ngx_http_sse_idem_chan_t) + ident_len;
 }
 
 } // namespace
@@ -136,10 +151,20 @@ ngx_http_sse_idem_record(ngx_http_sse_zone_t *zone,
         ngx_http_sse_idem_free(zone, old);
     }
 
-    size = offsetof(ngx_http_sse_idem_t, chans)
-           + op->nchans * sizeof(ngx_http_sse_idem_chan_t) + ident.len;
+    size = ngx_http_sse_idem_size(op->nchans, ident.len);
 
     n = NGX_HTTP_SSE_EVICT_MAX + size / 32;
+
+    /* within the records' share of the zone: older records make way */
+
+    while (sh->idem_bytes + size
+           > zone->shm_zone->shm.size / NGX_HTTP_SSE_IDEM_SHARE)
+    {
+        if (n-- == 0 || !ngx_http_sse_idem_evict(zone)) {
+            (void) ngx_atomic_fetch_add(&sh->idem_dropped, 1);
+            return NGX_DECLINED;
+        }
+    }
 
     for ( ;; ) {
         rec = (ngx_http_sse_idem_t *) ngx_slab_alloc_locked(zone->shpool,
@@ -171,6 +196,7 @@ ngx_http_sse_idem_record(ngx_http_sse_zone_t *zone,
     ngx_rbtree_insert(&sh->idem_tree, &rec->node);
     ngx_queue_insert_tail(&sh->idem_age, &rec->age);
     sh->idem_records++;
+    sh->idem_bytes += size;
 
     return NGX_OK;
 }
@@ -383,6 +409,8 @@ ngx_http_sse_idem_free(ngx_http_sse_zone_t *zone, ngx_http_sse_idem_t *rec)
     ngx_rbtree_delete(&zone->sh->idem_tree, &rec->node);
     ngx_queue_remove(&rec->age);
     zone->sh->idem_records--;
+    zone->sh->idem_bytes -= ngx_http_sse_idem_size(rec->nchans,
+                                                   rec->ident_len);
 
     ngx_slab_free_locked(zone->shpool, rec);
 }
