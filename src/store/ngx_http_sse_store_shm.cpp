@@ -149,6 +149,10 @@ ngx_http_sse_shm_publish(ngx_http_sse_zone_t *zone,
             err = 0;
             ch = ngx_http_sse_channel_get(zone, (u_char *) op->ids[i].data,
                                           op->ids[i].len, &err);
+            if (ch) {
+                ch = ngx_http_sse_channel_revive(zone, ch, &err);
+            }
+
             if (ch == NULL) {
                 (void) ngx_atomic_fetch_add(&zone->sh->refused_full, 1);
                 rc = err;
