@@ -38,7 +38,8 @@ CONTRACT_LIBS := -lgtest_main -lgtest -lcrypto -pthread
 CONTRACT_MODULE_SRCS := $(addprefix $(ROOT)/src/store/, \
                             ngx_http_sse_store.cpp \
                             ngx_http_sse_store_shm.cpp \
-                            ngx_http_sse_store_wake.cpp) \
+                            ngx_http_sse_store_wake.cpp \
+                            ngx_http_sse_store_idem.cpp) \
                         $(ROOT)/src/pure/sse_wire.cpp
 CONTRACT_SRCS := $(CONTRACT_MODULE_SRCS) \
                  $(sort $(wildcard $(ROOT)/tests/contract/*.cpp))

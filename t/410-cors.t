@@ -222,20 +222,22 @@ sub preflight {
 sub set_of { my ($v) = @_; return join ',', sort map { lc } grep { length } split /\s*,\s*/, $v // '' }
 
 my $HEADERS = set_of('Content-Type, Last-Event-ID, SSE-Event, Authorization');
+# a publisher's retry carries its Idempotency-Key
+my $PUB_HEADERS = set_of('Content-Type, Last-Event-ID, SSE-Event, Authorization, Idempotency-Key');
 
-for my $case (['/sub?ch=news', 'GET, POST, HEAD', 'subscribe'],
-              ['/auth?ch=news', 'GET, POST, HEAD', 'subscribe with sse_auth_jwt (no token asked)'],
-              ['/pub?ch=news', 'POST, PUT, DELETE, GET, HEAD', 'publish'],
-              ['/auth-pub?ch=news', 'POST, PUT, DELETE, GET, HEAD', 'publish with sse_auth_jwt'])
+for my $case (['/sub?ch=news', 'GET, POST, HEAD', 'subscribe', $HEADERS],
+              ['/auth?ch=news', 'GET, POST, HEAD', 'subscribe with sse_auth_jwt (no token asked)', $HEADERS],
+              ['/pub?ch=news', 'POST, PUT, DELETE, GET, HEAD', 'publish', $PUB_HEADERS],
+              ['/auth-pub?ch=news', 'POST, PUT, DELETE, GET, HEAD', 'publish with sse_auth_jwt', $PUB_HEADERS])
 {
-    my ($path, $methods, $what) = @$case;
+    my ($path, $methods, $what, $headers) = @$case;
     $r = preflight($path, $APP);
     is($r->status, 204, "preflight, $what, listed origin: 204") or diag(show($r));
     cors_listed($r, $APP, "preflight $what");
     is(set_of($r->header('access-control-allow-methods')), set_of($methods),
         "preflight $what: Access-Control-Allow-Methods: $methods");
-    is(set_of($r->header('access-control-allow-headers')), $HEADERS,
-        "preflight $what: Access-Control-Allow-Headers: Content-Type, Last-Event-ID, SSE-Event, Authorization");
+    is(set_of($r->header('access-control-allow-headers')), $headers,
+        "preflight $what: Access-Control-Allow-Headers: $headers");
     is($r->body, '', "preflight $what: no body");
 
     $r = preflight($path, 'https://evil.example');

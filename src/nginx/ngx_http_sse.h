@@ -6,6 +6,7 @@
  *   ngx_http_sse_store_shm.cpp  the shm store's operations (the zone lock)
  *   ngx_http_sse_store.cpp      the shared zone: channels, history, slots
  *   ngx_http_sse_store_wake.cpp wake-ups between workers (the shm store)
+ *   ngx_http_sse_store_idem.cpp Idempotency-Key records (the shm store)
  *   ngx_http_sse_ipc.cpp        a worker's wake-up socket, the sweep
  *   ngx_http_sse_fanout.cpp     fan-out to a worker's streams, pulls
  *   ngx_http_sse_subscribe.cpp  subscriber streams
@@ -41,7 +42,7 @@
 #define NGX_HTTP_SSE_EXPIRE_MAX     64
 #define NGX_HTTP_SSE_EVICT_MAX      256
 
-#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534537  /* "SSE7": layout version */
+#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534538  /* "SSE8": layout version */
 
 /* every directive's default (SPEC.md), in one place */
 #define NGX_HTTP_SSE_DEFAULT_ZONE          "sse"
@@ -172,6 +173,32 @@ typedef struct {
 } ngx_http_sse_redis_shm_t;
 
 
+/*
+ * What a publish with an Idempotency-Key answered, kept for history_ttl
+ * (ngx_http_sse_store_idem.cpp): per channel, the id of its last event,
+ * how many it published and the subscribers it had.  After the channel
+ * results comes what the record is found by, its identity: the key's
+ * length (two bytes) and bytes, then each channel id as a length byte
+ * and its bytes, in the request's order; a hit compares all of it, not
+ * only the hash.
+ */
+typedef struct {
+    uint64_t                    epoch;
+    uint64_t                    seq;
+    uint32_t                    published;
+    uint32_t                    subscribers;
+} ngx_http_sse_idem_chan_t;
+
+typedef struct {
+    ngx_rbtree_node_t           node;       /* key: crc32 of key, ids */
+    ngx_queue_t                 age;        /* sh->idem_age, oldest first */
+    time_t                      time;       /* recorded */
+    uint32_t                    ident_len;
+    uint32_t                    nchans;
+    ngx_http_sse_idem_chan_t    chans[1];
+} ngx_http_sse_idem_t;
+
+
 typedef struct {
     ngx_uint_t                  history;
     time_t                      history_ttl;
@@ -213,6 +240,11 @@ typedef struct {
     ngx_queue_t                 empty;      /* ... never published to */
     ngx_queue_t                 tombs;      /* deleted channels */
 
+    /* Idempotency-Key records: by key and channels, and by age */
+    ngx_rbtree_t                idem_tree;
+    ngx_rbtree_node_t           idem_sentinel;
+    ngx_queue_t                 idem_age;
+
     uint64_t                    next_epoch;
     uint64_t                    op;         /* counts store operations */
 
@@ -220,6 +252,8 @@ typedef struct {
     ngx_uint_t                  channels;
     ngx_uint_t                  stored_events;
     size_t                      stored_bytes;
+    ngx_uint_t                  idem_records;
+    size_t                      idem_bytes;
 
     /* counters */
     ngx_atomic_t                published;
@@ -229,12 +263,16 @@ typedef struct {
     ngx_atomic_t                refused_full;
     ngx_atomic_t                wakeups;    /* queues taken by workers */
     ngx_atomic_t                woken;      /* channels in those queues */
+    ngx_atomic_t                idempotent_replays;
+    ngx_atomic_t                idem_dropped;   /* records let go early,
+                                                   or not made: no room */
 
     ngx_http_sse_histogram_t    latency;    /* publish to flush, per event
                                                and stream */
     ngx_http_sse_histogram_t    duration;   /* of ended streams */
 
     time_t                      nomem_logged;
+    time_t                      idem_logged;
 
     ngx_http_sse_redis_shm_t    redis;      /* with sse_redis only */
 
@@ -496,6 +534,24 @@ void ngx_http_sse_requeue(ngx_http_sse_zone_t *zone,
     ngx_http_sse_chan_slot_t *cs);
 ngx_http_sse_channel_t *ngx_http_sse_dequeue(ngx_http_sse_zone_t *zone,
     ngx_uint_t slot);
+
+/*
+ * Idempotency-Key records (ngx_http_sse_store_idem.cpp), locked too.
+ * replay(): the answer of an earlier publish with op's key and channels
+ * (NGX_OK, op's out fields set) or NGX_DECLINED; record(): keeps op's
+ * answer (NGX_DECLINED: no room, nothing kept: the caller logs it,
+ * unlocked, with ngx_http_sse_idem_log()); expire(): at most
+ * NGX_HTTP_SSE_EXPIRE_MAX records past history_ttl (1: more may be
+ * left); evict(): frees the oldest record to make room (0: none).
+ */
+void ngx_http_sse_idem_init(ngx_http_sse_shctx_t *sh);
+ngx_int_t ngx_http_sse_idem_replay(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_publish_t *op);
+ngx_int_t ngx_http_sse_idem_record(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_publish_t *op);
+ngx_uint_t ngx_http_sse_idem_expire(ngx_http_sse_zone_t *zone, time_t now);
+ngx_uint_t ngx_http_sse_idem_evict(ngx_http_sse_zone_t *zone);
+void ngx_http_sse_idem_log(ngx_http_sse_zone_t *zone, ngx_log_t *log);
 
 /* unlocked (ngx_http_sse_store_wake.cpp): the wake-ups notify() chose,
  * and finding the slots of workers that died */

@@ -119,8 +119,12 @@ ngx_http_sse_cors(ngx_http_request_t *r, ngx_http_sse_access_conf_t *sacf,
                                 : "GET, POST, HEAD")
         != NGX_OK
         || ngx_http_sse_add_header(r, "Access-Control-Allow-Headers",
-                                   "Content-Type, Last-Event-ID, SSE-Event, "
-                                   "Authorization")
+                                   role == NGX_HTTP_SSE_ROLE_PUBLISH
+                                   ? "Content-Type, Last-Event-ID, "
+                                     "SSE-Event, Authorization, "
+                                     "Idempotency-Key"
+                                   : "Content-Type, Last-Event-ID, "
+                                     "SSE-Event, Authorization")
            != NGX_OK
         || ngx_http_sse_add_header(r, "Access-Control-Max-Age", "600")
            != NGX_OK)

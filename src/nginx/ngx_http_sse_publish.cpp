@@ -70,6 +70,8 @@ typedef struct {
     unsigned                    in_flight:1;
     unsigned                    waiting:1;  /* for op: resume after it */
     unsigned                    ended:1;    /* the body is all read */
+    unsigned                    replayed:1; /* answered from an earlier
+                                               publish with its key */
 } ngx_http_sse_pub_t;
 
 
@@ -95,6 +97,10 @@ void ngx_http_sse_publish_fail(ngx_http_sse_pub_t *pub, ngx_uint_t status,
 ngx_int_t ngx_http_sse_publish_error(ngx_http_request_t *r,
     ngx_http_sse_pub_t *pub);
 void ngx_http_sse_pub_cleanup(void *data);
+ngx_int_t ngx_http_sse_idempotency_key(ngx_http_request_t *r,
+    ngx_str_t *key, const char **why);
+ngx_uint_t ngx_http_sse_idempotency_held(ngx_http_sse_pub_t *pub);
+bool ngx_http_sse_idempotency_fits(ngx_http_sse_pub_t *pub, size_t len);
 ngx_int_t ngx_http_sse_buf_reserve(ngx_http_sse_pub_t *pub, size_t len);
 void ngx_http_sse_queried(void *data);
 void ngx_http_sse_query_cleanup(void *data);
@@ -189,6 +195,7 @@ ngx_http_sse_publish_start(ngx_http_request_t *r,
     ngx_int_t            rc;
     ngx_str_t           *type;
     ngx_uint_t           i;
+    const char          *why;
     ngx_pool_cleanup_t  *cln;
     ngx_http_sse_pub_t  *pub;
 
@@ -230,6 +237,17 @@ ngx_http_sse_publish_start(ngx_http_request_t *r,
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+    }
+
+    if (ngx_http_sse_idempotency_key(r, &pub->op.idempotency_key, &why)
+        != NGX_OK)
+    {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_sse_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "bad_idempotency_key", why);
     }
 
     if (ngx_http_sse_is_event_stream(r)) {
@@ -409,6 +427,14 @@ ngx_http_sse_publish_finish(ngx_http_request_t *r, ngx_http_sse_pub_t *pub)
         return;
     }
 
+    if (pub->replayed
+        && ngx_http_sse_add_header(r, "Idempotent-Replayed", "true")
+           != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
     ngx_http_finalize_request(r, ngx_http_sse_publish_reply(pub));
 }
 
@@ -567,7 +593,9 @@ ngx_http_sse_collect(void *ctx, sse::Slice type, sse::Slice data)
 
     offset = pub->buf_len;
 
-    if (!ngx_http_sse_fits(pub, type, data)) {
+    if (!ngx_http_sse_fits(pub, type, data)
+        || !ngx_http_sse_idempotency_fits(pub, type.len + data.len))
+    {
         return false;
     }
 
@@ -641,7 +669,7 @@ ngx_http_sse_publish_pending(ngx_http_sse_pub_t *pub)
 {
     ngx_http_sse_zone_t  *zone = pub->zone;
 
-    if (pub->npending == 0) {
+    if (pub->npending == 0 || ngx_http_sse_idempotency_held(pub)) {
         return pub->status ? NGX_ERROR : NGX_OK;
     }
 
@@ -682,6 +710,7 @@ ngx_http_sse_published(void *data)
     ngx_http_sse_zone_t *zone = pub->zone;
 
     pub->in_flight = 0;
+    pub->replayed = pub->op.repeated;
 
     for (i = 0; i < pub->nchans; i++) {
         pub->subscribers[i] = ngx_max(pub->subscribers[i],
@@ -922,6 +951,134 @@ ngx_http_sse_pub_cleanup(void *data)
     delete pub->parser;
     free(pub->buf);
     free(pub->pending);
+}
+
+
+/*
+ * Idempotency-Key (SPEC "Idempotent publishing"): 1 to 255 bytes of
+ * printable ASCII, space included (0x20-0x7E; nginx has already trimmed
+ * the spaces around the value), given once.  NGX_OK with key empty: the
+ * request has none.  NGX_DECLINED: a bad one, why says what is wrong.
+ */
+
+ngx_int_t
+ngx_http_sse_idempotency_key(ngx_http_request_t *r, ngx_str_t *key,
+    const char **why)
+{
+    size_t            len;
+    u_char           *p, *last;
+    ngx_uint_t        i;
+    ngx_str_t        *value;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = sizeof("Idempotency-Key") - 1;
+    value = NULL;
+
+    part = &r->headers_in.headers.part;
+    h = (ngx_table_elt_t *) part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = (ngx_table_elt_t *) part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != len
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Idempotency-Key",
+                               len)
+               != 0)
+        {
+            continue;
+        }
+
+        /* two keys would leave the request's identity to a guess */
+        if (value) {
+            *why = "the request has more than one Idempotency-Key header";
+            return NGX_DECLINED;
+        }
+
+        value = &h[i].value;
+    }
+
+    if (value == NULL) {
+        ngx_str_null(key);
+        return NGX_OK;
+    }
+
+    if (value->len == 0
+        || value->len > NGX_HTTP_SSE_IDEMPOTENCY_KEY_MAX)
+    {
+        *why = "the Idempotency-Key header must have 1 to 255 bytes";
+        return NGX_DECLINED;
+    }
+
+    last = value->data + value->len;
+
+    for (p = value->data; p < last; p++) {
+        if (*p < 0x20 || *p > 0x7e) {
+            *why = "the Idempotency-Key header must be printable ASCII";
+            return NGX_DECLINED;
+        }
+    }
+
+    *key = *value;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A request with a key is one publish: its events are held until the body
+ * has ended cleanly, and a failure on the way (a bad event, a body cut
+ * short) publishes none of them.  1: not to be published now.
+ */
+
+ngx_uint_t
+ngx_http_sse_idempotency_held(ngx_http_sse_pub_t *pub)
+{
+    if (pub->op.idempotency_key.len == 0) {
+        return 0;
+    }
+
+    if (pub->status) {
+        pub->npending = 0;
+        pub->buf_len = 0;
+        return 1;
+    }
+
+    return !pub->ended;
+}
+
+
+/*
+ * What a request with a key may make a worker hold until its body ends,
+ * and publish under one lock: max_message bytes of events in all, and
+ * as many events as a reply lists ids for.
+ */
+
+bool
+ngx_http_sse_idempotency_fits(ngx_http_sse_pub_t *pub, size_t len)
+{
+    if (pub->op.idempotency_key.len == 0
+        || (pub->buf_len + len <= pub->max_message
+            && pub->npending < NGX_HTTP_SSE_REPLY_IDS))
+    {
+        return true;
+    }
+
+    ngx_http_sse_publish_fail(pub, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                              "too_large",
+                              "with an Idempotency-Key the whole body is "
+                              "one publish: at most 1000 events and the "
+                              "zone's max_message bytes");
+    return false;
 }
 
 

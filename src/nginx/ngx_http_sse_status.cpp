@@ -42,6 +42,12 @@ const ngx_http_sse_metric_t  ngx_http_sse_metrics[] = {
       SSE_FIGURE(wakeups), 1 },
     { "woken", "changed channels taken from those queues",
       SSE_FIGURE(woken), 1 },
+    { "idempotency_records", "Idempotency-Key answers kept",
+      SSE_FIGURE(idempotency_records), 0 },
+    { "idempotent_replays", "publishes answered from an earlier one",
+      SSE_FIGURE(idempotent_replays), 1 },
+    { "idempotency_dropped", "Idempotency-Key answers dropped for room",
+      SSE_FIGURE(idempotency_dropped), 1 },
 };
 
 

@@ -151,6 +151,7 @@ ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_queue_init(&sh->idle);
     ngx_queue_init(&sh->empty);
     ngx_queue_init(&sh->tombs);
+    ngx_http_sse_idem_init(sh);
 
     for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
         ngx_queue_init(&sh->slots[i].changed);
@@ -794,6 +795,7 @@ ngx_http_sse_expire(ngx_http_sse_zone_t *zone)
         ngx_http_sse_drop_oldest(zone, ev->channel);
     }
 
+    more |= ngx_http_sse_idem_expire(zone, now);
     more |= ngx_http_sse_expire_idle(zone, &sh->idle, now);
     more |= ngx_http_sse_expire_idle(zone, &sh->empty, now);
 
@@ -1109,11 +1111,12 @@ ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone)
 
     /*
      * Channels nobody ever published to (left by subscribers) go first,
-     * then idle channels past their time, then the oldest event; when no
-     * event is left, idle channels whose history is all gone: a channel
-     * that holds no event and no subscriber never makes a publish fail,
-     * but one that had events keeps its epoch as long as events can go
-     * instead (a resume from it is then a "gap", not "unknown").
+     * then idle channels past their time, then the oldest Idempotency-Key
+     * record, then the oldest event; when no event is left, idle channels
+     * whose history is all gone: a channel that holds no event and no
+     * subscriber never makes a publish fail, but one that had events
+     * keeps its epoch as long as events can go instead (a resume from it
+     * is then a "gap", not "unknown").
      */
 
     /* once the empty queue had nothing to give, not again this operation */
@@ -1127,6 +1130,12 @@ ngx_http_sse_evict_oldest(ngx_http_sse_zone_t *zone)
     }
 
     if (ngx_http_sse_reclaim_expired(zone)) {
+        return 1;
+    }
+
+    /* what a publish answered is worth less than what it published */
+
+    if (ngx_http_sse_idem_evict(zone)) {
         return 1;
     }
 

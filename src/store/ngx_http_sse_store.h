@@ -74,6 +74,9 @@
  * Retry-After (the operation may or may not have been applied) */
 #define NGX_HTTP_SSE_UNAVAILABLE    -16
 
+/* the longest Idempotency-Key a store is given */
+#define NGX_HTTP_SSE_IDEMPOTENCY_KEY_MAX  255
+
 
 typedef struct ngx_http_sse_zone_s     ngx_http_sse_zone_t;
 typedef struct ngx_http_sse_local_s    ngx_http_sse_local_t;
@@ -100,9 +103,12 @@ typedef struct {
     ngx_http_sse_store_event_t *events;
     ngx_uint_t                  nevents;
 
-    /* Idempotency-Key (empty: none): a publish with a key a publish to
-     * the same channels had within history_ttl stores nothing and
-     * answers as that one did (out: repeated) */
+    /* Idempotency-Key (empty: none; at most
+     * NGX_HTTP_SSE_IDEMPOTENCY_KEY_MAX bytes): a publish with a key a
+     * successful publish to the same channels had within history_ttl
+     * stores nothing and answers as that one did (out: repeated, and
+     * published, last, subscribers as that one's); a publish that failed
+     * is not remembered */
     ngx_str_t                   idempotency_key;
 
     ngx_http_sse_store_handler_pt  handler;
@@ -275,6 +281,9 @@ typedef struct {
     ngx_uint_t                  refused_full;
     ngx_uint_t                  wakeups;
     ngx_uint_t                  woken;
+    ngx_uint_t                  idempotency_records;
+    ngx_uint_t                  idempotent_replays;
+    ngx_uint_t                  idempotency_dropped;
 } ngx_http_sse_figures_t;
 
 

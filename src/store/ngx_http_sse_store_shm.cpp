@@ -99,6 +99,12 @@ namespace {
  * channels in order; a channel that cannot be had (max_channels, a full
  * zone) stops the batch there, and so does an event that cannot be
  * stored, so what was stored is a prefix the caller can name exactly.
+ *
+ * With an Idempotency-Key, the lookup of an earlier answer, the publish
+ * and the record of its answer are one critical section: of concurrent
+ * publishes with one key, exactly one stores its events.  Every channel
+ * is had before any event is stored, so that max_channels or a full zone
+ * refuses the request whole.
  */
 
 ngx_int_t
@@ -107,13 +113,15 @@ ngx_http_sse_shm_publish(ngx_http_sse_zone_t *zone,
 {
     u_char                  *p;
     ngx_int_t                rc, err;
-    ngx_uint_t               i, k, nwake;
+    ngx_uint_t               i, k, nwake, unrecorded;
     ngx_uint_t               wake[NGX_HTTP_SSE_MAX_SLOTS];
     sse::Slice               type, data;
     ngx_http_sse_channel_t  *ch;
 
     rc = NGX_OK;
     nwake = 0;
+    unrecorded = 0;
+    op->repeated = 0;
 
     for (i = 0; i < op->nchans; i++) {
         op->published[i] = 0;
@@ -125,6 +133,33 @@ ngx_http_sse_shm_publish(ngx_http_sse_zone_t *zone,
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     ngx_http_sse_store_expire(zone);
+
+    if (op->idempotency_key.len) {
+
+        if (ngx_http_sse_idem_replay(zone, op) == NGX_OK) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+
+            op->rc = NGX_OK;
+            op->handler(op->data);
+
+            return NGX_OK;
+        }
+
+        for (i = 0; i < op->nchans; i++) {
+            err = 0;
+            ch = ngx_http_sse_channel_get(zone, (u_char *) op->ids[i].data,
+                                          op->ids[i].len, &err);
+            if (ch) {
+                ch = ngx_http_sse_channel_revive(zone, ch, &err);
+            }
+
+            if (ch == NULL) {
+                (void) ngx_atomic_fetch_add(&zone->sh->refused_full, 1);
+                rc = err;
+                break;
+            }
+        }
+    }
 
     for (i = 0; i < op->nchans && rc == NGX_OK; i++) {
 
@@ -165,9 +200,21 @@ ngx_http_sse_shm_publish(ngx_http_sse_zone_t *zone,
         ngx_http_sse_notify(zone, ch, wake, &nwake);
     }
 
+    /* a publish that failed is not remembered: its retry publishes */
+
+    if (rc == NGX_OK && op->idempotency_key.len
+        && ngx_http_sse_idem_record(zone, op) != NGX_OK)
+    {
+        unrecorded = 1;
+    }
+
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     ngx_http_sse_wake(zone, wake, nwake);
+
+    if (unrecorded) {
+        ngx_http_sse_idem_log(zone, ngx_cycle->log);
+    }
 
     op->rc = rc;
     op->handler(op->data);
@@ -685,6 +732,7 @@ ngx_http_sse_shm_figures(ngx_http_sse_zone_t *zone,
     f->subscribers = ngx_http_sse_subscribers(zone);
     f->stored_events = sh->stored_events;
     f->workers = ngx_http_sse_live_slots(zone);
+    f->idempotency_records = sh->idem_records;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
@@ -695,6 +743,8 @@ ngx_http_sse_shm_figures(ngx_http_sse_zone_t *zone,
     f->refused_full = sh->refused_full;
     f->wakeups = sh->wakeups;
     f->woken = sh->woken;
+    f->idempotent_replays = sh->idempotent_replays;
+    f->idempotency_dropped = sh->idem_dropped;
 }
 
 

@@ -29,7 +29,9 @@
 
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 
@@ -110,9 +112,11 @@ protected:
 
     static void done(void *data) { *(bool *) data = true; }
 
-    /* publishes events (data only) to channels; the op holds the answer */
+    /* publishes events (data only) to channels, with an Idempotency-Key
+     * if one is given; the op holds the answer */
     std::unique_ptr<ngx_http_sse_store_publish_t> publish(
-        std::vector<std::string> ids, std::vector<std::string> datas)
+        std::vector<std::string> ids, std::vector<std::string> datas,
+        const std::string &key = "")
     {
         auto  op = std::make_unique<ngx_http_sse_store_publish_t>();
         bool  finished = false;
@@ -132,11 +136,15 @@ protected:
             events_.push_back({ 0, d.size() });
         }
 
+        key_ = key;
+
         op->ids = slices_.data();
         op->nchans = slices_.size();
         op->buf = (u_char *) buf_.data();
         op->events = events_.data();
         op->nevents = events_.size();
+        op->idempotency_key.data = (u_char *) key_.data();
+        op->idempotency_key.len = key_.size();
         op->handler = done;
         op->data = &finished;
 
@@ -280,7 +288,18 @@ protected:
         return e.wire.substr(p + 6, e.wire.find('\n', p) - p - 6);
     }
 
+    ngx_http_sse_figures_t figures()
+    {
+        ngx_http_sse_figures_t  f;
+
+        std::memset(&f, 0, sizeof(f));
+        zone->store->figures(zone, &f);
+
+        return f;
+    }
+
 private:
+    std::string                              key_;
     std::vector<std::string>                 ids_;
     std::vector<sse::Slice>                  slices_;
     std::string                              buf_;
@@ -433,6 +452,176 @@ TYPED_TEST_P(StoreContract, HistoryTtlExpiresEvents)
     auto a = this->info("a");
     EXPECT_EQ(a.events, 1u);
     EXPECT_EQ(a.last.seq, 2u);
+}
+
+
+/* ---- Idempotency-Key ----------------------------------------------------- */
+
+/*
+ * A repeat of a keyed publish to the same channels stores nothing and
+ * answers as the first did; another key, other channels, or the same
+ * channels in another order are other requests.
+ */
+TYPED_TEST_P(StoreContract, IdempotencyKeyRepeatsTheAnswerAndStoresNothing)
+{
+    ngx_http_sse_store_join_t  j;
+
+    this->join({ "a" }, 0, {}, 0, &j);
+    ASSERT_EQ(j.rc, NGX_OK);
+
+    auto first = this->publish({ "a", "b" }, { "1", "2" }, "k1");
+
+    ASSERT_EQ(first->rc, NGX_OK);
+    EXPECT_EQ(first->repeated, 0u);
+    EXPECT_EQ(first->published[0], 2u);
+    EXPECT_EQ(first->subscribers[0], 1u);
+    EXPECT_EQ(first->subscribers[1], 0u);
+
+    /* the subscriber leaves: the repeat still tells what the first saw */
+    for (auto &s : this->streams) {
+        this->leave(*s);
+    }
+
+    this->streams.clear();
+
+    auto again = this->publish({ "a", "b" }, { "other", "data", "3" }, "k1");
+
+    ASSERT_EQ(again->rc, NGX_OK);
+    EXPECT_EQ(again->repeated, 1u);
+
+    for (int i = 0; i < 2; i++) {
+        EXPECT_EQ(again->published[i], first->published[i]);
+        EXPECT_EQ(again->last[i].epoch, first->last[i].epoch);
+        EXPECT_EQ(again->last[i].seq, first->last[i].seq);
+        EXPECT_EQ(again->subscribers[i], first->subscribers[i]);
+    }
+
+    EXPECT_EQ(this->info("a").events, 2u);
+    EXPECT_EQ(this->info("b").events, 2u);
+    EXPECT_EQ(this->figures().idempotent_replays, 1u);
+
+    auto other_key = this->publish({ "a", "b" }, { "4" }, "k2");
+    EXPECT_EQ(other_key->repeated, 0u);
+    EXPECT_EQ(other_key->last[0].seq, 3u);
+
+    auto reordered = this->publish({ "b", "a" }, { "5" }, "k1");
+    EXPECT_EQ(reordered->repeated, 0u);
+    EXPECT_EQ(reordered->last[0].seq, 4u);    /* b */
+
+    auto fewer = this->publish({ "a" }, { "6" }, "k1");
+    EXPECT_EQ(fewer->repeated, 0u);
+    EXPECT_EQ(fewer->last[0].seq, 5u);
+
+    auto unkeyed = this->publish({ "a" }, { "7" });
+    EXPECT_EQ(unkeyed->repeated, 0u);
+    EXPECT_EQ(unkeyed->last[0].seq, 6u);
+
+    EXPECT_EQ(this->figures().idempotent_replays, 1u);
+    EXPECT_EQ(this->figures().idempotency_records, 4u);
+}
+
+
+TYPED_TEST_P(StoreContract, IdempotencyKeyIsKeptForHistoryTtl)
+{
+    ngx_http_sse_limits_t  l = this->limits();
+
+    l.history_ttl = 10;
+    this->restart(l);
+
+    auto first = this->publish({ "a" }, { "1" }, "k");
+    ASSERT_EQ(first->rc, NGX_OK);
+
+    advance_clock(9);
+    EXPECT_EQ(this->publish({ "a" }, { "1" }, "k")->repeated, 1u);
+
+    advance_clock(2);
+    auto later = this->publish({ "a" }, { "1" }, "k");
+    EXPECT_EQ(later->repeated, 0u);
+    EXPECT_EQ(later->last[0].seq, 2u);
+
+    /* and the new publish is remembered in its turn */
+    EXPECT_EQ(this->publish({ "a" }, { "1" }, "k")->repeated, 1u);
+    EXPECT_EQ(this->figures().idempotency_records, 1u);
+}
+
+
+/*
+ * A keyed publish that is refused is not remembered (its retry
+ * publishes), and stores nothing on any of its channels.
+ */
+TYPED_TEST_P(StoreContract, IdempotencyKeyOfARefusedPublishIsNotKept)
+{
+    ngx_http_sse_limits_t  l = this->limits();
+
+    l.max_channels = 1;
+    this->restart(l);
+
+    ASSERT_EQ(this->publish({ "a" }, { "1" })->rc, NGX_OK);
+
+    auto refused = this->publish({ "a", "b" }, { "2" }, "k");
+    EXPECT_EQ(refused->rc, NGX_HTTP_SSE_TOO_MANY);
+    EXPECT_EQ(refused->repeated, 0u);
+    EXPECT_EQ(refused->published[0], 0u);
+    EXPECT_EQ(this->info("a").events, 1u);
+
+    auto retry = this->publish({ "a" }, { "2" }, "k");
+    EXPECT_EQ(retry->rc, NGX_OK);
+    EXPECT_EQ(retry->repeated, 0u);
+    EXPECT_EQ(retry->last[0].seq, 2u);
+    EXPECT_EQ(this->figures().idempotency_records, 1u);
+}
+
+
+/*
+ * Two keys are two keys even when a store's hash of them is the same:
+ * keys whose crc32 collide (with the channel, as the shm store hashes
+ * them) are found by a birthday search.
+ */
+TYPED_TEST_P(StoreContract, IdempotencyKeysWithOneHashAreTwoKeys)
+{
+    char                                       hex[17];
+    std::mt19937_64                            gen(42);
+    std::unordered_map<uint32_t, std::string>  seen;
+    std::string                                k1, k2;
+
+    /* keys that differ in many bits: CRC-32 never confuses a short burst */
+
+    for (int i = 0; k1.empty() && i < 1000000; i++) {
+        snprintf(hex, sizeof(hex), "%016llx", (unsigned long long) gen());
+
+        std::string  key = hex;
+        std::string  ident;
+
+        ident += (char) 0;
+        ident += (char) key.size();
+        ident += key;
+        ident += (char) 1;
+        ident += "a";
+
+        uint32_t  hash = ngx_crc32_long((u_char *) ident.data(),
+                                        ident.size());
+
+        auto it = seen.find(hash);
+        if (it != seen.end()) {
+            k1 = it->second;
+            k2 = key;
+        }
+
+        seen.emplace(hash, key);
+    }
+
+    ASSERT_FALSE(k1.empty()) << "no crc32 collision found";
+
+    auto one = this->publish({ "a" }, { "1" }, k1);
+    auto two = this->publish({ "a" }, { "2" }, k2);
+
+    EXPECT_EQ(one->last[0].seq, 1u);
+    EXPECT_EQ(two->repeated, 0u);
+    EXPECT_EQ(two->last[0].seq, 2u);
+
+    EXPECT_EQ(this->publish({ "a" }, { "x" }, k1)->last[0].seq, 1u);
+    EXPECT_EQ(this->publish({ "a" }, { "x" }, k2)->last[0].seq, 2u);
+    EXPECT_EQ(this->info("a").events, 2u);
 }
 
 
@@ -836,6 +1025,10 @@ REGISTER_TYPED_TEST_SUITE_P(StoreContract,
     FullZoneRefusesAndStoresNothing,
     HistoryKeepsTheNewestEvents,
     HistoryTtlExpiresEvents,
+    IdempotencyKeyRepeatsTheAnswerAndStoresNothing,
+    IdempotencyKeyIsKeptForHistoryTtl,
+    IdempotencyKeyOfARefusedPublishIsNotKept,
+    IdempotencyKeysWithOneHashAreTwoKeys,
     JoinWithoutIdReplaysWhatIsAsked,
     JoinAtAPositionResumesAfterIt,
     JoinPastHistoryIsAGap,
