@@ -83,6 +83,8 @@ ngx_http_sse_rstore_init(ngx_http_sse_redis_t *redis)
     rs->zone = redis->zone;
     rs->redis = redis;
 
+    ngx_queue_init(&rs->rpub_pending);
+
     ngx_http_sse_redis_set_handlers(redis, NULL, NULL, rs);
 
     return NGX_OK;
@@ -102,17 +104,13 @@ ngx_http_sse_rstore_get(ngx_http_sse_zone_t *zone)
 
 namespace {
 
-/*
- * Skeleton: until the Redis operations land (branches rpub and rsync),
- * every operation is the shm store's, so a zone with sse_redis still
- * works as one node.
- */
+/* what Redis decides: ngx_http_sse_store_redis_publish.cpp */
 
 ngx_int_t
 ngx_http_sse_rstore_publish(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_publish_t *op)
 {
-    return ngx_http_sse_shm_store.publish(zone, op);
+    return ngx_http_sse_rpub_publish(zone, op);
 }
 
 
@@ -120,7 +118,7 @@ ngx_int_t
 ngx_http_sse_rstore_remove(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_query_t *op)
 {
-    return ngx_http_sse_shm_store.remove(zone, op);
+    return ngx_http_sse_rpub_remove(zone, op);
 }
 
 
@@ -128,8 +126,15 @@ ngx_int_t
 ngx_http_sse_rstore_info(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_query_t *op)
 {
-    return ngx_http_sse_shm_store.info(zone, op);
+    return ngx_http_sse_rpub_info(zone, op);
 }
+
+
+/*
+ * Skeleton: until the Redis read side lands (branch rsync), joining is
+ * the shm store's, so a zone with sse_redis still serves its own
+ * subscribers.
+ */
 
 
 ngx_int_t
@@ -143,6 +148,11 @@ ngx_http_sse_rstore_join(ngx_http_sse_zone_t *zone,
 void
 ngx_http_sse_rstore_cancel(ngx_http_sse_zone_t *zone, void *op)
 {
+    /* a publish, DELETE or info in flight in Redis */
+    if (ngx_http_sse_rpub_cancel(ngx_http_sse_rstore_get(zone), op)) {
+        return;
+    }
+
     ngx_http_sse_shm_store.cancel(zone, op);
 }
 
