@@ -33,6 +33,7 @@ http {
     client_max_body_size 4m;
     server {
         listen 127.0.0.1:%%PORT%%;
+        listen 127.0.0.1:%%PORT2%% http2;
         location /sub { sse_subscribe \$arg_ch zone=shared; }
         location /pub { sse_publish \$arg_ch zone=shared; }
         location = /status { sse_status; }
@@ -224,13 +225,15 @@ next_message($la);
 
 # -- all or none ---------------------------------------------------------------
 
-cli('SET', "${P}c:wrong", 'not a hash');
+# s: is read last, after the first channel's writes would have been done
+cli('SET', "${P}s:wrong", 'not a hash');
 $r = $t->publish('/pub?ch=fine1,wrong,fine2', 'all or none');
 is($r->status, 503, 'a channel with a key of the wrong type: 503')
     or diag $r->describe;
 is(cli('EXISTS', "${P}c:fine1", "${P}h:fine1", "${P}c:fine2",
        "${P}h:fine2"), '0', 'nothing stored on the other channels');
-is(raw('GET', "${P}c:wrong"), 'not a hash', 'the odd key untouched');
+is(raw('GET', "${P}s:wrong"), 'not a hash', 'the odd key untouched');
+is(cli('EXISTS', "${P}c:wrong"), '0', 'and the channel not made');
 ok($t->wait_log(qr/redis refused the publish script "SSEWRONGTYPE/, 3),
    'the reason is logged');
 
@@ -295,6 +298,22 @@ is($again, $expect, 'same key again: repeated, the same answer');
 is(cli('XLEN', "${P}h:idem"), 1, 'one stream entry');
 $eval[13] = 'key-2';
 like(raw(@eval), qr/^0\n\d+\n2\n/, 'another key publishes');
+
+# -- a publish whose client is gone before Redis answers ---------------------
+# (nginx keeps the request until the store answers, bounded by the client's
+# 1 s deadline: the reply finds it, and the worker goes on)
+
+my $len0 = cli('XLEN', "${P}h:fine1");
+$redis->pause;
+my ($rc) = $t->curl('--http2-prior-knowledge', '-m', '0.3',
+                    '--data-binary', 'orphan', $t->url('/pub?ch=fine1', 2));
+isnt($rc, 0, 'the client gave up before Redis answered');
+$redis->resume;
+ok(SSETest::wait_until(sub { cli('XLEN', "${P}h:fine1") == $len0 + 1 },
+                       SSETest::tmo(2), 0.02),
+   'Redis ran the publish after the client was gone');
+is($t->publish('/pub?ch=fine1', 'next')->status, 202,
+   'the worker goes on (the late reply was harmless)');
 
 # -- Redis stalled or gone: 503 with Retry-After at once ---------------------
 
