@@ -435,6 +435,11 @@ ngx_http_sse_rpub_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     }
 
     if (reply == NULL) {
+        /* Redis is not up, or did not answer within the deadline */
+        if (cmd->kind == NGX_HTTP_SSE_RPUB_PUBLISH) {
+            ngx_http_sse_redis_refused(redis);
+        }
+
         ngx_http_sse_rpub_complete(cmd, NGX_HTTP_SSE_UNAVAILABLE);
         return;
     }
@@ -702,10 +707,6 @@ ngx_http_sse_rpub_complete(ngx_http_sse_rpub_cmd_t *cmd, ngx_int_t rc)
     ngx_http_sse_store_publish_t  *p;
 
     ngx_queue_remove(&cmd->queue);
-
-    if (rc == NGX_HTTP_SSE_UNAVAILABLE && kind == NGX_HTTP_SSE_RPUB_PUBLISH) {
-        ngx_http_sse_redis_refused(cmd->rs->redis);
-    }
 
     /* the completion may start the next operation: cmd is gone first */
     ngx_free(cmd);
