@@ -82,6 +82,7 @@ ngx_int_t ngx_http_sse_rpub_integer(redisReply *r, long long max,
     uint64_t *out);
 ngx_int_t ngx_http_sse_rpub_epoch(redisReply *r, uint64_t *out);
 void ngx_http_sse_rpub_complete(ngx_http_sse_rpub_cmd_t *cmd, ngx_int_t rc);
+void ngx_http_sse_rpub_done(void *op, ngx_uint_t kind, ngx_int_t rc);
 ngx_http_sse_rpub_script_t *ngx_http_sse_rpub_script(ngx_uint_t kind);
 void ngx_http_sse_rpub_clear(void *op, ngx_uint_t kind);
 
@@ -187,16 +188,7 @@ ngx_http_sse_rpub_start(ngx_http_sse_zone_t *zone, void *op, ngx_uint_t kind)
 
 failed:
 
-    if (kind == NGX_HTTP_SSE_RPUB_PUBLISH) {
-        ((ngx_http_sse_store_publish_t *) op)->rc = rc;
-        ((ngx_http_sse_store_publish_t *) op)->handler(
-            ((ngx_http_sse_store_publish_t *) op)->data);
-
-    } else {
-        ((ngx_http_sse_store_query_t *) op)->rc = rc;
-        ((ngx_http_sse_store_query_t *) op)->handler(
-            ((ngx_http_sse_store_query_t *) op)->data);
-    }
+    ngx_http_sse_rpub_done(op, kind, rc);
 
     return NGX_OK;
 }
@@ -701,10 +693,8 @@ ngx_http_sse_rpub_epoch(redisReply *r, uint64_t *out)
 void
 ngx_http_sse_rpub_complete(ngx_http_sse_rpub_cmd_t *cmd, ngx_int_t rc)
 {
-    void                          *op = cmd->op;
-    ngx_uint_t                     kind = cmd->kind;
-    ngx_http_sse_store_query_t    *q;
-    ngx_http_sse_store_publish_t  *p;
+    void        *op = cmd->op;
+    ngx_uint_t   kind = cmd->kind;
 
     ngx_queue_remove(&cmd->queue);
 
@@ -714,6 +704,18 @@ ngx_http_sse_rpub_complete(ngx_http_sse_rpub_cmd_t *cmd, ngx_int_t rc)
     if (rc != NGX_OK) {
         ngx_http_sse_rpub_clear(op, kind);
     }
+
+    ngx_http_sse_rpub_done(op, kind, rc);
+}
+
+
+/* the operation's completion, with its rc */
+
+void
+ngx_http_sse_rpub_done(void *op, ngx_uint_t kind, ngx_int_t rc)
+{
+    ngx_http_sse_store_query_t    *q;
+    ngx_http_sse_store_publish_t  *p;
 
     if (kind == NGX_HTTP_SSE_RPUB_PUBLISH) {
         p = (ngx_http_sse_store_publish_t *) op;
