@@ -72,10 +72,13 @@ ngx_http_sse_store_t  ngx_http_sse_redis_store = {
 ngx_int_t
 ngx_http_sse_rstore_init(ngx_http_sse_redis_t *redis)
 {
+    ngx_pool_cleanup_t     *cln;
     ngx_http_sse_rstore_t  *rs;
 
-    rs = (ngx_http_sse_rstore_t *) ngx_calloc(sizeof(ngx_http_sse_rstore_t),
-                                              ngx_cycle->log);
+    /* the worker's cycle pool: it lives as long as the client does */
+
+    rs = (ngx_http_sse_rstore_t *) ngx_pcalloc(ngx_cycle->pool,
+                                               sizeof(ngx_http_sse_rstore_t));
     if (rs == NULL) {
         return NGX_ERROR;
     }
@@ -84,6 +87,16 @@ ngx_http_sse_rstore_init(ngx_http_sse_redis_t *redis)
     rs->redis = redis;
 
     ngx_queue_init(&rs->rpub_pending);
+
+    /* commands still in flight when the worker exits (no reply comes) */
+
+    cln = ngx_pool_cleanup_add(ngx_cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_sse_rpub_exit;
+    cln->data = rs;
 
     ngx_http_sse_redis_set_handlers(redis, NULL, NULL, rs);
 

@@ -67,6 +67,7 @@ ngx_int_t ngx_http_sse_rpub_remove(ngx_http_sse_zone_t *zone,
 ngx_int_t ngx_http_sse_rpub_info(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_query_t *op);
 ngx_uint_t ngx_http_sse_rpub_cancel(ngx_http_sse_rstore_t *rs, void *op);
+void ngx_http_sse_rpub_exit(void *data);
 
 /* ngx_http_sse_store_shm.cpp: what the node holds of a channel */
 ngx_int_t ngx_http_sse_shm_position(ngx_http_sse_zone_t *zone, sse::Slice id,

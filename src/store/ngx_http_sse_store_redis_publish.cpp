@@ -42,7 +42,8 @@ typedef struct {
 
 /* one command in flight: its operation, until cancel() detaches it */
 typedef struct {
-    ngx_queue_t                 queue;      /* rs->rpub_pending */
+    ngx_queue_t                 queue;      /* rs->rpub_pending, until
+                                               its reply */
     ngx_http_sse_rstore_t      *rs;
     void                       *op;         /* NULL: cancelled */
     ngx_uint_t                  kind;       /* NGX_HTTP_SSE_RPUB_* */
@@ -139,14 +140,36 @@ ngx_http_sse_rpub_cancel(ngx_http_sse_rstore_t *rs, void *op)
         cmd = ngx_queue_data(q, ngx_http_sse_rpub_cmd_t, queue);
 
         if (cmd->op == op) {
-            /* the reply, if it comes, frees cmd and touches nothing else */
+            /*
+             * The reply, when it comes, frees cmd and touches nothing
+             * else; until then cmd stays queued, for the worker's exit
+             */
             cmd->op = NULL;
-            ngx_queue_remove(&cmd->queue);
             return 1;
         }
     }
 
     return 0;
+}
+
+
+/* the worker exits: its client drops what it waits for, calling nothing */
+
+void
+ngx_http_sse_rpub_exit(void *data)
+{
+    ngx_http_sse_rstore_t *rs = (ngx_http_sse_rstore_t *) data;
+
+    ngx_queue_t              *q;
+    ngx_http_sse_rpub_cmd_t  *cmd;
+
+    while (!ngx_queue_empty(&rs->rpub_pending)) {
+        q = ngx_queue_head(&rs->rpub_pending);
+        cmd = ngx_queue_data(q, ngx_http_sse_rpub_cmd_t, queue);
+
+        ngx_queue_remove(q);
+        ngx_free(cmd);
+    }
 }
 
 
@@ -422,6 +445,7 @@ ngx_http_sse_rpub_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
 
     if (cmd->op == NULL) {
         /* cancelled: its caller is gone */
+        ngx_queue_remove(&cmd->queue);
         ngx_free(cmd);
         return;
     }
