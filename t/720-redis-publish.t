@@ -160,6 +160,32 @@ is((split /\n/, raw('XRANGE', "${P}h:a", '-', '+', 'COUNT', 1))[0], '3-0',
    'the oldest ones trimmed');
 next_message($la) for 1 .. 3;
 
+# many events in one body (published as the body arrives: a script per
+# part read, a message per script)
+my $s0 = raw('HGET', "${P}c:a", 's');
+$r = $t->publish_stream('/pub?ch=a', join '', map { "data: m$_\n\n" } 1 .. 5000);
+is($r->status, 202, '5000 events in one body');
+is($r->json->{events}, 5000, 'all published');
+is(raw('HGET', "${P}c:a", 's'), $s0 + 5000, 'the seq went on by 5000');
+is(cli('XLEN', "${P}h:a"), 5, 'history still 5');
+my ($next, $seen, $ok) = ($s0 + 1, 0, 1);
+while ($seen < 5000 && defined(my $msg = next_message($la))) {
+    my ($first, $n) = $msg =~ /^E $c{e} (\d+) (\d+) \d+\n/ or do { $ok = 0; last };
+    $ok &&= $first == $next;
+    (my $rest = $msg) =~ s/^[^\n]*\n//;    # the events after the header
+    my @data;
+    while ($rest =~ s/^(\d+) (\d+)\n//) {
+        push @data, substr($rest, $1, $2);
+        substr($rest, 0, $1 + $2) = '';
+    }
+    $ok &&= $rest eq '';
+    $ok &&= @data == $n && $data[0] eq 'm' . ($first - $s0)
+            && $data[-1] eq 'm' . ($first - $s0 + $n - 1);
+    $next += $n;
+    $seen += $n;
+}
+ok($ok && $seen == 5000, 'messages hold every event once, in order');
+
 # -- subscribers of live nodes -----------------------------------------------
 
 cli('HSET', "${P}s:a", 'node-live', 3, 'node-dead', 5);
