@@ -263,8 +263,11 @@ is(cli('EXISTS', "${P}c:wrong"), '0', 'and the channel not made');
 ok($t->wait_log(qr/redis refused the publish script "SSEWRONGTYPE/, 3),
    'the reason is logged');
 
+my $published0 = $t->zone_status('shared')->{published};
 $r = $t->publish('/pub?ch=fine1,fine2', 'both');
 is($r->status, 202, 'two channels');
+is($t->zone_status('shared')->{published}, $published0 + 2,
+   'the zone counts the events its publish location published, per channel');
 is(scalar @{ $r->json->{channels} }, 2, 'two results');
 is(cli('XLEN', "${P}h:fine1") . cli('XLEN', "${P}h:fine2"), '11',
    'one event on each');

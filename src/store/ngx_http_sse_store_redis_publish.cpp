@@ -79,6 +79,8 @@ ngx_int_t ngx_http_sse_rpub_parse_publish(ngx_http_sse_store_publish_t *op,
     redisReply *reply);
 ngx_int_t ngx_http_sse_rpub_parse_query(ngx_http_sse_store_query_t *op,
     redisReply *reply);
+void ngx_http_sse_rpub_count(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_publish_t *op);
 ngx_int_t ngx_http_sse_rpub_integer(redisReply *r, long long max,
     uint64_t *out);
 ngx_int_t ngx_http_sse_rpub_epoch(redisReply *r, uint64_t *out);
@@ -479,6 +481,11 @@ ngx_http_sse_rpub_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
         rc = ngx_http_sse_rpub_parse_publish(
                  (ngx_http_sse_store_publish_t *) cmd->op, reply);
 
+        if (rc == NGX_OK) {
+            ngx_http_sse_rpub_count(cmd->rs->zone,
+                                    (ngx_http_sse_store_publish_t *) cmd->op);
+        }
+
     } else {
         rc = ngx_http_sse_rpub_parse_query(
                  (ngx_http_sse_store_query_t *) cmd->op, reply);
@@ -598,6 +605,32 @@ ngx_http_sse_rpub_parse_publish(ngx_http_sse_store_publish_t *op,
     op->repeated = (ngx_uint_t) repeated;
 
     return NGX_OK;
+}
+
+
+/*
+ * The zone's "published" counts the events this node's publish location
+ * accepted, per channel, as on one node (an answer repeated for an
+ * Idempotency-Key published nothing)
+ */
+
+void
+ngx_http_sse_rpub_count(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_publish_t *op)
+{
+    ngx_uint_t  i, n;
+
+    if (op->repeated) {
+        return;
+    }
+
+    n = 0;
+
+    for (i = 0; i < op->nchans; i++) {
+        n += op->published[i];
+    }
+
+    (void) ngx_atomic_fetch_add(&zone->sh->published, n);
 }
 
 
