@@ -762,7 +762,24 @@ ngx_http_sse_published(void *data)
                                   "the zone's max_channels is reached");
         break;
 
+    case NGX_HTTP_SSE_UNAVAILABLE:
+        ngx_http_sse_publish_fail(pub, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "store_unavailable",
+                                  "Redis is not reachable, did not answer "
+                                  "in time, or refused the publish: retry "
+                                  "(with the same Idempotency-Key)");
+        break;
+
     case NGX_HTTP_SSE_ZONE_FULL:
+        if (zone->store != &ngx_http_sse_shm_store) {
+            /* Redis' maxmemory: its script refused before any write */
+            ngx_http_sse_publish_fail(pub, NGX_HTTP_INSUFFICIENT_STORAGE,
+                                      "store_full",
+                                      "Redis is out of memory (maxmemory): "
+                                      "nothing was published");
+            break;
+        }
+
         ngx_http_sse_log_full(zone, r->connection->log);
         ngx_http_sse_publish_fail(pub, NGX_HTTP_INSUFFICIENT_STORAGE,
                                   "zone_full",
@@ -931,6 +948,10 @@ ngx_http_sse_publish_error(ngx_http_request_t *r, ngx_http_sse_pub_t *pub)
 {
     if (pub->status == NGX_HTTP_INSUFFICIENT_STORAGE) {
         (void) ngx_http_sse_add_header(r, "Retry-After", "5");
+    }
+
+    if (pub->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        (void) ngx_http_sse_add_header(r, "Retry-After", "1");
     }
 
     return ngx_http_sse_publish_reply(pub);
@@ -1167,7 +1188,16 @@ ngx_http_sse_queried(void *data)
 
     q->in_flight = 0;
 
-    if (q->op.rc != NGX_OK) {
+    if (q->op.rc == NGX_HTTP_SSE_ZONE_FULL) {
+        q->rc = ngx_http_sse_send_error(r, NGX_HTTP_INSUFFICIENT_STORAGE,
+                                        "store_full",
+                                        "Redis is out of memory (maxmemory): "
+                                        "nothing was deleted");
+
+    } else if (q->op.rc != NGX_OK) {
+        /* Redis not reachable, not answering in time, or refusing */
+        (void) ngx_http_sse_add_header(r, "Retry-After", "1");
+
         q->rc = ngx_http_sse_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "store_unavailable",
                                         "the channel store did not answer");

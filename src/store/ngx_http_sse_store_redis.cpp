@@ -72,16 +72,31 @@ ngx_http_sse_store_t  ngx_http_sse_redis_store = {
 ngx_int_t
 ngx_http_sse_rstore_init(ngx_http_sse_redis_t *redis)
 {
+    ngx_pool_cleanup_t     *cln;
     ngx_http_sse_rstore_t  *rs;
 
-    rs = (ngx_http_sse_rstore_t *) ngx_calloc(sizeof(ngx_http_sse_rstore_t),
-                                              ngx_cycle->log);
+    /* the worker's cycle pool: it lives as long as the client does */
+
+    rs = (ngx_http_sse_rstore_t *) ngx_pcalloc(ngx_cycle->pool,
+                                               sizeof(ngx_http_sse_rstore_t));
     if (rs == NULL) {
         return NGX_ERROR;
     }
 
     rs->zone = redis->zone;
     rs->redis = redis;
+
+    ngx_queue_init(&rs->rpub_pending);
+
+    /* commands still in flight when the worker exits (no reply comes) */
+
+    cln = ngx_pool_cleanup_add(ngx_cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_sse_rpub_exit;
+    cln->data = rs;
 
     ngx_http_sse_redis_set_handlers(redis, NULL, NULL, rs);
 
@@ -102,17 +117,13 @@ ngx_http_sse_rstore_get(ngx_http_sse_zone_t *zone)
 
 namespace {
 
-/*
- * Skeleton: until the Redis operations land (branches rpub and rsync),
- * every operation is the shm store's, so a zone with sse_redis still
- * works as one node.
- */
+/* what Redis decides: ngx_http_sse_store_redis_publish.cpp */
 
 ngx_int_t
 ngx_http_sse_rstore_publish(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_publish_t *op)
 {
-    return ngx_http_sse_shm_store.publish(zone, op);
+    return ngx_http_sse_rpub_publish(zone, op);
 }
 
 
@@ -120,7 +131,7 @@ ngx_int_t
 ngx_http_sse_rstore_remove(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_query_t *op)
 {
-    return ngx_http_sse_shm_store.remove(zone, op);
+    return ngx_http_sse_rpub_remove(zone, op);
 }
 
 
@@ -128,8 +139,15 @@ ngx_int_t
 ngx_http_sse_rstore_info(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_query_t *op)
 {
-    return ngx_http_sse_shm_store.info(zone, op);
+    return ngx_http_sse_rpub_info(zone, op);
 }
+
+
+/*
+ * Skeleton: until the Redis read side lands (branch rsync), joining is
+ * the shm store's, so a zone with sse_redis still serves its own
+ * subscribers.
+ */
 
 
 ngx_int_t
@@ -143,6 +161,11 @@ ngx_http_sse_rstore_join(ngx_http_sse_zone_t *zone,
 void
 ngx_http_sse_rstore_cancel(ngx_http_sse_zone_t *zone, void *op)
 {
+    /* a publish, DELETE or info in flight in Redis */
+    if (ngx_http_sse_rpub_cancel(ngx_http_sse_rstore_get(zone), op)) {
+        return;
+    }
+
     ngx_http_sse_shm_store.cancel(zone, op);
 }
 

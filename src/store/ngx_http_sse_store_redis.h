@@ -48,6 +48,8 @@ typedef struct {
 
     /* ---- ngx_http_sse_store_redis_publish.cpp ---- */
 
+    ngx_queue_t                 rpub_pending;   /* commands in flight */
+
     /* ---- ngx_http_sse_store_redis_sync.cpp ---- */
 
 } ngx_http_sse_rstore_t;
@@ -58,6 +60,18 @@ ngx_http_sse_rstore_t *ngx_http_sse_rstore_get(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_rstore_init(ngx_http_sse_redis_t *redis);
 
 /* ngx_http_sse_store_redis_publish.cpp */
+ngx_int_t ngx_http_sse_rpub_publish(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_publish_t *op);
+ngx_int_t ngx_http_sse_rpub_remove(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_query_t *op);
+ngx_int_t ngx_http_sse_rpub_info(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_query_t *op);
+ngx_uint_t ngx_http_sse_rpub_cancel(ngx_http_sse_rstore_t *rs, void *op);
+void ngx_http_sse_rpub_exit(void *data);
+
+/* ngx_http_sse_store_shm.cpp: what the node holds of a channel */
+ngx_int_t ngx_http_sse_shm_position(ngx_http_sse_zone_t *zone, sse::Slice id,
+    sse::Position *pos);
 
 /* ngx_http_sse_store_redis_sync.cpp */
 

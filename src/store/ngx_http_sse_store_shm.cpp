@@ -79,6 +79,38 @@ ngx_http_sse_store_t  ngx_http_sse_shm_store = {
 };
 
 
+/*
+ * The position the node's zone holds of a channel (its epoch and last
+ * seq), for the Redis store: a publish tells Redis, which then sees a
+ * channel whose position went back.  NGX_DECLINED: none (no such
+ * channel, nothing in it, or deleted).
+ */
+
+ngx_int_t
+ngx_http_sse_shm_position(ngx_http_sse_zone_t *zone, sse::Slice id,
+    sse::Position *pos)
+{
+    ngx_int_t                rc;
+    ngx_http_sse_channel_t  *ch;
+
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ch = ngx_http_sse_channel_find(zone, (u_char *) id.data, id.len);
+
+    if (ch && !ch->deleted && ch->last_seq) {
+        pos->epoch = ch->epoch;
+        pos->seq = ch->last_seq;
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
 void
 ngx_http_sse_local_put(ngx_http_sse_local_t *local)
 {
