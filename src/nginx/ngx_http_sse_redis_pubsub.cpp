@@ -10,10 +10,22 @@
 
 namespace {
 
+/* a SUBSCRIBE whose confirmation someone waits for */
+typedef struct {
+    ngx_http_sse_redis_link_t    *link;
+    ngx_http_sse_redis_reply_pt   handler;
+    void                         *data;
+} ngx_http_sse_redis_sub_wait_t;
+
 void ngx_http_sse_redis_subscribe_reply(ngx_http_sse_redis_t *redis,
     redisReply *reply, void *data);
+void ngx_http_sse_redis_subscribed(ngx_http_sse_redis_t *redis,
+    redisReply *reply, void *data);
+void ngx_http_sse_redis_resubscribed(ngx_http_sse_redis_t *redis,
+    redisReply *reply, void *data);
 void ngx_http_sse_redis_pubsub_send(ngx_http_sse_redis_link_t *link,
-    const char *command, size_t len, ngx_str_t *channel);
+    const char *command, size_t len, ngx_str_t *channel,
+    ngx_http_sse_redis_reply_pt handler, void *data);
 
 /* channels per SUBSCRIBE when all of them are subscribed again */
 #define NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH  256
@@ -21,22 +33,34 @@ void ngx_http_sse_redis_pubsub_send(ngx_http_sse_redis_link_t *link,
 } // namespace
 
 
+/*
+ * A stream counts as subscribed once its headers are sent (SPEC.md): the
+ * store waits for Redis' confirmation of the SUBSCRIBE before it answers
+ * a join, so every message published after that reaches this worker.
+ */
+
 ngx_int_t
-ngx_http_sse_redis_subscribe(ngx_http_sse_redis_t *redis, ngx_str_t *channel)
+ngx_http_sse_redis_subscribe(ngx_http_sse_redis_t *redis, ngx_str_t *channel,
+    ngx_http_sse_redis_reply_pt handler, void *data)
 {
-    uint32_t                    hash;
-    ngx_str_node_t             *sn;
-    ngx_http_sse_redis_link_t  *link = &redis->pubsub;
+    uint32_t                        hash;
+    ngx_str_node_t                 *sn;
+    ngx_http_sse_redis_link_t      *link = &redis->pubsub;
+    ngx_http_sse_redis_sub_wait_t  *w;
 
     hash = ngx_crc32_long(channel->data, channel->len);
 
     if (ngx_str_rbtree_lookup(&redis->channels, channel, hash) != NULL) {
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     sn = (ngx_str_node_t *) ngx_alloc(sizeof(ngx_str_node_t) + channel->len,
                                       &link->log);
     if (sn == NULL) {
+        if (handler) {
+            handler(redis, NULL, data);
+        }
+
         return NGX_ERROR;
     }
 
@@ -50,10 +74,36 @@ ngx_http_sse_redis_subscribe(ngx_http_sse_redis_t *redis, ngx_str_t *channel)
 
     if (link->phase != NGX_HTTP_SSE_REDIS_PHASE_UP) {
         /* subscribed with every other one once the connection is up */
+        if (handler) {
+            handler(redis, NULL, data);
+        }
+
         return NGX_OK;
     }
 
-    ngx_http_sse_redis_pubsub_send(link, "SUBSCRIBE", 9, &sn->str);
+    if (handler == NULL) {
+        ngx_http_sse_redis_pubsub_send(link, "SUBSCRIBE", 9, &sn->str,
+                                       ngx_http_sse_redis_subscribe_reply,
+                                       link);
+        return NGX_OK;
+    }
+
+    w = (ngx_http_sse_redis_sub_wait_t *)
+            ngx_alloc(sizeof(ngx_http_sse_redis_sub_wait_t), &link->log);
+    if (w == NULL) {
+        ngx_http_sse_redis_pubsub_send(link, "SUBSCRIBE", 9, &sn->str,
+                                       ngx_http_sse_redis_subscribe_reply,
+                                       link);
+        handler(redis, NULL, data);
+        return NGX_OK;
+    }
+
+    w->link = link;
+    w->handler = handler;
+    w->data = data;
+
+    ngx_http_sse_redis_pubsub_send(link, "SUBSCRIBE", 9, &sn->str,
+                                   ngx_http_sse_redis_subscribed, w);
 
     return NGX_OK;
 }
@@ -76,12 +126,40 @@ ngx_http_sse_redis_unsubscribe(ngx_http_sse_redis_t *redis,
     redis->nchannels--;
 
     if (link->phase == NGX_HTTP_SSE_REDIS_PHASE_UP) {
-        ngx_http_sse_redis_pubsub_send(link, "UNSUBSCRIBE", 11, &sn->str);
+        ngx_http_sse_redis_pubsub_send(link, "UNSUBSCRIBE", 11, &sn->str,
+                                       ngx_http_sse_redis_subscribe_reply,
+                                       link);
     }
 
     ngx_free(sn);
 
     return NGX_OK;
+}
+
+
+/*
+ * Both connections are up and every channel of the set is subscribed
+ * again: only now is what was published meanwhile all that is missing
+ * (a fill started before the SUBSCRIBEs were confirmed could miss what
+ * is published between its read and the confirmation).
+ */
+
+void
+ngx_http_sse_redis_check_synced(ngx_http_sse_redis_t *redis)
+{
+    if ((!redis->lost && redis->synced)
+        || redis->resubscribing
+        || !ngx_http_sse_redis_is_up(redis))
+    {
+        return;
+    }
+
+    redis->lost = 0;
+    redis->synced = 1;
+
+    if (redis->on_reconnected) {
+        redis->on_reconnected(redis, redis->data);
+    }
 }
 
 
@@ -96,6 +174,8 @@ ngx_http_sse_redis_resubscribe(ngx_http_sse_redis_link_t *link)
     ngx_str_node_t        *sn;
     ngx_rbtree_node_t     *node;
     ngx_http_sse_redis_t  *redis = link->redis;
+
+    redis->resubscribing = 0;
 
     if (redis->nchannels == 0) {
         return NGX_OK;
@@ -121,7 +201,7 @@ ngx_http_sse_redis_resubscribe(ngx_http_sse_redis_link_t *link)
             if (link->npending >= NGX_HTTP_SSE_REDIS_MAX_PENDING
                 || ngx_http_sse_redis_link_send(link, argc, argv, argvlen,
                                           argc - 1,
-                                          ngx_http_sse_redis_subscribe_reply,
+                                          ngx_http_sse_redis_resubscribed,
                                           link)
                    != NGX_OK)
             {
@@ -131,6 +211,7 @@ ngx_http_sse_redis_resubscribe(ngx_http_sse_redis_link_t *link)
                 return NGX_ERROR;
             }
 
+            redis->resubscribing++;
             argc = 0;
         }
     }
@@ -157,6 +238,43 @@ ngx_http_sse_redis_subscribe_reply(ngx_http_sse_redis_t *redis,
 }
 
 
+void
+ngx_http_sse_redis_subscribed(ngx_http_sse_redis_t *redis, redisReply *reply,
+    void *data)
+{
+    ngx_http_sse_redis_sub_wait_t  *w = (ngx_http_sse_redis_sub_wait_t *) data;
+    ngx_http_sse_redis_reply_pt     handler;
+    void                           *hdata;
+
+    handler = w->handler;
+    hdata = w->data;
+
+    ngx_free(w);
+
+    /* an error reply starts the connection over: no confirmation */
+    handler(redis, (reply && reply->type != REDIS_REPLY_ERROR) ? reply : NULL,
+            hdata);
+
+    ngx_http_sse_redis_subscribe_reply(redis, reply, &redis->pubsub);
+}
+
+
+void
+ngx_http_sse_redis_resubscribed(ngx_http_sse_redis_t *redis,
+    redisReply *reply, void *data)
+{
+    if (redis->resubscribing) {
+        redis->resubscribing--;
+    }
+
+    ngx_http_sse_redis_subscribe_reply(redis, reply, data);
+
+    if (reply && reply->type != REDIS_REPLY_ERROR) {
+        ngx_http_sse_redis_check_synced(redis);
+    }
+}
+
+
 /*
  * One SUBSCRIBE or UNSUBSCRIBE of one channel.  A connection this far
  * behind (or out of memory for the command) is started again: every
@@ -165,7 +283,8 @@ ngx_http_sse_redis_subscribe_reply(ngx_http_sse_redis_t *redis,
 
 void
 ngx_http_sse_redis_pubsub_send(ngx_http_sse_redis_link_t *link,
-    const char *command, size_t len, ngx_str_t *channel)
+    const char *command, size_t len, ngx_str_t *channel,
+    ngx_http_sse_redis_reply_pt handler, void *data)
 {
     const char  *argv[2];
     size_t       argvlen[2];
@@ -177,14 +296,16 @@ ngx_http_sse_redis_pubsub_send(ngx_http_sse_redis_link_t *link,
 
     if (link->npending >= NGX_HTTP_SSE_REDIS_MAX_PENDING
         || ngx_http_sse_redis_link_send(link, 2, argv, argvlen, 1,
-                                        ngx_http_sse_redis_subscribe_reply,
-                                        link)
+                                        handler, data)
            != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, &link->log, 0,
                       "redis: too many commands pending on the pub/sub "
                       "connection, reconnecting");
         ngx_http_sse_redis_lost(link);
+
+        /* not queued: no reply will come */
+        handler(link->redis, NULL, data);
     }
 }
 

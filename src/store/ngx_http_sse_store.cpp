@@ -365,6 +365,16 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
     sse::Position *pos)
 {
+    return ngx_http_sse_channel_append_at(zone, ch, type, data, pos,
+                                          ngx_time(), ngx_current_msec);
+}
+
+
+ngx_int_t
+ngx_http_sse_channel_append_at(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
+    sse::Position *pos, time_t time, ngx_msec_t msec)
+{
     size_t                   size, id_len;
     u_char                   id[sse::max_position_len];
     uint64_t                 seq;
@@ -436,8 +446,8 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
 
     ev->channel = ch;
     ev->seq = seq;
-    ev->time = ngx_time();
-    ev->msec = ngx_current_msec;
+    ev->time = time;
+    ev->msec = msec;
     ev->len = (uint32_t) sse::encode(ev->wire, {id, id_len}, type, data);
     ev->id_len = (uint16_t) sse::id_line_size(id_len);
 
@@ -452,7 +462,7 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     ch->nevents++;
     ch->last_seq = seq;
     ch->last_publish = ev->time;
-    ch->last_active = ev->time;
+    ch->last_active = ngx_time();
 
     ngx_queue_insert_tail(&sh->events, &ev->age);
     sh->stored_events++;
@@ -471,6 +481,29 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     pos->seq = seq;
 
     return NGX_OK;
+}
+
+
+/*
+ * The channel's next seq is seq: what came before is not to be had
+ * (Redis no longer keeps it).  Events it held go too, so that its ring
+ * stays one run of seqs; streams that still needed them find the gap.
+ */
+
+void
+ngx_http_sse_channel_skip_to(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, uint64_t seq)
+{
+    if (seq <= ch->last_seq + 1) {
+        return;
+    }
+
+    while (ch->nevents) {
+        ngx_http_sse_drop_oldest(zone, ch);
+    }
+
+    ch->last_seq = seq - 1;
+    ch->first_seq = seq;
 }
 
 

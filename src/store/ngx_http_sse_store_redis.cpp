@@ -83,9 +83,7 @@ ngx_http_sse_rstore_init(ngx_http_sse_redis_t *redis)
     rs->zone = redis->zone;
     rs->redis = redis;
 
-    ngx_http_sse_redis_set_handlers(redis, NULL, NULL, rs);
-
-    return NGX_OK;
+    return ngx_http_sse_rsync_init(rs);
 }
 
 
@@ -136,14 +134,14 @@ ngx_int_t
 ngx_http_sse_rstore_join(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_join_t *op)
 {
-    return ngx_http_sse_shm_store.join(zone, op);
+    return ngx_http_sse_rsync_join(zone, op);
 }
 
 
 void
 ngx_http_sse_rstore_cancel(ngx_http_sse_zone_t *zone, void *op)
 {
-    ngx_http_sse_shm_store.cancel(zone, op);
+    ngx_http_sse_rsync_cancel(zone, op);
 }
 
 
@@ -160,7 +158,7 @@ ngx_http_sse_rstore_read(ngx_http_sse_zone_t *zone,
 void
 ngx_http_sse_rstore_leave(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub)
 {
-    ngx_http_sse_shm_store.leave(zone, sub);
+    ngx_http_sse_rsync_leave(zone, sub);
 }
 
 

@@ -35,6 +35,12 @@ ngx_int_t ngx_http_sse_shm_collect(ngx_http_sse_zone_t *zone,
     ngx_http_sse_batch_t *batch);
 ngx_int_t ngx_http_sse_shm_gather(ngx_http_sse_local_t *local,
     ngx_http_sse_batch_t *batch);
+void ngx_http_sse_shm_adopt(ngx_http_sse_local_t *local);
+ngx_http_sse_channel_t *ngx_http_sse_insert_channel(
+    ngx_http_sse_zone_t *zone, ngx_http_sse_insert_t *in,
+    ngx_uint_t *wake, ngx_uint_t *nwake, ngx_int_t *rc);
+ngx_int_t ngx_http_sse_insert_events(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_http_sse_insert_t *in);
 void ngx_http_sse_shm_settle(ngx_http_sse_zone_t *zone,
     ngx_http_sse_local_t **locals, ngx_uint_t n);
 void ngx_http_sse_shm_figures(ngx_http_sse_zone_t *zone,
@@ -90,6 +96,318 @@ ngx_http_sse_local_put(ngx_http_sse_local_t *local)
     local->zone->nlocals--;
     ngx_free(local);
 }
+
+
+/*
+ * With sse_redis: what the cluster published reaches the node's zone
+ * here, under the lock, at the positions Redis gave (ngx_http_sse.h).
+ * Every worker of the node subscribed to the channel gets the same
+ * message: what the zone holds already is skipped.  The shm store's own
+ * wake-ups then fan the events out on every worker.
+ */
+
+ngx_int_t
+ngx_http_sse_shm_insert(ngx_http_sse_zone_t *zone, ngx_http_sse_insert_t *in)
+{
+    ngx_int_t                rc;
+    ngx_uint_t               nwake;
+    ngx_uint_t               wake[NGX_HTTP_SSE_MAX_SLOTS];
+    ngx_http_sse_channel_t  *ch;
+
+    nwake = 0;
+    in->inserted = 0;
+    in->local_epoch = 0;
+    in->local_last = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_http_sse_store_expire(zone);
+
+    rc = NGX_OK;
+    ch = ngx_http_sse_insert_channel(zone, in, wake, &nwake, &rc);
+
+    if (ch) {
+        rc = ngx_http_sse_insert_events(zone, ch, in);
+
+        in->local_epoch = ch->epoch;
+        in->local_last = ch->last_seq;
+
+        if (in->inserted || in->kind != NGX_HTTP_SSE_INSERT_MESSAGE) {
+            ngx_http_sse_notify(zone, ch, wake, &nwake);
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_http_sse_wake(zone, wake, nwake);
+
+    if (rc == NGX_HTTP_SSE_ZONE_FULL) {
+        ngx_http_sse_log_full(zone, ngx_cycle->log);
+    }
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_sse_shm_position(ngx_http_sse_zone_t *zone, sse::Slice id,
+    sse::Position *pos, ngx_uint_t *subscribers)
+{
+    ngx_int_t                rc;
+    ngx_http_sse_channel_t  *ch;
+
+    rc = NGX_DECLINED;
+    pos->epoch = 0;
+    pos->seq = 0;
+    *subscribers = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ch = ngx_http_sse_channel_find(zone, (u_char *) id.data, id.len);
+
+    if (ch) {
+        *subscribers = ch->subscribers;
+
+        if (ch->remote && !ch->deleted) {
+            pos->epoch = ch->epoch;
+            pos->seq = ch->last_seq;
+            rc = NGX_OK;
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+namespace {
+
+/*
+ * Expects the zone locked: the channel the insert goes to, at the
+ * message's epoch.  NULL (and *rc): nothing to insert.
+ *
+ * A channel that never learnt the cluster's epoch (made by a join while
+ * Redis was away, or before its first publish) takes it; one at an older
+ * epoch is renewed as a publish after a DELETE renews it on one node
+ * (its streams end after what they have; the id goes to a new node); a
+ * message of an older epoch than the channel's is stale.
+ */
+
+ngx_http_sse_channel_t *
+ngx_http_sse_insert_channel(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_insert_t *in, ngx_uint_t *wake, ngx_uint_t *nwake,
+    ngx_int_t *rc)
+{
+    ngx_int_t                err;
+    ngx_http_sse_channel_t  *ch, *fresh;
+
+    if (in->kind == NGX_HTTP_SSE_INSERT_DELETE) {
+        ch = ngx_http_sse_channel_find(zone, (u_char *) in->id.data,
+                                       in->id.len);
+
+        if (ch == NULL || ch->deleted
+            || (ch->remote && in->epoch < ch->epoch))
+        {
+            *rc = NGX_DECLINED;
+            return NULL;
+        }
+
+        ch->op = zone->sh->op;
+
+        ngx_http_sse_channel_delete(zone, ch);
+        ngx_http_sse_notify(zone, ch, wake, nwake);
+
+        *rc = NGX_OK;
+        return NULL;
+    }
+
+    err = 0;
+    ch = ngx_http_sse_channel_get(zone, (u_char *) in->id.data, in->id.len,
+                                  &err);
+    if (ch == NULL) {
+        *rc = err;
+        return NULL;
+    }
+
+    if (ch->remote && in->epoch < ch->epoch) {
+        *rc = NGX_DECLINED;
+        return NULL;
+    }
+
+    if (ch->remote && in->epoch == ch->epoch) {
+        if (ch->deleted) {
+            /* what Redis says of an epoch deleted here is stale */
+            *rc = NGX_DECLINED;
+            return NULL;
+        }
+
+        return ch;
+    }
+
+    if (ch->remote || ch->deleted) {
+        /* a new epoch: the old one ends as with a DELETE */
+
+        if (!ch->deleted) {
+            ngx_http_sse_channel_delete(zone, ch);
+            ngx_http_sse_notify(zone, ch, wake, nwake);
+        }
+
+        fresh = ngx_http_sse_channel_revive(zone, ch, &err);
+        if (fresh == NULL) {
+            *rc = err;
+            return NULL;
+        }
+
+        ch = fresh;
+        ch->remote = 1;
+        ch->adopted_from = 0;
+        ch->base = 0;
+        ch->epoch = in->epoch;
+
+        return ch;
+    }
+
+    /*
+     * The node's own epoch: the channel has held no event (the publish
+     * path writes nothing here), so streams on it have nothing of it;
+     * they are moved to the cluster's epoch when their worker next looks
+     * (ngx_http_sse_shm_adopt()).  A message with a hole before it waits
+     * for a fill when streams are there.
+     */
+
+    if (in->kind == NGX_HTTP_SSE_INSERT_MESSAGE && ch->subscribers
+        && in->nevents && in->events[0].seq > 1)
+    {
+        *rc = NGX_HTTP_SSE_NEED_FILL;
+        return NULL;
+    }
+
+    ch->adopted_from = ch->epoch;
+    ch->epoch = in->epoch;
+    ch->remote = 1;
+
+    if (in->kind == NGX_HTTP_SSE_INSERT_STATE) {
+        ngx_http_sse_channel_skip_to(zone, ch, in->last + 1);
+
+    } else if (in->nevents) {
+        ngx_http_sse_channel_skip_to(zone, ch, in->events[0].seq);
+    }
+
+    ch->base = ch->last_seq;
+
+    return ch;
+}
+
+
+/* expects the zone locked: the events the channel does not hold yet */
+
+ngx_int_t
+ngx_http_sse_insert_events(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_http_sse_insert_t *in)
+{
+    time_t                        sec;
+    uint64_t                      now_ms, age;
+    ngx_int_t                     rc;
+    ngx_uint_t                    i;
+    ngx_time_t                   *tp;
+    sse::Position                 pos;
+    ngx_http_sse_insert_event_t  *ev;
+
+    if (in->kind == NGX_HTTP_SSE_INSERT_STATE) {
+        if (in->last <= ch->last_seq) {
+            return NGX_OK;
+        }
+
+        /* the read script found nothing the node lacks in the Redis
+         * stream: Redis keeps no more (streams that miss it get a gap) */
+        ngx_http_sse_channel_skip_to(zone, ch, in->last + 1);
+        return NGX_OK;
+    }
+
+    tp = ngx_timeofday();
+    now_ms = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    for (i = 0; i < in->nevents; i++) {
+        ev = &in->events[i];
+
+        if (ev->seq <= ch->last_seq) {
+            /* another worker of the node inserted it already */
+            continue;
+        }
+
+        if (ev->seq > ch->last_seq + 1) {
+            if (in->kind == NGX_HTTP_SSE_INSERT_MESSAGE
+                && (ch->nevents || ch->subscribers))
+            {
+                return NGX_HTTP_SSE_NEED_FILL;
+            }
+
+            /* Redis keeps no more than this (or no reader waits here) */
+            ngx_http_sse_channel_skip_to(zone, ch, ev->seq);
+        }
+
+        /* its publish time, on this worker's clock for the histogram */
+        sec = (time_t) (ev->ms / 1000);
+        age = (ev->ms && ev->ms < now_ms) ? now_ms - ev->ms : 0;
+
+        if (ev->ms == 0 || sec > tp->sec) {
+            sec = tp->sec;
+        }
+
+        rc = ngx_http_sse_channel_append_at(zone, ch, ev->type, ev->data,
+                                            &pos, sec,
+                                            ngx_current_msec
+                                            - (ngx_msec_t) ngx_min(age,
+                                                               3600000));
+        if (rc != NGX_OK) {
+            /* the next message finds the hole and fills it */
+            return rc;
+        }
+
+        in->inserted++;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * This worker's streams joined the channel empty under the node's own
+ * epoch; it has learnt the cluster's since: they go on from the seq it
+ * learnt it at, having missed nothing.
+ */
+
+void
+ngx_http_sse_shm_adopt(ngx_http_sse_local_t *local)
+{
+    ngx_queue_t              *q;
+    ngx_http_sse_channel_t   *ch = local->channel;
+    ngx_http_sse_sub_chan_t  *sc;
+
+    for (q = ngx_queue_head(&local->subs);
+         q != ngx_queue_sentinel(&local->subs);
+         q = ngx_queue_next(q))
+    {
+        sc = ngx_queue_data(q, ngx_http_sse_sub_chan_t, link);
+
+        if (sc->pos.epoch == local->epoch && sc->pos.seq == 0) {
+            sc->pos.epoch = ch->epoch;
+            sc->pos.seq = ch->base;
+            sc->pos_cum = 0;
+        }
+    }
+
+    local->epoch = ch->epoch;
+    local->cursor = ch->base;
+    local->total = 0;
+
+    if (local->share) {
+        local->share->cursor = ngx_max(local->share->cursor, ch->base);
+    }
+}
+
+} // namespace
 
 
 namespace {
@@ -578,6 +896,14 @@ ngx_http_sse_shm_gather(ngx_http_sse_local_t *local,
 
     batch->touched[batch->ntouched++] = local;
     local->busy = 1;
+
+    if (ch->epoch != local->epoch && ch->adopted_from == local->epoch
+        && local->cursor == 0 && local->total == 0)
+    {
+        /* the channel learnt its epoch from Redis after these streams
+         * joined it empty: they go on from where it learnt it */
+        ngx_http_sse_shm_adopt(local);
+    }
 
     if (ch->epoch != local->epoch) {
         /* deleted and published to again: these streams are over */
