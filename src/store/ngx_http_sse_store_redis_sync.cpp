@@ -76,6 +76,7 @@ struct ngx_http_sse_rjoin_s {
     unsigned                    inline_done:1;
     unsigned                    starting:1;
     ngx_http_sse_rchan_t       *chans[sse::max_channels_per_stream];
+    u_char                      holds[sse::max_channels_per_stream];
     ngx_http_sse_rwait_t        waits[sse::max_channels_per_stream];
 };
 
@@ -110,6 +111,7 @@ void ngx_http_sse_rjoin_read_reply(ngx_http_sse_redis_t *redis,
     redisReply *reply, void *data);
 void ngx_http_sse_rjoin_finish(ngx_http_sse_rjoin_t *rj, ngx_int_t rc);
 void ngx_http_sse_rjoin_free(ngx_http_sse_rjoin_t *rj);
+void ngx_http_sse_rjoin_unhold(ngx_http_sse_rjoin_t *rj);
 
 void ngx_http_sse_fill(ngx_http_sse_rchan_t *rc);
 void ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
@@ -355,6 +357,8 @@ ngx_http_sse_rsync_cancel(ngx_http_sse_zone_t *zone, void *op)
 
         rj->op = NULL;
 
+        ngx_http_sse_rjoin_unhold(rj);
+
         for (i = 0; i < rj->nchans; i++) {
             if (rj->waits[i].queued) {
                 ngx_queue_remove(&rj->waits[i].link);
@@ -587,6 +591,19 @@ ngx_http_sse_rjoin_step(ngx_http_sse_rjoin_t *rj)
         return;
     }
 
+    /*
+     * While the read is on its way, messages of its channels wait as
+     * they do for a fill: inserted first, a later seq would leave the
+     * read's older events no place in the zone.
+     */
+
+    for (i = 0; i < rj->nchans; i++) {
+        if (!rj->chans[i]->filling) {
+            rj->chans[i]->filling = 1;
+            rj->holds[i] = 1;
+        }
+    }
+
     rj->reading = 1;
 
     rc = ngx_http_sse_redis_command(rs->redis, a.argc, a.argv, a.argvlen,
@@ -610,9 +627,15 @@ ngx_http_sse_rjoin_read_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     rj->reading = 0;
 
     if (rj->op == NULL) {
-        /* cancelled meanwhile */
+        /* cancelled meanwhile: the channels were let go then */
         ngx_http_sse_rjoin_free(rj);
         return;
+    }
+
+    for (i = 0; i < rj->nchans; i++) {
+        if (rj->holds[i]) {
+            rj->chans[i]->filling = 0;
+        }
     }
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
@@ -639,9 +662,12 @@ ngx_http_sse_rjoin_read_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
             return;
         }
 
-        if (more) {
+        if (more || (rj->holds[i] && rj->chans[i]->fill_again)) {
+            rj->chans[i]->fill_again = 0;
             ngx_http_sse_fill(rj->chans[i]);
         }
+
+        rj->holds[i] = 0;
     }
 
     ngx_http_sse_rjoin_finish(rj, NGX_OK);
@@ -661,6 +687,8 @@ ngx_http_sse_rjoin_finish(ngx_http_sse_rjoin_t *rj, ngx_int_t rc)
     ngx_http_sse_rstore_t      *rs = rj->rs;
 
     rj->inline_done = 1;
+
+    ngx_http_sse_rjoin_unhold(rj);
 
     if (op == NULL) {
         return;
@@ -701,6 +729,32 @@ ngx_http_sse_rjoin_finish(ngx_http_sse_rjoin_t *rj, ngx_int_t rc)
 
     op->rc = rc;
     op->handler(op->data);
+}
+
+
+/* the read is over (or given up): held channels take messages again,
+ * after a fill of what came meanwhile */
+
+void
+ngx_http_sse_rjoin_unhold(ngx_http_sse_rjoin_t *rj)
+{
+    ngx_uint_t             i;
+    ngx_http_sse_rchan_t  *rc;
+
+    for (i = 0; i < rj->nchans; i++) {
+        if (!rj->holds[i]) {
+            continue;
+        }
+
+        rc = rj->chans[i];
+        rj->holds[i] = 0;
+        rc->filling = 0;
+
+        if (rc->fill_again) {
+            rc->fill_again = 0;
+            ngx_http_sse_fill(rc);
+        }
+    }
 }
 
 
