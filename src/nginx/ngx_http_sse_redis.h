@@ -187,6 +187,11 @@ struct ngx_http_sse_redis_s {
 
     ngx_uint_t                  resubscribing;  /* SUBSCRIBEs sent again
                                                    and not yet confirmed */
+    ngx_str_t                   resub_from;     /* the last channel sent
+                                                   again */
+    uint32_t                    resub_hash;
+    size_t                      resub_cap;
+    unsigned                    resub_more:1;   /* channels left to send */
 
     unsigned                    lost:1;     /* a link was lost since both
                                                were last up */

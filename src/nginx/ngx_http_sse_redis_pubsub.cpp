@@ -27,8 +27,15 @@ void ngx_http_sse_redis_pubsub_send(ngx_http_sse_redis_link_t *link,
     const char *command, size_t len, ngx_str_t *channel,
     ngx_http_sse_redis_reply_pt handler, void *data);
 
-/* channels per SUBSCRIBE when all of them are subscribed again */
-#define NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH  256
+/* channels per SUBSCRIBE when all of them are subscribed again, and
+ * such SUBSCRIBEs awaiting their confirmation at once */
+#define NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH     256
+#define NGX_HTTP_SSE_REDIS_RESUBSCRIBE_INFLIGHT  16
+
+ngx_int_t ngx_http_sse_redis_resubscribe_next(
+    ngx_http_sse_redis_link_t *link);
+ngx_rbtree_node_t *ngx_http_sse_redis_channel_after(
+    ngx_http_sse_redis_t *redis, ngx_str_t *name, uint32_t hash);
 
 } // namespace
 
@@ -149,6 +156,7 @@ ngx_http_sse_redis_check_synced(ngx_http_sse_redis_t *redis)
 {
     if ((!redis->lost && redis->synced)
         || redis->resubscribing
+        || redis->resub_more
         || !ngx_http_sse_redis_is_up(redis))
     {
         return;
@@ -163,61 +171,146 @@ ngx_http_sse_redis_check_synced(ngx_http_sse_redis_t *redis)
 }
 
 
-/* every channel of the set, in SUBSCRIBEs of a bounded size */
+/*
+ * Every channel of the set again, in SUBSCRIBEs of a bounded size, at
+ * most NGX_HTTP_SSE_REDIS_RESUBSCRIBE_INFLIGHT of them awaiting their
+ * confirmation: each confirmed one sends the next (ten thousands of
+ * channels would otherwise fill the connection's queue at once, and the
+ * connection would start over, forever).  Where it stands is kept as the
+ * last channel sent, not a node: a channel may leave the set meanwhile.
+ */
 
 ngx_int_t
 ngx_http_sse_redis_resubscribe(ngx_http_sse_redis_link_t *link)
 {
+    ngx_http_sse_redis_t  *redis = link->redis;
+
+    redis->resubscribing = 0;
+    redis->resub_more = 1;
+    redis->resub_from.len = 0;
+
+    return ngx_http_sse_redis_resubscribe_next(link);
+}
+
+
+namespace {
+
+ngx_int_t
+ngx_http_sse_redis_resubscribe_next(ngx_http_sse_redis_link_t *link)
+{
     int                    argc;
+    u_char                *last;
     const char            *argv[NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH + 1];
     size_t                 argvlen[NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH + 1];
     ngx_str_node_t        *sn;
     ngx_rbtree_node_t     *node;
     ngx_http_sse_redis_t  *redis = link->redis;
 
-    redis->resubscribing = 0;
-
     if (redis->nchannels == 0) {
+        redis->resub_more = 0;
         return NGX_OK;
     }
 
-    node = ngx_rbtree_min(redis->channels.root, redis->channels.sentinel);
-    argc = 0;
+    node = redis->resub_from.len
+           ? ngx_http_sse_redis_channel_after(redis, &redis->resub_from,
+                                              redis->resub_hash)
+           : ngx_rbtree_min(redis->channels.root, redis->channels.sentinel);
 
-    while (node) {
-        if (argc == 0) {
-            argv[0] = "SUBSCRIBE";
-            argvlen[0] = 9;
-            argc = 1;
+    while (node && redis->resubscribing
+                   < NGX_HTTP_SSE_REDIS_RESUBSCRIBE_INFLIGHT)
+    {
+        argv[0] = "SUBSCRIBE";
+        argvlen[0] = 9;
+        argc = 1;
+        sn = NULL;
+
+        while (node && argc < NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH + 1) {
+            sn = (ngx_str_node_t *) node;
+            argv[argc] = (const char *) sn->str.data;
+            argvlen[argc++] = sn->str.len;
+
+            node = ngx_rbtree_next(&redis->channels, node);
         }
 
-        sn = (ngx_str_node_t *) node;
-        argv[argc] = (const char *) sn->str.data;
-        argvlen[argc++] = sn->str.len;
+        if (link->npending >= NGX_HTTP_SSE_REDIS_MAX_PENDING
+            || ngx_http_sse_redis_link_send(link, argc, argv, argvlen,
+                                            argc - 1,
+                                            ngx_http_sse_redis_resubscribed,
+                                            link)
+               != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                          "redis: cannot subscribe %ui channels again",
+                          redis->nchannels);
+            return NGX_ERROR;
+        }
 
-        node = ngx_rbtree_next(&redis->channels, node);
+        redis->resubscribing++;
 
-        if (argc == NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH + 1 || node == NULL) {
-            if (link->npending >= NGX_HTTP_SSE_REDIS_MAX_PENDING
-                || ngx_http_sse_redis_link_send(link, argc, argv, argvlen,
-                                          argc - 1,
-                                          ngx_http_sse_redis_resubscribed,
-                                          link)
-                   != NGX_OK)
-            {
-                ngx_log_error(NGX_LOG_ERR, &link->log, 0,
-                              "redis: cannot subscribe %ui channels again",
-                              redis->nchannels);
+        /* where the next batch starts */
+        if (sn->str.len > redis->resub_cap) {
+            last = (u_char *) ngx_alloc(sn->str.len, &link->log);
+            if (last == NULL) {
                 return NGX_ERROR;
             }
 
-            redis->resubscribing++;
-            argc = 0;
+            if (redis->resub_from.data) {
+                ngx_free(redis->resub_from.data);
+            }
+
+            redis->resub_from.data = last;
+            redis->resub_cap = sn->str.len;
         }
+
+        ngx_memcpy(redis->resub_from.data, sn->str.data, sn->str.len);
+        redis->resub_from.len = sn->str.len;
+        redis->resub_hash = sn->node.key;
     }
+
+    redis->resub_more = (node != NULL);
 
     return NGX_OK;
 }
+
+
+/* the first channel of the set after (hash, name), in the tree's order */
+
+ngx_rbtree_node_t *
+ngx_http_sse_redis_channel_after(ngx_http_sse_redis_t *redis,
+    ngx_str_t *name, uint32_t hash)
+{
+    ngx_int_t           rc;
+    ngx_str_node_t     *sn;
+    ngx_rbtree_node_t  *node, *sentinel, *best;
+
+    node = redis->channels.root;
+    sentinel = redis->channels.sentinel;
+    best = NULL;
+
+    while (node != sentinel) {
+        sn = (ngx_str_node_t *) node;
+
+        if (hash != node->key) {
+            rc = (hash < node->key) ? -1 : 1;
+
+        } else {
+            rc = ngx_memn2cmp(name->data, sn->str.data, name->len,
+                              sn->str.len);
+        }
+
+        if (rc < 0) {
+            best = node;
+            node = node->left;
+
+        } else {
+            node = node->right;
+        }
+    }
+
+    return best;
+}
+
+} // namespace
 
 
 namespace {
@@ -263,15 +356,26 @@ void
 ngx_http_sse_redis_resubscribed(ngx_http_sse_redis_t *redis,
     redisReply *reply, void *data)
 {
+    ngx_http_sse_redis_link_t  *link = (ngx_http_sse_redis_link_t *) data;
+
     if (redis->resubscribing) {
         redis->resubscribing--;
     }
 
-    ngx_http_sse_redis_subscribe_reply(redis, reply, data);
-
-    if (reply && reply->type != REDIS_REPLY_ERROR) {
-        ngx_http_sse_redis_check_synced(redis);
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        /* lost, or refused: the connection starts over */
+        ngx_http_sse_redis_subscribe_reply(redis, reply, data);
+        return;
     }
+
+    if (redis->resub_more && link->phase == NGX_HTTP_SSE_REDIS_PHASE_UP
+        && ngx_http_sse_redis_resubscribe_next(link) != NGX_OK)
+    {
+        ngx_http_sse_redis_lost(link);
+        return;
+    }
+
+    ngx_http_sse_redis_check_synced(redis);
 }
 
 

@@ -53,6 +53,8 @@ typedef struct {
     ngx_rbtree_node_t           chans_sentinel;
     ngx_queue_t                 chans_all;
     ngx_queue_t                 joins;      /* awaiting Redis */
+    ngx_queue_t                 fill_queue; /* channels awaiting a fill */
+    ngx_uint_t                  nfills;     /* fills awaiting Redis */
     ngx_event_t                 tick;       /* counts, liveness: 1 s */
     ngx_http_sse_insert_event_t *events;    /* a message's, parsed */
     size_t                      events_cap;

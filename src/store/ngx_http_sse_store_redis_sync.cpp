@@ -49,6 +49,9 @@ typedef struct {
 
     ngx_uint_t                  count_sent; /* NGX_HTTP_SSE_RCHAN_UNSENT */
 
+    ngx_queue_t                 fill_link;  /* rs->fill_queue */
+
+    unsigned                    fill_queued:1;
     unsigned                    filling:1;
     unsigned                    fill_again:1;
     unsigned                    bump:1;     /* check the epoch */
@@ -194,6 +197,12 @@ const char  ngx_http_sse_read_script[] =
     "return out";
 
 
+/* fills awaiting Redis at once per worker (a reconnect fills every
+ * channel: thousands of commands would overflow the connection's queue),
+ * and subscriber counts written per tick */
+#define NGX_HTTP_SSE_FILLS_INFLIGHT  64
+#define NGX_HTTP_SSE_COUNTS_PER_TICK 256
+
 /* epochs, seqs and times Redis sends are below 2^53 (Lua's numbers) */
 #define NGX_HTTP_SSE_MAX_NUMBER  ((uint64_t) 1 << 53)
 
@@ -209,6 +218,7 @@ ngx_http_sse_rsync_init(ngx_http_sse_rstore_t *rs)
                     ngx_str_rbtree_insert_value);
     ngx_queue_init(&rs->chans_all);
     ngx_queue_init(&rs->joins);
+    ngx_queue_init(&rs->fill_queue);
 
     rs->tick.handler = ngx_http_sse_rsync_tick;
     rs->tick.data = rs;
@@ -798,6 +808,17 @@ ngx_http_sse_fill(ngx_http_sse_rchan_t *rc)
         return;
     }
 
+    if (rs->nfills >= NGX_HTTP_SSE_FILLS_INFLIGHT) {
+        /* its turn comes when one of those is answered */
+        if (!rc->fill_queued) {
+            rc->fill_queued = 1;
+            rc->refs++;
+            ngx_queue_insert_tail(&rs->fill_queue, &rc->fill_link);
+        }
+
+        return;
+    }
+
     chans[0] = rc;
     client.epoch = 0;
     client.seq = 0;
@@ -818,6 +839,7 @@ ngx_http_sse_fill(ngx_http_sse_rchan_t *rc)
 
     rc->fill_epoch = pos.epoch;
     rc->fill_seq = pos.seq;
+    rs->nfills++;
     rc->filling = 1;
     rc->fill_again = 0;
     rc->bump = 0;
@@ -839,9 +861,13 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     sse::Position          pos;
     ngx_uint_t             subs;
     sse::Slice             id;
+    ngx_queue_t           *q;
+    ngx_http_sse_rchan_t  *next;
     ngx_http_sse_rchan_t  *rc = (ngx_http_sse_rchan_t *) data;
+    ngx_http_sse_rstore_t *rs = rc->rs;
 
     rc->filling = 0;
+    rs->nfills--;
     again = 0;
 
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
@@ -881,6 +907,27 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     }
 
     ngx_http_sse_rchan_release(rc);
+
+    /*
+     * The next channels waiting for their turn; not after a refusal (that
+     * could run down the whole queue from within this call): the
+     * reconnect fills every channel anyway.
+     */
+    while (reply && rs->nfills < NGX_HTTP_SSE_FILLS_INFLIGHT
+           && !ngx_queue_empty(&rs->fill_queue))
+    {
+        q = ngx_queue_head(&rs->fill_queue);
+        ngx_queue_remove(q);
+
+        next = ngx_queue_data(q, ngx_http_sse_rchan_t, fill_link);
+        next->fill_queued = 0;
+
+        if (next->refs > 1) {
+            ngx_http_sse_fill(next);
+        }
+
+        ngx_http_sse_rchan_release(next);
+    }
 }
 
 
@@ -1454,7 +1501,7 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
     u_char                  num[NGX_INT_T_LEN];
     size_t                  argvlen[4];
     const char             *argv[4];
-    ngx_uint_t              subs;
+    ngx_uint_t              subs, sent;
     ngx_queue_t            *q, *next;
     sse::Slice              id;
     sse::Position           pos;
@@ -1491,6 +1538,8 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
 
     /* P s:{id} node count: the channels whose streams here changed */
 
+    sent = 0;
+
     for (q = ngx_queue_head(&rs->chans_all);
          q != ngx_queue_sentinel(&rs->chans_all);
          q = next)
@@ -1498,7 +1547,9 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
         next = ngx_queue_next(q);
         rc = ngx_queue_data(q, ngx_http_sse_rchan_t, all);
 
-        if (rc->dirty && rc->sn.str.len <= 255) {
+        if (rc->dirty && rc->sn.str.len <= 255
+            && sent < NGX_HTTP_SSE_COUNTS_PER_TICK)
+        {
             id.data = rc->sn.str.data;
             id.len = rc->sn.str.len;
 
@@ -1514,23 +1565,21 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
                 argv[2] = (const char *) rs->zone->sh->node_id;
                 argvlen[2] = NGX_HTTP_SSE_NODE_ID_LEN;
 
-                if (subs) {
-                    argv[0] = "HSET";
-                    argvlen[0] = 4;
-                    argv[3] = (const char *) num;
-                    argvlen[3] = ngx_sprintf(num, "%ui", subs) - num;
+                argv[0] = subs ? "HSET" : "HDEL";
+                argvlen[0] = 4;
+                argv[3] = (const char *) num;
+                argvlen[3] = ngx_sprintf(num, "%ui", subs) - num;
 
-                    (void) ngx_http_sse_redis_command(redis, 4, argv,
-                                                      argvlen,
-                                                      ngx_http_sse_rsync_ignore, NULL);
+                sent++;
 
-                } else {
-                    argv[0] = "HDEL";
-                    argvlen[0] = 4;
-
-                    (void) ngx_http_sse_redis_command(redis, 3, argv,
-                                                      argvlen,
-                                                      ngx_http_sse_rsync_ignore, NULL);
+                if (ngx_http_sse_redis_command(redis, subs ? 4 : 3, argv,
+                                               argvlen,
+                                               ngx_http_sse_rsync_ignore,
+                                               NULL)
+                    != NGX_OK)
+                {
+                    /* refused (the queue is full): next tick */
+                    continue;
                 }
 
                 rc->count_sent = subs;
