@@ -143,6 +143,7 @@ my $r = $t->subscribe('/sub?ch=a',
                       headers => { 'Last-Event-ID' => id_of($E, 8) });
 ok($r->wait_events(2, SSETest::tmo(3)), 'a resume from the old epoch');
 is($r->events->[0]{type}, 'reset', '... gets a reset');
+like($r->events->[0]{data}, qr/"reason":\s*"gap"/, '... reason gap');
 is($r->events->[1]{data}, 'b1', '... then the new epoch');
 is($r->events->[1]{id}, id_of($E2, 1), '... with its id');
 

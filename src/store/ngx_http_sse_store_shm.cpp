@@ -245,8 +245,10 @@ ngx_http_sse_insert_channel(ngx_http_sse_zone_t *zone,
         return ch;
     }
 
-    if (ch->remote || ch->deleted) {
-        /* a new epoch: the old one ends as with a DELETE */
+    if (ch->remote || ch->deleted || ch->last_seq || ch->nevents) {
+        /* a new epoch: the old one ends as with a DELETE (a channel of
+         * the node's own epoch that holds events was published to here,
+         * not through Redis: it is renewed as well) */
 
         if (!ch->deleted) {
             ngx_http_sse_channel_delete(zone, ch);
@@ -1132,6 +1134,19 @@ ngx_http_sse_plan(ngx_http_sse_channel_t *ch, ngx_int_t replay,
             *from = ngx_max(oldest, ch->last_seq - replay + 1);
         }
 
+        return;
+    }
+
+    if (have_id > 0 && ch->remote && id->epoch < ch->epoch) {
+        /*
+         * With sse_redis, epochs of a channel grow: an older one is its
+         * epoch before Redis renewed it (restarted, restored, deleted
+         * and published to again), what its streams there met was the
+         * end of that epoch: SPEC.md, a stream that meets a new epoch
+         * gets reason "gap", then the new epoch's events.
+         */
+        *reset = "gap";
+        *from = oldest;
         return;
     }
 
