@@ -87,6 +87,24 @@ ngx_http_sse_rstore_init(ngx_http_sse_redis_t *redis)
 }
 
 
+/* the worker exits (ngx_http_sse_redis_exit_process) */
+
+void
+ngx_http_sse_rstore_exit(ngx_http_sse_redis_t *redis)
+{
+    ngx_http_sse_rstore_t  *rs = (ngx_http_sse_rstore_t *) redis->data;
+
+    if (rs == NULL) {
+        return;
+    }
+
+    ngx_http_sse_rsync_exit(rs);
+
+    redis->data = NULL;
+    ngx_free(rs);
+}
+
+
 ngx_http_sse_rstore_t *
 ngx_http_sse_rstore_get(ngx_http_sse_zone_t *zone)
 {

@@ -67,11 +67,13 @@ typedef struct {
 /* ngx_http_sse_store_redis.cpp */
 ngx_http_sse_rstore_t *ngx_http_sse_rstore_get(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_rstore_init(ngx_http_sse_redis_t *redis);
+void ngx_http_sse_rstore_exit(ngx_http_sse_redis_t *redis);
 
 /* ngx_http_sse_store_redis_publish.cpp */
 
 /* ngx_http_sse_store_redis_sync.cpp */
 ngx_int_t ngx_http_sse_rsync_init(ngx_http_sse_rstore_t *rs);
+void ngx_http_sse_rsync_exit(ngx_http_sse_rstore_t *rs);
 ngx_int_t ngx_http_sse_rsync_join(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_join_t *op);
 void ngx_http_sse_rsync_cancel(ngx_http_sse_zone_t *zone, void *op);

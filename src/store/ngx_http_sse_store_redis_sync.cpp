@@ -234,6 +234,38 @@ ngx_http_sse_rsync_init(ngx_http_sse_rstore_t *rs)
 }
 
 
+/* the worker exits: what this side of the store holds is given back */
+
+void
+ngx_http_sse_rsync_exit(ngx_http_sse_rstore_t *rs)
+{
+    ngx_queue_t           *q;
+    ngx_http_sse_rjoin_t  *rj;
+    ngx_http_sse_rchan_t  *rc;
+
+    if (rs->tick.timer_set) {
+        ngx_del_timer(&rs->tick);
+    }
+
+    while (!ngx_queue_empty(&rs->joins)) {
+        q = ngx_queue_head(&rs->joins);
+        rj = ngx_queue_data(q, ngx_http_sse_rjoin_t, link);
+        ngx_http_sse_rjoin_free(rj);
+    }
+
+    while (!ngx_queue_empty(&rs->chans_all)) {
+        q = ngx_queue_head(&rs->chans_all);
+        rc = ngx_queue_data(q, ngx_http_sse_rchan_t, all);
+        ngx_http_sse_rchan_free(rc);
+    }
+
+    if (rs->events) {
+        ngx_free(rs->events);
+        rs->events = NULL;
+    }
+}
+
+
 /*
  * A stream joins its channels.  Each is subscribed first (the stream
  * counts as subscribed once its headers are sent), then one script reads
