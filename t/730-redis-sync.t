@@ -178,6 +178,17 @@ ok($t->wait_log(qr/redis sent a message that does not parse/, 3),
    'the bad ones are logged');
 $h->close;
 
+# -- one message of many events (a multi-event POST): taken in rounds ------
+
+my $m = $t->subscribe('/sub?ch=many');
+ok(SSETest::wait_until(sub { numsub('many') >= 1 }, SSETest::tmo(5)),
+   'channel many subscribed');
+publish_raw('many', message($E, 1, map { ['', "m$_"] } 1 .. 600));
+ok($m->wait_events(600, SSETest::tmo(5)), 'all 600 events of one message');
+is_deeply([$m->data], [map { "m$_" } 1 .. 600], '... in order, once');
+is($m->events->[599]{id}, id_of($E, 600), '... the last with its id');
+$m->close;
+
 # -- a resume older than the node holds: replayed from Redis ---------------
 
 store('r', $E, $_, "r$_") for 1 .. 5;

@@ -84,6 +84,20 @@ struct ngx_http_sse_rjoin_s {
 };
 
 
+/* a pub/sub message that parsed: its events are still in the payload */
+typedef struct {
+    uint64_t                    epoch;
+    uint64_t                    first;
+    uint64_t                    n;
+    uint64_t                    ms;
+    u_char                     *events;
+    unsigned                    deleted:1;
+} ngx_http_sse_rmsg_t;
+
+/* events of a message put into the zone per lock */
+#define NGX_HTTP_SSE_INSERT_ROUND  256
+
+
 /* a read script's request: the commands' strings, kept until it is sent */
 typedef struct {
     const char                **argv;
@@ -127,8 +141,10 @@ ngx_int_t ngx_http_sse_read_apply(ngx_http_sse_rstore_t *rs,
     ngx_http_sse_rchan_t *rc, redisReply *r, ngx_uint_t *more);
 ngx_int_t ngx_http_sse_parse_u64(u_char **pp, u_char *end, uint64_t max,
     uint64_t *v);
-ngx_int_t ngx_http_sse_parse_message(ngx_http_sse_rstore_t *rs,
-    ngx_str_t *payload, ngx_http_sse_insert_t *in);
+ngx_int_t ngx_http_sse_parse_message(ngx_str_t *payload,
+    ngx_http_sse_rmsg_t *msg);
+u_char *ngx_http_sse_message_events(u_char *p, uint64_t first, uint64_t ms,
+    ngx_uint_t n, ngx_http_sse_insert_event_t *events);
 void ngx_http_sse_rsync_complain(ngx_http_sse_rstore_t *rs,
     const char *what);
 ngx_uint_t ngx_http_sse_history(ngx_http_sse_rstore_t *rs);
@@ -1267,11 +1283,14 @@ void
 ngx_http_sse_rsync_message(ngx_http_sse_redis_t *redis, ngx_str_t *channel,
     ngx_str_t *payload, void *data)
 {
+    u_char                 *p;
     uint64_t                last;
     ngx_int_t               rc;
+    ngx_uint_t              i, n;
     ngx_str_t              *prefix = &redis->conf->prefix;
     ngx_http_sse_rchan_t   *rch;
     ngx_http_sse_insert_t   in;
+    ngx_http_sse_rmsg_t     msg;
     ngx_http_sse_rstore_t  *rs = (ngx_http_sse_rstore_t *) data;
 
     if (channel->len <= prefix->len + 2
@@ -1288,23 +1307,30 @@ ngx_http_sse_rsync_message(ngx_http_sse_redis_t *redis, ngx_str_t *channel,
         return;
     }
 
-    ngx_memzero(&in, sizeof(ngx_http_sse_insert_t));
-    in.id.data = rch->sn.str.data;
-    in.id.len = rch->sn.str.len;
-
-    if (ngx_http_sse_parse_message(rs, payload, &in) != NGX_OK) {
+    if (ngx_http_sse_parse_message(payload, &msg) != NGX_OK) {
         ngx_http_sse_rsync_complain(rs, "a message");
         return;
     }
 
-    last = in.nevents ? in.events[in.nevents - 1].seq : 0;
+    ngx_memzero(&in, sizeof(ngx_http_sse_insert_t));
+    in.id.data = rch->sn.str.data;
+    in.id.len = rch->sn.str.len;
+    in.epoch = msg.epoch;
 
-    if (rch->filling && in.kind != NGX_HTTP_SSE_INSERT_DELETE) {
+    if (msg.deleted) {
+        in.kind = NGX_HTTP_SSE_INSERT_DELETE;
+        (void) ngx_http_sse_shm_insert(rs->zone, &in);
+        return;
+    }
+
+    last = msg.first + msg.n - 1;
+
+    if (rch->filling) {
         /* in order: after the fill, which goes on until it has these */
-        if (in.epoch > rch->want_epoch
-            || (in.epoch == rch->want_epoch && last > rch->want_seq))
+        if (msg.epoch > rch->want_epoch
+            || (msg.epoch == rch->want_epoch && last > rch->want_seq))
         {
-            rch->want_epoch = in.epoch;
+            rch->want_epoch = msg.epoch;
             rch->want_seq = last;
         }
 
@@ -1312,12 +1338,43 @@ ngx_http_sse_rsync_message(ngx_http_sse_redis_t *redis, ngx_str_t *channel,
         return;
     }
 
-    rc = ngx_http_sse_shm_insert(rs->zone, &in);
+    /*
+     * The events, in rounds of a bounded number: what a worker holds for
+     * a message is bounded however many events it announces.
+     */
 
-    if (rc == NGX_HTTP_SSE_NEED_FILL) {
-        rch->want_epoch = in.epoch;
-        rch->want_seq = last;
-        ngx_http_sse_fill(rch);
+    if (ngx_http_sse_grow((void **) &rs->events, &rs->events_cap,
+                          ngx_min(msg.n, NGX_HTTP_SSE_INSERT_ROUND),
+                          sizeof(ngx_http_sse_insert_event_t), 64)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    in.kind = NGX_HTTP_SSE_INSERT_MESSAGE;
+    in.events = rs->events;
+    p = msg.events;
+
+    for (i = 0; i < msg.n; i += n) {
+        n = (ngx_uint_t) ngx_min(msg.n - i, NGX_HTTP_SSE_INSERT_ROUND);
+
+        p = ngx_http_sse_message_events(p, msg.first + i, msg.ms, n,
+                                        rs->events);
+        in.nevents = n;
+
+        rc = ngx_http_sse_shm_insert(rs->zone, &in);
+
+        if (rc == NGX_HTTP_SSE_NEED_FILL) {
+            rch->want_epoch = msg.epoch;
+            rch->want_seq = last;
+            ngx_http_sse_fill(rch);
+            return;
+        }
+
+        if (rc != NGX_OK) {
+            /* an older epoch, or no room: the next message's fill */
+            return;
+        }
     }
 }
 
@@ -1325,20 +1382,21 @@ ngx_http_sse_rsync_message(ngx_http_sse_redis_t *redis, ngx_str_t *channel,
 /*
  * "E <epoch> <first seq> <n> <ms>\n", then n times
  * "<type length> <data length>\n" <type> <data>; or "D <epoch>\n".
- * Every number and length is checked against the payload: a hostile
- * Redis gets a log line, not a worker's memory.
+ * Every number and length is checked against the payload, the whole of
+ * it before anything is taken: a hostile Redis gets a log line, not a
+ * worker's memory, and never half a message.
  */
 
 ngx_int_t
-ngx_http_sse_parse_message(ngx_http_sse_rstore_t *rs, ngx_str_t *payload,
-    ngx_http_sse_insert_t *in)
+ngx_http_sse_parse_message(ngx_str_t *payload, ngx_http_sse_rmsg_t *msg)
 {
-    u_char                       *p, *end;
-    uint64_t                      epoch, first, n, ms, tlen, dlen, i;
-    ngx_http_sse_insert_event_t  *ev;
+    u_char    *p, *end;
+    uint64_t   tlen, dlen, i;
 
     p = payload->data;
     end = p + payload->len;
+
+    ngx_memzero(msg, sizeof(ngx_http_sse_rmsg_t));
 
     if (payload->len < 4 || p[1] != ' ') {
         return NGX_ERROR;
@@ -1347,14 +1405,14 @@ ngx_http_sse_parse_message(ngx_http_sse_rstore_t *rs, ngx_str_t *payload,
     if (p[0] == 'D') {
         p += 2;
 
-        if (ngx_http_sse_parse_u64(&p, end, NGX_HTTP_SSE_MAX_NUMBER, &epoch)
-            != NGX_OK || p + 1 != end || *p != '\n' || epoch == 0)
+        if (ngx_http_sse_parse_u64(&p, end, NGX_HTTP_SSE_MAX_NUMBER,
+                                   &msg->epoch)
+            != NGX_OK || p + 1 != end || *p != '\n' || msg->epoch == 0)
         {
             return NGX_ERROR;
         }
 
-        in->kind = NGX_HTTP_SSE_INSERT_DELETE;
-        in->epoch = epoch;
+        msg->deleted = 1;
 
         return NGX_OK;
     }
@@ -1365,28 +1423,24 @@ ngx_http_sse_parse_message(ngx_http_sse_rstore_t *rs, ngx_str_t *payload,
 
     p += 2;
 
-    if (ngx_http_sse_parse_u64(&p, end, NGX_HTTP_SSE_MAX_NUMBER, &epoch)
-        != NGX_OK || p == end || *p++ != ' ' || epoch == 0
-        || ngx_http_sse_parse_u64(&p, end, NGX_HTTP_SSE_MAX_NUMBER, &first)
-           != NGX_OK || p == end || *p++ != ' ' || first == 0
+    if (ngx_http_sse_parse_u64(&p, end, NGX_HTTP_SSE_MAX_NUMBER, &msg->epoch)
+        != NGX_OK || p == end || *p++ != ' ' || msg->epoch == 0
+        || ngx_http_sse_parse_u64(&p, end, NGX_HTTP_SSE_MAX_NUMBER,
+                                  &msg->first)
+           != NGX_OK || p == end || *p++ != ' ' || msg->first == 0
         /* an event takes at least "0 0\n" */
-        || ngx_http_sse_parse_u64(&p, end, payload->len / 4, &n) != NGX_OK
-        || p == end || *p++ != ' ' || n == 0
-        || ngx_http_sse_parse_u64(&p, end, NGX_HTTP_SSE_MAX_NUMBER, &ms)
+        || ngx_http_sse_parse_u64(&p, end, payload->len / 4, &msg->n)
+           != NGX_OK || p == end || *p++ != ' ' || msg->n == 0
+        || ngx_http_sse_parse_u64(&p, end, NGX_HTTP_SSE_MAX_NUMBER, &msg->ms)
            != NGX_OK || p == end || *p++ != '\n'
-        || first + n - 1 > NGX_HTTP_SSE_MAX_NUMBER)
+        || msg->first + msg->n - 1 > NGX_HTTP_SSE_MAX_NUMBER)
     {
         return NGX_ERROR;
     }
 
-    if (ngx_http_sse_grow((void **) &rs->events, &rs->events_cap, n,
-                          sizeof(ngx_http_sse_insert_event_t), 64)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    msg->events = p;
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < msg->n; i++) {
         if (ngx_http_sse_parse_u64(&p, end, (uint64_t) (end - p), &tlen)
             != NGX_OK || p == end || *p++ != ' '
             || ngx_http_sse_parse_u64(&p, end, (uint64_t) (end - p), &dlen)
@@ -1396,14 +1450,6 @@ ngx_http_sse_parse_message(ngx_http_sse_rstore_t *rs, ngx_str_t *payload,
         {
             return NGX_ERROR;
         }
-
-        ev = &rs->events[i];
-        ev->seq = first + i;
-        ev->ms = ms;
-        ev->type.data = p;
-        ev->type.len = (size_t) tlen;
-        ev->data.data = p + tlen;
-        ev->data.len = (size_t) dlen;
 
         /* a type is one line of UTF-8 (the publisher checked it; Redis
          * may not be the publisher) */
@@ -1416,16 +1462,41 @@ ngx_http_sse_parse_message(ngx_http_sse_rstore_t *rs, ngx_str_t *payload,
         p += tlen + dlen;
     }
 
-    if (p != end) {
-        return NGX_ERROR;
+    return (p == end) ? NGX_OK : NGX_ERROR;
+}
+
+
+/* n events of a message that parsed, from p on; returns where it stopped */
+
+u_char *
+ngx_http_sse_message_events(u_char *p, uint64_t first, uint64_t ms,
+    ngx_uint_t n, ngx_http_sse_insert_event_t *events)
+{
+    uint64_t                      tlen, dlen;
+    ngx_uint_t                    i;
+    ngx_http_sse_insert_event_t  *ev;
+
+    for (i = 0; i < n; i++) {
+        /* checked by ngx_http_sse_parse_message() */
+        (void) ngx_http_sse_parse_u64(&p, p + NGX_INT64_LEN + 1,
+                                      NGX_HTTP_SSE_MAX_NUMBER * 64, &tlen);
+        p++;
+        (void) ngx_http_sse_parse_u64(&p, p + NGX_INT64_LEN + 1,
+                                      NGX_HTTP_SSE_MAX_NUMBER * 64, &dlen);
+        p++;
+
+        ev = &events[i];
+        ev->seq = first + i;
+        ev->ms = ms;
+        ev->type.data = p;
+        ev->type.len = (size_t) tlen;
+        ev->data.data = p + tlen;
+        ev->data.len = (size_t) dlen;
+
+        p += tlen + dlen;
     }
 
-    in->kind = NGX_HTTP_SSE_INSERT_MESSAGE;
-    in->epoch = epoch;
-    in->events = rs->events;
-    in->nevents = (ngx_uint_t) n;
-
-    return NGX_OK;
+    return p;
 }
 
 
