@@ -478,6 +478,11 @@ ngx_int_t ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
 ngx_int_t ngx_http_sse_channel_append_at(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
     sse::Position *pos, time_t time, ngx_msec_t msec);
+/* the event before the oldest the channel holds (NGX_DECLINED: it does
+ * not fit in history, or the channel changed meanwhile) */
+ngx_int_t ngx_http_sse_channel_prepend_at(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
+    uint64_t seq, time_t time, ngx_msec_t msec);
 /* the channel's seqs jump: it holds none before seq */
 void ngx_http_sse_channel_skip_to(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, uint64_t seq);
@@ -536,6 +541,9 @@ void ngx_http_sse_local_put(ngx_http_sse_local_t *local);
  *            it get a gap, never a silent hole)
  *   STATE    no events: the channel is at (epoch, last) in Redis
  *   DELETE   the channel was deleted at epoch
+ *   OLDER    events just before the oldest the zone holds (a resume
+ *            from further back than this node kept): put in front of
+ *            them, as far as history allows
  *
  * Returns NGX_OK, NGX_DECLINED (nothing to do: an older epoch, no such
  * channel to delete), NGX_HTTP_SSE_NEED_FILL, NGX_HTTP_SSE_ZONE_FULL or
@@ -548,6 +556,7 @@ void ngx_http_sse_local_put(ngx_http_sse_local_t *local);
 #define NGX_HTTP_SSE_INSERT_FILL     1
 #define NGX_HTTP_SSE_INSERT_STATE    2
 #define NGX_HTTP_SSE_INSERT_DELETE   3
+#define NGX_HTTP_SSE_INSERT_OLDER    4
 
 typedef struct {
     sse::Slice                  type;
@@ -574,10 +583,12 @@ typedef struct {
 ngx_int_t ngx_http_sse_shm_insert(ngx_http_sse_zone_t *zone,
     ngx_http_sse_insert_t *in);
 
-/* the node's position in a channel: NGX_DECLINED if it has none, or
- * only its own epoch (never learnt the cluster's) */
+/* the node's position in a channel (and the oldest seq it holds, if
+ * first is not NULL): NGX_DECLINED if it has none, or only its own epoch
+ * (never learnt the cluster's) */
 ngx_int_t ngx_http_sse_shm_position(ngx_http_sse_zone_t *zone,
-    sse::Slice id, sse::Position *pos, ngx_uint_t *subscribers);
+    sse::Slice id, sse::Position *pos, uint64_t *first,
+    ngx_uint_t *subscribers);
 
 
 /* ---- worker: wake-up socket, sweep (ipc), fan-out and pulls -------- */

@@ -153,20 +153,39 @@ ngx_uint_t ngx_http_sse_history(ngx_http_sse_rstore_t *rs);
 /*
  * The read script.  KEYS: per channel P c:, P h:, P x:.  ARGV: history
  * (entries per channel at most), "1" to check the epoch, then per
- * channel the client's position and the node's (epoch "" when none).
- * Per channel: {"x", tomb epoch} deleted; {"n"} unknown to Redis;
- * {"e", epoch, last seq, then per entry: entry id, type, data, ms}.
+ * channel the client's position, the node's (epoch "" when none) and the
+ * oldest seq the node holds.  Per channel: {"x", tomb epoch} deleted;
+ * {"n"} unknown to Redis; {"e", epoch, last seq, k, then per entry: entry
+ * id, type, data, ms}: first k entries the client needs from before what
+ * the node holds, then those after the node's last seq.
  * Numbers go out with %.0f: Lua's tostring() writes 1e+15.
  */
 
 const char  ngx_http_sse_read_script[] =
     "local hist = tonumber(ARGV[1]) "
     "local bump = ARGV[2] == '1' "
+    "local function num(x) return string.format('%.0f', x) end "
+    "local function take(r, h, a, b) "
+    "  local ents = redis.call('XRANGE', h, num(a) .. '-0', b, "
+    "    'COUNT', hist) "
+    "  for _, en in ipairs(ents) do "
+    "    local t, d, m = '', '', '0' "
+    "    local f = en[2] "
+    "    for k = 1, #f - 1, 2 do "
+    "      if f[k] == 't' then t = f[k+1] "
+    "      elseif f[k] == 'd' then d = f[k+1] "
+    "      elseif f[k] == 'm' then m = f[k+1] end "
+    "    end "
+    "    r[#r+1] = en[1] r[#r+1] = t r[#r+1] = d r[#r+1] = m "
+    "  end "
+    "  return #ents "
+    "end "
     "local out = {} "
     "for i = 0, #KEYS / 3 - 1 do "
     "  local c, h, x = KEYS[3*i+1], KEYS[3*i+2], KEYS[3*i+3] "
-    "  local ce, cs = ARGV[4*i+3], tonumber(ARGV[4*i+4]) or 0 "
-    "  local le, ll = ARGV[4*i+5], tonumber(ARGV[4*i+6]) or 0 "
+    "  local ce, cs = ARGV[5*i+3], tonumber(ARGV[5*i+4]) or 0 "
+    "  local le, ll = ARGV[5*i+5], tonumber(ARGV[5*i+6]) or 0 "
+    "  local lf = tonumber(ARGV[5*i+7]) or 0 "
     "  local tomb = redis.call('GET', x) "
     "  if tomb then "
     "    out[i+1] = {'x', tomb} "
@@ -180,32 +199,27 @@ const char  ngx_http_sse_read_script[] =
     "        local t = redis.call('TIME') "
     "        local ne = t[1] .. string.format('%06d', tonumber(t[2])) "
     "        if tonumber(ne) <= tonumber(e) then "
-    "          ne = string.format('%.0f', tonumber(e) + 1) "
+    "          ne = num(tonumber(e) + 1) "
     "        end "
     "        redis.call('HSET', c, 'e', ne, 's', 0) "
     "        redis.call('DEL', h) "
     "        e = ne "
     "        s = 0 "
     "      end "
-    "      local r = {'e', e, string.format('%.0f', s)} "
-    "      local from = s - hist + 1 "
-    "      if from < 1 then from = 1 end "
-    "      if ce == e and cs + 1 > from then from = cs + 1 end "
-    "      if le == e and ll + 1 > from then from = ll + 1 end "
-    "      if from <= s then "
-    "        local ents = redis.call('XRANGE', h, "
-    "          string.format('%.0f', from) .. '-0', '+', 'COUNT', hist) "
-    "        for _, en in ipairs(ents) do "
-    "          local t, d, m = '', '', '0' "
-    "          local f = en[2] "
-    "          for k = 1, #f - 1, 2 do "
-    "            if f[k] == 't' then t = f[k+1] "
-    "            elseif f[k] == 'd' then d = f[k+1] "
-    "            elseif f[k] == 'm' then m = f[k+1] end "
-    "          end "
-    "          r[#r+1] = en[1] r[#r+1] = t r[#r+1] = d r[#r+1] = m "
+    "      local r = {'e', e, num(s), '0'} "
+    "      local low = s - hist + 1 "
+    "      if low < 1 then low = 1 end "
+    "      if ce == e and le == e and cs + 1 < lf then "
+    "        local a = cs + 1 "
+    "        if a < low then a = low end "
+    "        if a < lf then "
+    "          r[4] = num(take(r, h, a, num(lf - 1) .. '-0')) "
     "        end "
     "      end "
+    "      local from = low "
+    "      if ce == e and cs + 1 > from then from = cs + 1 end "
+    "      if le == e and ll + 1 > from then from = ll + 1 end "
+    "      if from <= s then take(r, h, from, '+') end "
     "      out[i+1] = r "
     "    end "
     "  end "
@@ -880,7 +894,7 @@ ngx_http_sse_fill(ngx_http_sse_rchan_t *rc)
     id.data = rc->sn.str.data;
     id.len = rc->sn.str.len;
 
-    if (ngx_http_sse_shm_position(rs->zone, id, &pos, &subs) != NGX_OK) {
+    if (ngx_http_sse_shm_position(rs->zone, id, &pos, NULL, &subs) != NGX_OK) {
         pos.epoch = 0;
         pos.seq = 0;
     }
@@ -927,7 +941,8 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
         id.len = rc->sn.str.len;
 
         if (rc_apply == NGX_OK && rc->refs > 1
-            && ngx_http_sse_shm_position(rc->rs->zone, id, &pos, &subs)
+            && ngx_http_sse_shm_position(rc->rs->zone, id, &pos, NULL,
+                                         &subs)
                == NGX_OK
             && (pos.epoch != rc->fill_epoch || pos.seq != rc->fill_seq))
         {
@@ -999,6 +1014,7 @@ ngx_http_sse_read_args(ngx_http_sse_rstore_t *rs,
 {
     u_char         *p;
     size_t          size;
+    uint64_t        first;
     ngx_uint_t      i, k, subs;
     sse::Slice      id;
     sse::Position   node;
@@ -1011,9 +1027,9 @@ ngx_http_sse_read_args(ngx_http_sse_rstore_t *rs,
         size += 3 * (prefix->len + 2 + chans[i]->sn.str.len);
     }
 
-    size += (2 + 4 * n) * NGX_INT64_LEN + NGX_INT64_LEN;
+    size += (2 + 5 * n) * NGX_INT64_LEN + NGX_INT64_LEN;
 
-    k = 3 + 3 * n + 2 + 4 * n;
+    k = 3 + 3 * n + 2 + 5 * n;
 
     a->argv = (const char **) ngx_alloc(k * (sizeof(char *) + sizeof(size_t))
                                         + size, ngx_cycle->log);
@@ -1060,9 +1076,12 @@ ngx_http_sse_read_args(ngx_http_sse_rstore_t *rs,
         id.data = chans[i]->sn.str.data;
         id.len = chans[i]->sn.str.len;
 
-        if (ngx_http_sse_shm_position(rs->zone, id, &node, &subs) != NGX_OK) {
+        if (ngx_http_sse_shm_position(rs->zone, id, &node, &first, &subs)
+            != NGX_OK)
+        {
             node.epoch = 0;
             node.seq = 0;
+            first = 0;
         }
 
         if (client[i].epoch) {
@@ -1086,6 +1105,9 @@ ngx_http_sse_read_args(ngx_http_sse_rstore_t *rs,
 
         ngx_http_sse_arg(p, ngx_sprintf(p, "%uL", node.seq) - p);
         p += a->argvlen[a->argc - 1];
+
+        ngx_http_sse_arg(p, ngx_sprintf(p, "%uL", first) - p);
+        p += a->argvlen[a->argc - 1];
     }
 
 #undef ngx_http_sse_arg
@@ -1105,7 +1127,7 @@ ngx_http_sse_read_apply(ngx_http_sse_rstore_t *rs, ngx_http_sse_rchan_t *rc,
     redisReply *r, ngx_uint_t *more)
 {
     u_char                       *p, *end;
-    uint64_t                      epoch, last, seq, ms;
+    uint64_t                      epoch, last, seq, ms, older;
     ngx_int_t                     rv;
     ngx_uint_t                    i, n;
     redisReply                  **e;
@@ -1157,9 +1179,10 @@ ngx_http_sse_read_apply(ngx_http_sse_rstore_t *rs, ngx_http_sse_rchan_t *rc,
         return NGX_HTTP_SSE_DELETED;
 
     case 'e':
-        if (r->elements < 3 || (r->elements - 3) % 4
+        if (r->elements < 4 || (r->elements - 4) % 4
             || e[1]->type != REDIS_REPLY_STRING
-            || e[2]->type != REDIS_REPLY_STRING)
+            || e[2]->type != REDIS_REPLY_STRING
+            || e[3]->type != REDIS_REPLY_STRING)
         {
             break;
         }
@@ -1182,7 +1205,16 @@ ngx_http_sse_read_apply(ngx_http_sse_rstore_t *rs, ngx_http_sse_rchan_t *rc,
             break;
         }
 
-        n = (r->elements - 3) / 4;
+        n = (r->elements - 4) / 4;
+
+        p = (u_char *) e[3]->str;
+        end = p + e[3]->len;
+
+        if (ngx_http_sse_parse_u64(&p, end, n, &older) != NGX_OK
+            || p != end)
+        {
+            break;
+        }
 
         if (ngx_http_sse_grow((void **) &rs->events, &rs->events_cap, n,
                               sizeof(ngx_http_sse_insert_event_t), 64)
@@ -1192,7 +1224,7 @@ ngx_http_sse_read_apply(ngx_http_sse_rstore_t *rs, ngx_http_sse_rchan_t *rc,
         }
 
         for (i = 0; i < n; i++) {
-            redisReply **f = &e[3 + 4 * i];
+            redisReply **f = &e[4 + 4 * i];
 
             if (f[0]->type != REDIS_REPLY_STRING
                 || f[1]->type != REDIS_REPLY_STRING
@@ -1205,7 +1237,7 @@ ngx_http_sse_read_apply(ngx_http_sse_rstore_t *rs, ngx_http_sse_rchan_t *rc,
             p = (u_char *) f[0]->str;
             end = p + f[0]->len;
 
-            /* the entry id: "<seq>-0" */
+            /* the entry id: "<seq>-0", every one after the one before */
             if (ngx_http_sse_parse_u64(&p, end, last, &seq) != NGX_OK
                 || seq == 0 || (i && seq <= rs->events[i - 1].seq))
             {
@@ -1232,7 +1264,8 @@ ngx_http_sse_read_apply(ngx_http_sse_rstore_t *rs, ngx_http_sse_rchan_t *rc,
             if (ngx_strlchr((u_char *) ev->type.data,
                             (u_char *) ev->type.data + ev->type.len, '\n')
                 || ngx_strlchr((u_char *) ev->type.data,
-                               (u_char *) ev->type.data + ev->type.len, '\r'))
+                               (u_char *) ev->type.data + ev->type.len, '\r')
+                || !sse::utf8_valid(ev->type.data, ev->type.len))
             {
                 goto bad;
             }
@@ -1241,10 +1274,10 @@ ngx_http_sse_read_apply(ngx_http_sse_rstore_t *rs, ngx_http_sse_rchan_t *rc,
         in.epoch = epoch;
         in.last = last;
 
-        if (n) {
+        if (n > older) {
             in.kind = NGX_HTTP_SSE_INSERT_FILL;
-            in.events = rs->events;
-            in.nevents = n;
+            in.events = rs->events + older;
+            in.nevents = n - older;
 
         } else {
             in.kind = NGX_HTTP_SSE_INSERT_STATE;
@@ -1264,6 +1297,15 @@ ngx_http_sse_read_apply(ngx_http_sse_rstore_t *rs, ngx_http_sse_rchan_t *rc,
 
         if (in.local_epoch == epoch && in.local_last < last) {
             *more = 1;
+        }
+
+        if (older) {
+            /* a resume from before what the node holds */
+            in.kind = NGX_HTTP_SSE_INSERT_OLDER;
+            in.events = rs->events;
+            in.nevents = (ngx_uint_t) older;
+
+            (void) ngx_http_sse_shm_insert(rs->zone, &in);
         }
 
         return NGX_OK;
@@ -1656,7 +1698,7 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
             id.data = rc->sn.str.data;
             id.len = rc->sn.str.len;
 
-            (void) ngx_http_sse_shm_position(rs->zone, id, &pos, &subs);
+            (void) ngx_http_sse_shm_position(rs->zone, id, &pos, NULL, &subs);
 
             if (subs != rc->count_sent) {
                 p = ngx_cpymem(key, prefix->data, prefix->len);

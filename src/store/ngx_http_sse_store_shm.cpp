@@ -36,6 +36,10 @@ ngx_int_t ngx_http_sse_shm_collect(ngx_http_sse_zone_t *zone,
 ngx_int_t ngx_http_sse_shm_gather(ngx_http_sse_local_t *local,
     ngx_http_sse_batch_t *batch);
 void ngx_http_sse_shm_adopt(ngx_http_sse_local_t *local);
+ngx_int_t ngx_http_sse_insert_older(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_http_sse_insert_t *in);
+void ngx_http_sse_insert_time(ngx_http_sse_insert_event_t *ev, time_t *sec,
+    ngx_msec_t *msec);
 ngx_http_sse_channel_t *ngx_http_sse_insert_channel(
     ngx_http_sse_zone_t *zone, ngx_http_sse_insert_t *in,
     ngx_uint_t *wake, ngx_uint_t *nwake, ngx_int_t *rc);
@@ -151,7 +155,7 @@ ngx_http_sse_shm_insert(ngx_http_sse_zone_t *zone, ngx_http_sse_insert_t *in)
 
 ngx_int_t
 ngx_http_sse_shm_position(ngx_http_sse_zone_t *zone, sse::Slice id,
-    sse::Position *pos, ngx_uint_t *subscribers)
+    sse::Position *pos, uint64_t *first, ngx_uint_t *subscribers)
 {
     ngx_int_t                rc;
     ngx_http_sse_channel_t  *ch;
@@ -172,6 +176,10 @@ ngx_http_sse_shm_position(ngx_http_sse_zone_t *zone, sse::Slice id,
             pos->epoch = ch->epoch;
             pos->seq = ch->last_seq;
             rc = NGX_OK;
+
+            if (first) {
+                *first = ch->nevents ? ch->first_seq : ch->last_seq + 1;
+            }
         }
     }
 
@@ -231,6 +239,14 @@ ngx_http_sse_insert_channel(ngx_http_sse_zone_t *zone,
     }
 
     if (ch->remote && in->epoch < ch->epoch) {
+        *rc = NGX_DECLINED;
+        return NULL;
+    }
+
+    if (in->kind == NGX_HTTP_SSE_INSERT_OLDER
+        && (!ch->remote || ch->deleted || in->epoch != ch->epoch))
+    {
+        /* older events of the epoch the zone holds, or none */
         *rc = NGX_DECLINED;
         return NULL;
     }
@@ -309,12 +325,15 @@ ngx_http_sse_insert_events(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, ngx_http_sse_insert_t *in)
 {
     time_t                        sec;
-    uint64_t                      now_ms, age;
     ngx_int_t                     rc;
     ngx_uint_t                    i;
-    ngx_time_t                   *tp;
+    ngx_msec_t                    msec;
     sse::Position                 pos;
     ngx_http_sse_insert_event_t  *ev;
+
+    if (in->kind == NGX_HTTP_SSE_INSERT_OLDER) {
+        return ngx_http_sse_insert_older(zone, ch, in);
+    }
 
     if (in->kind == NGX_HTTP_SSE_INSERT_STATE) {
         if (in->last <= ch->last_seq) {
@@ -326,9 +345,6 @@ ngx_http_sse_insert_events(ngx_http_sse_zone_t *zone,
         ngx_http_sse_channel_skip_to(zone, ch, in->last + 1);
         return NGX_OK;
     }
-
-    tp = ngx_timeofday();
-    now_ms = (uint64_t) tp->sec * 1000 + tp->msec;
 
     for (i = 0; i < in->nevents; i++) {
         ev = &in->events[i];
@@ -349,19 +365,10 @@ ngx_http_sse_insert_events(ngx_http_sse_zone_t *zone,
             ngx_http_sse_channel_skip_to(zone, ch, ev->seq);
         }
 
-        /* its publish time, on this worker's clock for the histogram */
-        sec = (time_t) (ev->ms / 1000);
-        age = (ev->ms && ev->ms < now_ms) ? now_ms - ev->ms : 0;
-
-        if (ev->ms == 0 || sec > tp->sec) {
-            sec = tp->sec;
-        }
+        ngx_http_sse_insert_time(ev, &sec, &msec);
 
         rc = ngx_http_sse_channel_append_at(zone, ch, ev->type, ev->data,
-                                            &pos, sec,
-                                            ngx_current_msec
-                                            - (ngx_msec_t) ngx_min(age,
-                                                               3600000));
+                                            &pos, sec, msec);
         if (rc != NGX_OK) {
             /* the next message finds the hole and fills it */
             return rc;
@@ -371,6 +378,71 @@ ngx_http_sse_insert_events(ngx_http_sse_zone_t *zone,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Expects the zone locked: events a resume needs from before the oldest
+ * the zone holds, put in front of them, the newest first, as long as
+ * history has room and they follow on.
+ */
+
+ngx_int_t
+ngx_http_sse_insert_older(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_http_sse_insert_t *in)
+{
+    time_t                        sec;
+    ngx_int_t                     rc;
+    ngx_uint_t                    i;
+    ngx_msec_t                    msec;
+    ngx_http_sse_insert_event_t  *ev;
+
+    for (i = in->nevents; i > 0; i--) {
+        ev = &in->events[i - 1];
+
+        if (ev->seq >= ch->first_seq) {
+            /* held already */
+            continue;
+        }
+
+        ngx_http_sse_insert_time(ev, &sec, &msec);
+
+        rc = ngx_http_sse_channel_prepend_at(zone, ch, ev->type, ev->data,
+                                             ev->seq, sec, msec);
+        if (rc != NGX_OK) {
+            /* history is full, or a seq is missing: the rest would not
+             * follow on */
+            return (rc == NGX_DECLINED) ? NGX_OK : rc;
+        }
+
+        in->inserted++;
+    }
+
+    return NGX_OK;
+}
+
+
+/* an event's publish time: unix seconds, and on this worker's clock of
+ * milliseconds for the publish-to-flush histogram */
+
+void
+ngx_http_sse_insert_time(ngx_http_sse_insert_event_t *ev, time_t *sec,
+    ngx_msec_t *msec)
+{
+    uint64_t     now_ms, age;
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+    now_ms = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    *sec = (time_t) (ev->ms / 1000);
+    age = (ev->ms && ev->ms < now_ms) ? now_ms - ev->ms : 0;
+
+    if (ev->ms == 0 || *sec > tp->sec) {
+        *sec = tp->sec;
+    }
+
+    *msec = ngx_current_msec - (ngx_msec_t) ngx_min(age, 3600000);
 }
 
 
