@@ -28,7 +28,7 @@ http {
     sse_zone z 8m history=50;
     sse_redis redis://app:app-pw\@127.0.0.1:$rport zone=z;
     server {
-        listen 127.0.0.1:%%PORT%%;
+        listen 127.0.0.1:%%PORT%% reuseport;
         location /sub { sse_subscribe \$arg_ch zone=z; }
         location = /status { sse_status; }
     }
@@ -88,9 +88,16 @@ ok(wait_up(), 'redis is up');
 
 # -- messages reach every stream of both workers, in order, once -----------
 
+# streams until both workers have some (reuseport spreads connections by
+# their ports): each worker subscribes on its own and receives every
+# message; the first to take it inserts, the other finds it there
 my @s = map { $t->subscribe('/sub?ch=a') } 1 .. 6;
 ok(SSETest::wait_until(sub { numsub('a') >= 1 }, SSETest::tmo(5)),
    'the channel is subscribed in Redis once its streams have headers');
+while (numsub('a') < 2 && @s < 40) {
+    push @s, $t->subscribe('/sub?ch=a');
+}
+is(numsub('a'), 2, 'both workers subscribed (' . scalar(@s) . ' streams)');
 
 publish_raw('a', message($E, 1, ['', 'a1']));
 publish_raw('a', message($E, 2, ['', 'a2'], ['tick', 'a3']));
