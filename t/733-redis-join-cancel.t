@@ -59,7 +59,10 @@ $redis->resume;
 
 ok(SSETest::wait_until(sub { state() eq 'up' }, SSETest::tmo(10)),
    'redis is up again');
-is($t->zone_status('q')->{subscribers}, 0, 'no subscriber counted');
+ok(SSETest::wait_until(sub {
+       $t->zone_status('q')->{subscribers} == 0
+       && !grep { numsub("gone$_") } 1 .. 5 }, SSETest::tmo(5)),
+   'no subscriber counted, no channel of theirs subscribed');
 
 my $s = $t->subscribe('/sub?ch=gone-all');
 is($s->status, 200, 'the channel takes a new subscriber');
