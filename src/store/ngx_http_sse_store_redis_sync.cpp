@@ -471,7 +471,9 @@ ngx_http_sse_rsync_leave(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub)
         /* the channels' ids, while the stream still holds them */
         for (i = 0; i < sub->nchans && n < sse::max_channels_per_stream; i++)
         {
-            if (sub->chans[i].local == NULL) {
+            if (sub->chans[i].state == NGX_HTTP_SSE_SC_OUT
+                || sub->chans[i].local == NULL)
+            {
                 continue;
             }
 
