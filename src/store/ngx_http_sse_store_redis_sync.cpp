@@ -80,6 +80,11 @@ struct ngx_http_sse_rjoin_s {
     unsigned                    starting:1;
     ngx_http_sse_rchan_t       *chans[sse::max_channels_per_stream];
     u_char                      holds[sse::max_channels_per_stream];
+
+    /* the caller's completion while the shm store's join runs */
+    ngx_http_sse_store_join_t  *joining;
+    ngx_http_sse_store_handler_pt  handler;
+    void                       *data;
     ngx_http_sse_rwait_t        waits[sse::max_channels_per_stream];
 };
 
@@ -129,6 +134,7 @@ void ngx_http_sse_rjoin_read_reply(ngx_http_sse_redis_t *redis,
 void ngx_http_sse_rjoin_finish(ngx_http_sse_rjoin_t *rj, ngx_int_t rc);
 void ngx_http_sse_rjoin_free(ngx_http_sse_rjoin_t *rj);
 void ngx_http_sse_rjoin_unhold(ngx_http_sse_rjoin_t *rj);
+void ngx_http_sse_rjoin_joined(void *data);
 
 void ngx_http_sse_fill(ngx_http_sse_rchan_t *rc);
 void ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
@@ -770,18 +776,20 @@ ngx_http_sse_rjoin_finish(ngx_http_sse_rjoin_t *rj, ngx_int_t rc)
     rj->op = NULL;
 
     if (rc == NGX_OK) {
-        /* completes op (its handler runs) */
-        (void) ngx_http_sse_shm_store.join(rs->zone,
-                                           (ngx_http_sse_store_join_t *) op);
-        rc = op->rc;
+        /*
+         * The shm store's join completes op: its handler may end the
+         * request, op with it, so the result is taken on the way
+         * (ngx_http_sse_rjoin_joined()), never read from op after.
+         */
 
-        if (rc != NGX_OK) {
-            for (i = 0; i < rj->nchans; i++) {
-                ngx_http_sse_rchan_release(rj->chans[i]);
-            }
-        }
+        rj->handler = op->handler;
+        rj->data = op->data;
+        rj->joining = op;
 
-        rj->nchans = 0;
+        op->handler = ngx_http_sse_rjoin_joined;
+        op->data = rj;
+
+        (void) ngx_http_sse_shm_store.join(rs->zone, op);
 
         if (!rj->starting) {
             ngx_http_sse_rjoin_free(rj);
@@ -801,6 +809,32 @@ ngx_http_sse_rjoin_finish(ngx_http_sse_rjoin_t *rj, ngx_int_t rc)
     }
 
     op->rc = rc;
+    op->handler(op->data);
+}
+
+
+/* the shm store's answer to the join, on its way to the caller's */
+
+void
+ngx_http_sse_rjoin_joined(void *data)
+{
+    ngx_uint_t                  i;
+    ngx_http_sse_rjoin_t       *rj = (ngx_http_sse_rjoin_t *) data;
+    ngx_http_sse_store_join_t  *op = rj->joining;
+
+    op->handler = rj->handler;
+    op->data = rj->data;
+    rj->joining = NULL;
+
+    if (op->rc != NGX_OK) {
+        /* the stream joined none of them */
+        for (i = 0; i < rj->nchans; i++) {
+            ngx_http_sse_rchan_release(rj->chans[i]);
+        }
+    }
+
+    rj->nchans = 0;
+
     op->handler(op->data);
 }
 
