@@ -128,10 +128,17 @@ struct ngx_http_sse_channel_s {
     time_t                      last_publish;   /* 0: never */
     time_t                      last_active;    /* for channel_ttl */
 
+    /* with sse_redis: the node's own epoch the channel had before it
+     * learnt the cluster's, and the seq it learnt it at (its streams
+     * that joined before are moved there, ngx_http_sse_shm_insert()) */
+    uint64_t                    adopted_from;
+    uint64_t                    base;
+
     unsigned                    deleted:1;
     unsigned                    in_link:1;
     unsigned                    unlinked:1;     /* a tomb out of the tree */
     unsigned                    empty:1;        /* in sh->empty */
+    unsigned                    remote:1;       /* epoch is the cluster's */
 
     u_char                      id_len;
     u_char                      id[1];
@@ -506,6 +513,19 @@ ngx_http_sse_event_t *ngx_http_sse_channel_event(ngx_http_sse_channel_t *ch,
 ngx_int_t ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
     sse::Position *pos);
+/* the same, for an event published elsewhere at time (unix s) and msec
+ * (this worker's clock) */
+ngx_int_t ngx_http_sse_channel_append_at(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
+    sse::Position *pos, time_t time, ngx_msec_t msec);
+/* the event before the oldest the channel holds (NGX_DECLINED: it does
+ * not fit in history, or the channel changed meanwhile) */
+ngx_int_t ngx_http_sse_channel_prepend_at(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
+    uint64_t seq, time_t time, ngx_msec_t msec);
+/* the channel's seqs jump: it holds none before seq */
+void ngx_http_sse_channel_skip_to(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, uint64_t seq);
 void ngx_http_sse_channel_delete(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch);
 ngx_http_sse_chan_slot_t *ngx_http_sse_channel_join(
@@ -566,6 +586,67 @@ size_t ngx_http_sse_format_position(u_char *out, uint64_t epoch,
 
 /* the worker lets go of its record of a channel nobody here reads */
 void ngx_http_sse_local_put(ngx_http_sse_local_t *local);
+
+
+/*
+ * With sse_redis (ngx_http_sse_store_shm.cpp): events the cluster
+ * published, put into the node's zone at their positions.
+ *
+ *   MESSAGE  a pub/sub message: events at first_seq.. (a hole before
+ *            them on a channel that holds events or readers: NEED_FILL)
+ *   FILL     what the Redis stream holds from first_seq on: a jump past
+ *            local last is what Redis no longer keeps (streams that miss
+ *            it get a gap, never a silent hole)
+ *   STATE    no events: the channel is at (epoch, last) in Redis
+ *   DELETE   the channel was deleted at epoch
+ *   OLDER    events just before the oldest the zone holds (a resume
+ *            from further back than this node kept): put in front of
+ *            them, as far as history allows
+ *
+ * Returns NGX_OK, NGX_DECLINED (nothing to do: an older epoch, no such
+ * channel to delete), NGX_HTTP_SSE_NEED_FILL, NGX_HTTP_SSE_ZONE_FULL or
+ * NGX_HTTP_SSE_TOO_MANY; out: the channel's epoch and last seq after it.
+ */
+
+#define NGX_HTTP_SSE_NEED_FILL      -17
+
+#define NGX_HTTP_SSE_INSERT_MESSAGE  0
+#define NGX_HTTP_SSE_INSERT_FILL     1
+#define NGX_HTTP_SSE_INSERT_STATE    2
+#define NGX_HTTP_SSE_INSERT_DELETE   3
+#define NGX_HTTP_SSE_INSERT_OLDER    4
+
+typedef struct {
+    sse::Slice                  type;
+    sse::Slice                  data;
+    uint64_t                    seq;
+    uint64_t                    ms;         /* published, unix ms */
+} ngx_http_sse_insert_event_t;
+
+typedef struct {
+    /* in */
+    ngx_uint_t                  kind;       /* NGX_HTTP_SSE_INSERT_* */
+    sse::Slice                  id;
+    uint64_t                    epoch;
+    uint64_t                    last;       /* STATE: Redis's last seq */
+    ngx_http_sse_insert_event_t *events;    /* ascending seqs */
+    ngx_uint_t                  nevents;
+
+    /* out */
+    uint64_t                    local_epoch;
+    uint64_t                    local_last;
+    ngx_uint_t                  inserted;
+} ngx_http_sse_insert_t;
+
+ngx_int_t ngx_http_sse_shm_insert(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_insert_t *in);
+
+/* the node's position in a channel (and the oldest seq it holds, if
+ * first is not NULL): NGX_DECLINED if it has none, or only its own epoch
+ * (never learnt the cluster's) */
+ngx_int_t ngx_http_sse_shm_position(ngx_http_sse_zone_t *zone,
+    sse::Slice id, sse::Position *pos, uint64_t *first,
+    ngx_uint_t *subscribers);
 
 
 /* ---- worker: wake-up socket, sweep (ipc), fan-out and pulls -------- */

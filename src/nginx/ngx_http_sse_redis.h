@@ -67,8 +67,9 @@ typedef void (*ngx_http_sse_redis_reply_pt)(ngx_http_sse_redis_t *redis,
 typedef void (*ngx_http_sse_redis_message_pt)(ngx_http_sse_redis_t *redis,
     ngx_str_t *channel, ngx_str_t *payload, void *data);
 
-/* both connections are up again after one of them was lost, and every
- * channel was subscribed again: what was published meanwhile is missing */
+/* both connections are up (for the first time, or again after one of
+ * them was lost) and Redis confirmed every channel's SUBSCRIBE: what was
+ * published meanwhile is missing */
 typedef void (*ngx_http_sse_redis_reconnected_pt)(ngx_http_sse_redis_t *redis,
     void *data);
 
@@ -184,8 +185,17 @@ struct ngx_http_sse_redis_s {
     ngx_http_sse_redis_reconnected_pt  on_reconnected;
     void                       *data;
 
+    ngx_uint_t                  resubscribing;  /* SUBSCRIBEs sent again
+                                                   and not yet confirmed */
+    ngx_str_t                   resub_from;     /* the last channel sent
+                                                   again */
+    uint32_t                    resub_hash;
+    size_t                      resub_cap;
+    unsigned                    resub_more:1;   /* channels left to send */
+
     unsigned                    lost:1;     /* a link was lost since both
                                                were last up */
+    unsigned                    synced:1;   /* on_reconnected ran once */
 };
 
 
@@ -212,8 +222,15 @@ ngx_int_t ngx_http_sse_redis_command(ngx_http_sse_redis_t *redis,
     ngx_http_sse_redis_reply_pt handler, void *data);
 
 /* channel names are used as given: the caller adds conf->prefix */
+/*
+ * subscribe: NGX_DECLINED (and no call) when the channel is in the set
+ * already; otherwise the handler (if any) is called exactly once: with
+ * Redis' confirmation, or NULL when there is none (the connection is not
+ * up, or was lost: the channel stays in the set and is subscribed again
+ * with the others once it is up)
+ */
 ngx_int_t ngx_http_sse_redis_subscribe(ngx_http_sse_redis_t *redis,
-    ngx_str_t *channel);
+    ngx_str_t *channel, ngx_http_sse_redis_reply_pt handler, void *data);
 ngx_int_t ngx_http_sse_redis_unsubscribe(ngx_http_sse_redis_t *redis,
     ngx_str_t *channel);
 
@@ -260,5 +277,6 @@ void ngx_http_sse_redis_tls_start(ngx_http_sse_redis_link_t *link);
 
 /* ngx_http_sse_redis_pubsub.cpp */
 ngx_int_t ngx_http_sse_redis_resubscribe(ngx_http_sse_redis_link_t *link);
+void ngx_http_sse_redis_check_synced(ngx_http_sse_redis_t *redis);
 
 #endif /* NGX_HTTP_SSE_REDIS_H */

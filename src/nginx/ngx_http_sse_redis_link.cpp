@@ -312,13 +312,7 @@ ngx_http_sse_redis_link_up(ngx_http_sse_redis_link_t *link)
 
     ngx_http_sse_redis_report(redis);
 
-    if (redis->lost && ngx_http_sse_redis_is_up(redis)) {
-        redis->lost = 0;
-
-        if (redis->on_reconnected) {
-            redis->on_reconnected(redis, redis->data);
-        }
-    }
+    ngx_http_sse_redis_check_synced(redis);
 }
 
 

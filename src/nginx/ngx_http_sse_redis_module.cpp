@@ -813,6 +813,12 @@ ngx_http_sse_redis_exit_process(ngx_cycle_t *cycle)
             ngx_free(redis->pubsub.out);
         }
 
+        ngx_http_sse_rstore_exit(redis);
+
+        if (redis->resub_from.data) {
+            ngx_free(redis->resub_from.data);
+        }
+
         while (redis->channels.root != redis->channels.sentinel) {
             node = ngx_rbtree_min(redis->channels.root,
                                   redis->channels.sentinel);

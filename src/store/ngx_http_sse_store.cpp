@@ -366,6 +366,16 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
     sse::Position *pos)
 {
+    return ngx_http_sse_channel_append_at(zone, ch, type, data, pos,
+                                          ngx_time(), ngx_current_msec);
+}
+
+
+ngx_int_t
+ngx_http_sse_channel_append_at(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
+    sse::Position *pos, time_t time, ngx_msec_t msec)
+{
     size_t                   size, id_len;
     u_char                   id[sse::max_position_len];
     uint64_t                 seq;
@@ -437,8 +447,8 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
 
     ev->channel = ch;
     ev->seq = seq;
-    ev->time = ngx_time();
-    ev->msec = ngx_current_msec;
+    ev->time = time;
+    ev->msec = msec;
     ev->len = (uint32_t) sse::encode(ev->wire, {id, id_len}, type, data);
     ev->id_len = (uint16_t) sse::id_line_size(id_len);
 
@@ -453,7 +463,7 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     ch->nevents++;
     ch->last_seq = seq;
     ch->last_publish = ev->time;
-    ch->last_active = ev->time;
+    ch->last_active = ngx_time();
 
     ngx_queue_insert_tail(&sh->events, &ev->age);
     sh->stored_events++;
@@ -472,6 +482,96 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
     pos->seq = seq;
 
     return NGX_OK;
+}
+
+
+/*
+ * With sse_redis, a resume from further back than the node kept: the
+ * event before the oldest it holds goes in front of the ring, within
+ * history.  Its byte count runs back from the oldest's (unsigned: only
+ * differences of these counts are ever used).  Making room may evict
+ * this channel's oldest events: then it no longer fits before them.
+ */
+
+ngx_int_t
+ngx_http_sse_channel_prepend_at(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
+    uint64_t seq, time_t time, ngx_msec_t msec)
+{
+    size_t                   size, id_len;
+    u_char                   id[sse::max_position_len];
+    ngx_uint_t               history;
+    ngx_http_sse_shctx_t    *sh = zone->sh;
+    ngx_http_sse_event_t    *ev;
+
+    history = sh->limits.history ? sh->limits.history : 1;
+
+    if (seq == 0 || seq + 1 != ch->first_seq || ch->nevents >= history) {
+        return NGX_DECLINED;
+    }
+
+    id_len = ngx_http_sse_format_position(id, ch->epoch, seq);
+    size = sse::encoded_size({id, id_len}, type, data);
+
+    if (ngx_http_sse_ring_reserve(zone, ch) != NGX_OK) {
+        return NGX_HTTP_SSE_ZONE_FULL;
+    }
+
+    ev = (ngx_http_sse_event_t *)
+             ngx_http_sse_alloc(zone,
+                                offsetof(ngx_http_sse_event_t, wire) + size);
+    if (ev == NULL) {
+        return NGX_HTTP_SSE_ZONE_FULL;
+    }
+
+    if (seq + 1 != ch->first_seq || ch->nevents >= ch->ring_cap) {
+        ngx_slab_free_locked(zone->shpool, ev);
+        return NGX_DECLINED;
+    }
+
+    ev->channel = ch;
+    ev->seq = seq;
+    ev->time = time;
+    ev->msec = msec;
+    ev->len = (uint32_t) sse::encode(ev->wire, {id, id_len}, type, data);
+    ev->id_len = (uint16_t) sse::id_line_size(id_len);
+    ev->cum = ngx_http_sse_cum_before(ch, ch->first_seq);
+
+    ch->ring_head = (ch->ring_head + ch->ring_cap - 1) % ch->ring_cap;
+    ch->ring[ch->ring_head] = ev;
+    ch->nevents++;
+    ch->first_seq = seq;
+
+    /* the oldest of the zone's events to go first, as the oldest of its
+     * channel */
+    ngx_queue_insert_head(&sh->events, &ev->age);
+    sh->stored_events++;
+    sh->stored_bytes += offsetof(ngx_http_sse_event_t, wire) + ev->len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The channel's next seq is seq: what came before is not to be had
+ * (Redis no longer keeps it).  Events it held go too, so that its ring
+ * stays one run of seqs; streams that still needed them find the gap.
+ */
+
+void
+ngx_http_sse_channel_skip_to(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, uint64_t seq)
+{
+    if (seq <= ch->last_seq + 1) {
+        return;
+    }
+
+    while (ch->nevents) {
+        ngx_http_sse_drop_oldest(zone, ch);
+    }
+
+    ch->last_seq = seq - 1;
+    ch->first_seq = seq;
 }
 
 

@@ -72,10 +72,12 @@ ngx_http_sse_store_t  ngx_http_sse_redis_store = {
 ngx_int_t
 ngx_http_sse_rstore_init(ngx_http_sse_redis_t *redis)
 {
-    ngx_pool_cleanup_t     *cln;
     ngx_http_sse_rstore_t  *rs;
 
-    /* the worker's cycle pool: it lives as long as the client does */
+    /*
+     * The worker's cycle pool: it lives as long as the client does; what
+     * the store holds besides goes in ngx_http_sse_rstore_exit()
+     */
 
     rs = (ngx_http_sse_rstore_t *) ngx_pcalloc(ngx_cycle->pool,
                                                sizeof(ngx_http_sse_rstore_t));
@@ -88,19 +90,26 @@ ngx_http_sse_rstore_init(ngx_http_sse_redis_t *redis)
 
     ngx_queue_init(&rs->rpub_pending);
 
-    /* commands still in flight when the worker exits (no reply comes) */
+    return ngx_http_sse_rsync_init(rs);
+}
 
-    cln = ngx_pool_cleanup_add(ngx_cycle->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
+
+/* the worker exits (ngx_http_sse_redis_exit_process) */
+
+void
+ngx_http_sse_rstore_exit(ngx_http_sse_redis_t *redis)
+{
+    ngx_http_sse_rstore_t  *rs = (ngx_http_sse_rstore_t *) redis->data;
+
+    if (rs == NULL) {
+        return;
     }
 
-    cln->handler = ngx_http_sse_rpub_exit;
-    cln->data = rs;
+    /* commands in flight get no reply any more: their records go */
+    ngx_http_sse_rpub_exit(rs);
+    ngx_http_sse_rsync_exit(rs);
 
-    ngx_http_sse_redis_set_handlers(redis, NULL, NULL, rs);
-
-    return NGX_OK;
+    redis->data = NULL;
 }
 
 
@@ -154,7 +163,7 @@ ngx_int_t
 ngx_http_sse_rstore_join(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_join_t *op)
 {
-    return ngx_http_sse_shm_store.join(zone, op);
+    return ngx_http_sse_rsync_join(zone, op);
 }
 
 
@@ -166,7 +175,8 @@ ngx_http_sse_rstore_cancel(ngx_http_sse_zone_t *zone, void *op)
         return;
     }
 
-    ngx_http_sse_shm_store.cancel(zone, op);
+    /* a join */
+    ngx_http_sse_rsync_cancel(zone, op);
 }
 
 
@@ -183,7 +193,7 @@ ngx_http_sse_rstore_read(ngx_http_sse_zone_t *zone,
 void
 ngx_http_sse_rstore_leave(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub)
 {
-    ngx_http_sse_shm_store.leave(zone, sub);
+    ngx_http_sse_rsync_leave(zone, sub);
 }
 
 

@@ -51,6 +51,17 @@ typedef struct {
     ngx_queue_t                 rpub_pending;   /* commands in flight */
 
     /* ---- ngx_http_sse_store_redis_sync.cpp ---- */
+    ngx_rbtree_t                chans;      /* channels with streams here */
+    ngx_rbtree_node_t           chans_sentinel;
+    ngx_queue_t                 chans_all;
+    ngx_queue_t                 joins;      /* awaiting Redis */
+    ngx_queue_t                 fill_queue; /* channels awaiting a fill */
+    ngx_uint_t                  nfills;     /* fills awaiting Redis */
+    ngx_event_t                 tick;       /* counts, liveness: 1 s */
+    ngx_http_sse_insert_event_t *events;    /* a message's, parsed */
+    size_t                      events_cap;
+    ngx_uint_t                  malformed;
+    time_t                      complained;
 
 } ngx_http_sse_rstore_t;
 
@@ -58,6 +69,7 @@ typedef struct {
 /* ngx_http_sse_store_redis.cpp */
 ngx_http_sse_rstore_t *ngx_http_sse_rstore_get(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_rstore_init(ngx_http_sse_redis_t *redis);
+void ngx_http_sse_rstore_exit(ngx_http_sse_redis_t *redis);
 
 /* ngx_http_sse_store_redis_publish.cpp */
 ngx_int_t ngx_http_sse_rpub_publish(ngx_http_sse_zone_t *zone,
@@ -74,5 +86,12 @@ ngx_int_t ngx_http_sse_shm_position(ngx_http_sse_zone_t *zone, sse::Slice id,
     sse::Position *pos);
 
 /* ngx_http_sse_store_redis_sync.cpp */
+ngx_int_t ngx_http_sse_rsync_init(ngx_http_sse_rstore_t *rs);
+void ngx_http_sse_rsync_exit(ngx_http_sse_rstore_t *rs);
+ngx_int_t ngx_http_sse_rsync_join(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_join_t *op);
+void ngx_http_sse_rsync_cancel(ngx_http_sse_zone_t *zone, void *op);
+void ngx_http_sse_rsync_leave(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_sub_t *sub);
 
 #endif /* NGX_HTTP_SSE_STORE_REDIS_H */

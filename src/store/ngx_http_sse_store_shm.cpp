@@ -35,6 +35,16 @@ ngx_int_t ngx_http_sse_shm_collect(ngx_http_sse_zone_t *zone,
     ngx_http_sse_batch_t *batch);
 ngx_int_t ngx_http_sse_shm_gather(ngx_http_sse_local_t *local,
     ngx_http_sse_batch_t *batch);
+void ngx_http_sse_shm_adopt(ngx_http_sse_local_t *local);
+ngx_int_t ngx_http_sse_insert_older(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_http_sse_insert_t *in);
+void ngx_http_sse_insert_time(ngx_http_sse_insert_event_t *ev, time_t *sec,
+    ngx_msec_t *msec);
+ngx_http_sse_channel_t *ngx_http_sse_insert_channel(
+    ngx_http_sse_zone_t *zone, ngx_http_sse_insert_t *in,
+    ngx_uint_t *wake, ngx_uint_t *nwake, ngx_int_t *rc);
+ngx_int_t ngx_http_sse_insert_events(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_http_sse_insert_t *in);
 void ngx_http_sse_shm_settle(ngx_http_sse_zone_t *zone,
     ngx_http_sse_local_t **locals, ngx_uint_t n);
 void ngx_http_sse_shm_figures(ngx_http_sse_zone_t *zone,
@@ -122,6 +132,397 @@ ngx_http_sse_local_put(ngx_http_sse_local_t *local)
     local->zone->nlocals--;
     ngx_free(local);
 }
+
+
+/*
+ * With sse_redis: what the cluster published reaches the node's zone
+ * here, under the lock, at the positions Redis gave (ngx_http_sse.h).
+ * Every worker of the node subscribed to the channel gets the same
+ * message: what the zone holds already is skipped.  The shm store's own
+ * wake-ups then fan the events out on every worker.
+ */
+
+ngx_int_t
+ngx_http_sse_shm_insert(ngx_http_sse_zone_t *zone, ngx_http_sse_insert_t *in)
+{
+    ngx_int_t                rc;
+    ngx_uint_t               nwake;
+    ngx_uint_t               wake[NGX_HTTP_SSE_MAX_SLOTS];
+    ngx_http_sse_channel_t  *ch;
+
+    nwake = 0;
+    in->inserted = 0;
+    in->local_epoch = 0;
+    in->local_last = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_http_sse_store_expire(zone);
+
+    rc = NGX_OK;
+    ch = ngx_http_sse_insert_channel(zone, in, wake, &nwake, &rc);
+
+    if (ch) {
+        rc = ngx_http_sse_insert_events(zone, ch, in);
+
+        in->local_epoch = ch->epoch;
+        in->local_last = ch->last_seq;
+
+        if (in->inserted || in->kind != NGX_HTTP_SSE_INSERT_MESSAGE) {
+            ngx_http_sse_notify(zone, ch, wake, &nwake);
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_http_sse_wake(zone, wake, nwake);
+
+    if (rc == NGX_HTTP_SSE_ZONE_FULL
+        && zone->sh->nomem_logged + 60 <= ngx_time())
+    {
+        /* one line a minute at most, shared with refused publishes */
+        zone->sh->nomem_logged = ngx_time();
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "sse zone \"%V\" is full: events from redis are "
+                      "not stored until memory frees up, then filled in "
+                      "from redis (this message is rate-limited)",
+                      &zone->name);
+    }
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_sse_shm_position(ngx_http_sse_zone_t *zone, sse::Slice id,
+    sse::Position *pos, uint64_t *first, ngx_uint_t *subscribers)
+{
+    ngx_int_t                rc;
+    ngx_http_sse_channel_t  *ch;
+
+    rc = NGX_DECLINED;
+    pos->epoch = 0;
+    pos->seq = 0;
+    *subscribers = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ch = ngx_http_sse_channel_find(zone, (u_char *) id.data, id.len);
+
+    if (ch) {
+        *subscribers = ch->subscribers;
+
+        if (ch->remote && !ch->deleted) {
+            pos->epoch = ch->epoch;
+            pos->seq = ch->last_seq;
+            rc = NGX_OK;
+
+            if (first) {
+                *first = ch->nevents ? ch->first_seq : ch->last_seq + 1;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+namespace {
+
+/*
+ * Expects the zone locked: the channel the insert goes to, at the
+ * message's epoch.  NULL (and *rc): nothing to insert.
+ *
+ * A channel that never learnt the cluster's epoch (made by a join while
+ * Redis was away, or before its first publish) takes it; one at an older
+ * epoch is renewed as a publish after a DELETE renews it on one node
+ * (its streams end after what they have; the id goes to a new node); a
+ * message of an older epoch than the channel's is stale.
+ */
+
+ngx_http_sse_channel_t *
+ngx_http_sse_insert_channel(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_insert_t *in, ngx_uint_t *wake, ngx_uint_t *nwake,
+    ngx_int_t *rc)
+{
+    ngx_int_t                err;
+    ngx_http_sse_channel_t  *ch, *fresh;
+
+    if (in->kind == NGX_HTTP_SSE_INSERT_DELETE) {
+        ch = ngx_http_sse_channel_find(zone, (u_char *) in->id.data,
+                                       in->id.len);
+
+        if (ch == NULL || ch->deleted
+            || (ch->remote && in->epoch < ch->epoch))
+        {
+            *rc = NGX_DECLINED;
+            return NULL;
+        }
+
+        ch->op = zone->sh->op;
+
+        ngx_http_sse_channel_delete(zone, ch);
+        ngx_http_sse_notify(zone, ch, wake, nwake);
+
+        *rc = NGX_OK;
+        return NULL;
+    }
+
+    err = 0;
+    ch = ngx_http_sse_channel_get(zone, (u_char *) in->id.data, in->id.len,
+                                  &err);
+    if (ch == NULL) {
+        *rc = err;
+        return NULL;
+    }
+
+    if (ch->remote && in->epoch < ch->epoch) {
+        *rc = NGX_DECLINED;
+        return NULL;
+    }
+
+    if (in->kind == NGX_HTTP_SSE_INSERT_OLDER
+        && (!ch->remote || ch->deleted || in->epoch != ch->epoch))
+    {
+        /* older events of the epoch the zone holds, or none */
+        *rc = NGX_DECLINED;
+        return NULL;
+    }
+
+    if (ch->remote && in->epoch == ch->epoch) {
+        if (ch->deleted) {
+            /* what Redis says of an epoch deleted here is stale */
+            *rc = NGX_DECLINED;
+            return NULL;
+        }
+
+        return ch;
+    }
+
+    if (ch->remote || ch->deleted || ch->last_seq || ch->nevents) {
+        /* a new epoch: the old one ends as with a DELETE (a channel of
+         * the node's own epoch that holds events was published to here,
+         * not through Redis: it is renewed as well) */
+
+        if (!ch->deleted) {
+            ngx_http_sse_channel_delete(zone, ch);
+            ngx_http_sse_notify(zone, ch, wake, nwake);
+        }
+
+        fresh = ngx_http_sse_channel_revive(zone, ch, &err);
+        if (fresh == NULL) {
+            *rc = err;
+            return NULL;
+        }
+
+        ch = fresh;
+        ch->remote = 1;
+        ch->adopted_from = 0;
+        ch->base = 0;
+        ch->epoch = in->epoch;
+
+        return ch;
+    }
+
+    /*
+     * The node's own epoch: the channel has held no event (the publish
+     * path writes nothing here), so streams on it have nothing of it;
+     * they are moved to the cluster's epoch when their worker next looks
+     * (ngx_http_sse_shm_adopt()).  A message with a hole before it waits
+     * for a fill when streams are there.
+     */
+
+    if (in->kind == NGX_HTTP_SSE_INSERT_MESSAGE && ch->subscribers
+        && in->nevents && in->events[0].seq > 1)
+    {
+        *rc = NGX_HTTP_SSE_NEED_FILL;
+        return NULL;
+    }
+
+    ch->adopted_from = ch->epoch;
+    ch->epoch = in->epoch;
+    ch->remote = 1;
+
+    if (in->kind == NGX_HTTP_SSE_INSERT_STATE) {
+        ngx_http_sse_channel_skip_to(zone, ch, in->last + 1);
+
+    } else if (in->nevents) {
+        ngx_http_sse_channel_skip_to(zone, ch, in->events[0].seq);
+    }
+
+    ch->base = ch->last_seq;
+
+    return ch;
+}
+
+
+/* expects the zone locked: the events the channel does not hold yet */
+
+ngx_int_t
+ngx_http_sse_insert_events(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_http_sse_insert_t *in)
+{
+    time_t                        sec;
+    ngx_int_t                     rc;
+    ngx_uint_t                    i;
+    ngx_msec_t                    msec;
+    sse::Position                 pos;
+    ngx_http_sse_insert_event_t  *ev;
+
+    if (in->kind == NGX_HTTP_SSE_INSERT_OLDER) {
+        return ngx_http_sse_insert_older(zone, ch, in);
+    }
+
+    if (in->kind == NGX_HTTP_SSE_INSERT_STATE) {
+        if (in->last <= ch->last_seq) {
+            return NGX_OK;
+        }
+
+        /* the read script found nothing the node lacks in the Redis
+         * stream: Redis keeps no more (streams that miss it get a gap) */
+        ngx_http_sse_channel_skip_to(zone, ch, in->last + 1);
+        return NGX_OK;
+    }
+
+    for (i = 0; i < in->nevents; i++) {
+        ev = &in->events[i];
+
+        if (ev->seq <= ch->last_seq) {
+            /* another worker of the node inserted it already */
+            continue;
+        }
+
+        if (ev->seq > ch->last_seq + 1) {
+            if (in->kind == NGX_HTTP_SSE_INSERT_MESSAGE
+                && (ch->nevents || ch->subscribers))
+            {
+                return NGX_HTTP_SSE_NEED_FILL;
+            }
+
+            /* Redis keeps no more than this (or no reader waits here) */
+            ngx_http_sse_channel_skip_to(zone, ch, ev->seq);
+        }
+
+        ngx_http_sse_insert_time(ev, &sec, &msec);
+
+        rc = ngx_http_sse_channel_append_at(zone, ch, ev->type, ev->data,
+                                            &pos, sec, msec);
+        if (rc != NGX_OK) {
+            /* the next message finds the hole and fills it */
+            return rc;
+        }
+
+        in->inserted++;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Expects the zone locked: events a resume needs from before the oldest
+ * the zone holds, put in front of them, the newest first, as long as
+ * history has room and they follow on.
+ */
+
+ngx_int_t
+ngx_http_sse_insert_older(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_channel_t *ch, ngx_http_sse_insert_t *in)
+{
+    time_t                        sec;
+    ngx_int_t                     rc;
+    ngx_uint_t                    i;
+    ngx_msec_t                    msec;
+    ngx_http_sse_insert_event_t  *ev;
+
+    for (i = in->nevents; i > 0; i--) {
+        ev = &in->events[i - 1];
+
+        if (ev->seq >= ch->first_seq) {
+            /* held already */
+            continue;
+        }
+
+        ngx_http_sse_insert_time(ev, &sec, &msec);
+
+        rc = ngx_http_sse_channel_prepend_at(zone, ch, ev->type, ev->data,
+                                             ev->seq, sec, msec);
+        if (rc != NGX_OK) {
+            /* history is full, or a seq is missing: the rest would not
+             * follow on */
+            return (rc == NGX_DECLINED) ? NGX_OK : rc;
+        }
+
+        in->inserted++;
+    }
+
+    return NGX_OK;
+}
+
+
+/* an event's publish time: unix seconds, and on this worker's clock of
+ * milliseconds for the publish-to-flush histogram */
+
+void
+ngx_http_sse_insert_time(ngx_http_sse_insert_event_t *ev, time_t *sec,
+    ngx_msec_t *msec)
+{
+    uint64_t     now_ms, age;
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+    now_ms = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    *sec = (time_t) (ev->ms / 1000);
+    age = (ev->ms && ev->ms < now_ms) ? now_ms - ev->ms : 0;
+
+    if (ev->ms == 0 || *sec > tp->sec) {
+        *sec = tp->sec;
+    }
+
+    *msec = ngx_current_msec - (ngx_msec_t) ngx_min(age, 3600000);
+}
+
+
+/*
+ * This worker's streams joined the channel empty under the node's own
+ * epoch; it has learnt the cluster's since: they go on from the seq it
+ * learnt it at, having missed nothing.
+ */
+
+void
+ngx_http_sse_shm_adopt(ngx_http_sse_local_t *local)
+{
+    ngx_queue_t              *q;
+    ngx_http_sse_channel_t   *ch = local->channel;
+    ngx_http_sse_sub_chan_t  *sc;
+
+    for (q = ngx_queue_head(&local->subs);
+         q != ngx_queue_sentinel(&local->subs);
+         q = ngx_queue_next(q))
+    {
+        sc = ngx_queue_data(q, ngx_http_sse_sub_chan_t, link);
+
+        if (sc->pos.epoch == local->epoch && sc->pos.seq == 0) {
+            sc->pos.epoch = ch->epoch;
+            sc->pos.seq = ch->base;
+            sc->pos_cum = 0;
+        }
+    }
+
+    local->epoch = ch->epoch;
+    local->cursor = ch->base;
+    local->total = 0;
+
+    if (local->share) {
+        local->share->cursor = ngx_max(local->share->cursor, ch->base);
+    }
+}
+
+} // namespace
 
 
 namespace {
@@ -658,6 +1059,14 @@ ngx_http_sse_shm_gather(ngx_http_sse_local_t *local,
     batch->touched[batch->ntouched++] = local;
     local->busy = 1;
 
+    if (ch->epoch != local->epoch && ch->adopted_from == local->epoch
+        && local->cursor == 0 && local->total == 0)
+    {
+        /* the channel learnt its epoch from Redis after these streams
+         * joined it empty: they go on from where it learnt it */
+        ngx_http_sse_shm_adopt(local);
+    }
+
     if (ch->epoch != local->epoch) {
         /* deleted and published to again: these streams are over */
         local->ending = NGX_HTTP_SSE_LOCAL_RENEWED;
@@ -888,6 +1297,19 @@ ngx_http_sse_plan(ngx_http_sse_channel_t *ch, ngx_int_t replay,
             *from = ngx_max(oldest, ch->last_seq - replay + 1);
         }
 
+        return;
+    }
+
+    if (have_id > 0 && ch->remote && id->epoch < ch->epoch) {
+        /*
+         * With sse_redis, epochs of a channel grow: an older one is its
+         * epoch before Redis renewed it (restarted, restored, deleted
+         * and published to again), what its streams there met was the
+         * end of that epoch: SPEC.md, a stream that meets a new epoch
+         * gets reason "gap", then the new epoch's events.
+         */
+        *reset = "gap";
+        *from = oldest;
         return;
     }
 
