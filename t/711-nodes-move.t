@@ -1,0 +1,116 @@
+# A client moves from one node to another with its Last-Event-ID (issue
+# 13, item 4): the new node replays exactly what came after that id (from
+# Redis when it never served the channel), then goes on live: no gap, no
+# repeat, no reset.  Also a multi-channel stream (its id carries every
+# channel's position), and a client hopping A -> B -> C -> A while a
+# publisher on C never stops.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time);
+use SSETest;
+use SSETest::Nodes;
+
+SSETest::skip_file('redis-server or redis-cli is not installed')
+    unless SSETest::Redis->available;
+
+my $c = SSETest::Nodes->new(nodes => 3, zone => 'sse 8m history=1000');
+ok($c->wait_up(10), 'links up');
+
+# -- one channel: A, then B which never served it -----------------------------
+
+my $a = $c->subscribe(0, 'mv');
+is($c->publish(0, 'mv', 'p1')->status, 201, 'p1 on A: 201');
+$c->publish(0, 'mv', "p$_") for 2 .. 10;
+$c->expect_events($a, [ map { "p$_" } 1 .. 10 ], 'A: p1..p10');
+my $id5 = $a->events->[4]{id};
+$a->close;
+ok(defined $id5, "the client saw p5 as $id5 and left");
+
+# while away: more events, published on C
+$c->publish(2, 'mv', "p$_") for 11 .. 15;
+
+my $b = $c->subscribe(1, 'mv', last_id => $id5);
+is($b->status, 200, 'B answers the resume: 200');
+$c->expect_events($b, [ map { "p$_" } 6 .. 15 ],
+    'B replays p6..p15: the events after the id, from the cluster');
+is(scalar(SSETest::Nodes::resets($b)), 0, 'no reset: the id is B\'s too');
+$c->publish(0, 'mv', "p$_") for 16 .. 20;
+$c->expect_events($b, [ map { "p$_" } 6 .. 20 ], 'then live p16..p20 (published on A)');
+is($b->events->[-1]{id}, do {
+    my ($e) = SSETest::Nodes::position($id5); "$e-20" },
+   'the last id is the same epoch, seq 20');
+
+# back to A with B's last id
+my $last = $b->events->[-1]{id};
+$b->close;
+$c->publish(1, 'mv', "p$_") for 21 .. 23;
+my $a2 = $c->subscribe(0, 'mv', last_id => $last);
+$c->publish(2, 'mv', 'p24');
+$c->expect_events($a2, [ map { "p$_" } 21 .. 24 ], 'back on A: p21..p24');
+
+# -- several channels: one id carries every position ---------------------------
+
+my $m = $c->subscribe(0, 'x,y');
+my @want;
+for my $n (1 .. 6) {
+    $c->publish(0, 'x', "x$n");
+    $c->publish(2, 'y', "y$n");
+    push @want, "x$n", "y$n";
+}
+$c->expect_events($m, \@want, 'x,y on A: both channels in publish order');
+my $mid = $m->events->[5]{id};        # after x3, y3
+like($mid, qr/^[0-9a-z]+-3\.[0-9a-z]+-3$/, "a multi-channel id: $mid");
+$m->close;
+$c->publish(2, 'x', 'x7');
+$c->publish(0, 'y', 'y7');
+my $m2 = $c->subscribe(1, 'x,y', last_id => $mid);
+# the replay goes channel by channel (docs/resume.md): x4..x7, then y4..y7
+my @replay = ((map { "x$_" } 4 .. 7), (map { "y$_" } 4 .. 7));
+$c->expect_events($m2, \@replay, 'B replays x4..x7 and y4..y7 after the x,y id');
+is(scalar(SSETest::Nodes::resets($m2)), 0, 'no reset');
+$c->publish(2, 'y', 'y8');
+$c->publish(0, 'x', 'x8');
+$c->expect_events($m2, [ @replay, 'y8', 'x8' ], 'then live, from A and C');
+my ($xs, $ys) = map { (SSETest::Nodes::position($m2->events->[-1]{id}, $_))[1] } 0, 1;
+is("$xs/$ys", '8/8', 'the last id holds x at 8 and y at 8');
+
+# -- hopping while a publisher never stops -------------------------------------
+
+my $total = 300;
+my $pub = $c->node(2)->publisher('/pub?ch=seam', $total, prefix => 'q',
+                                  interval => 0.005);
+my (@got, $lid);
+my $hops = 0;
+my $deadline = time + SSETest::tmo(40);
+my $i = 0;
+while (time < $deadline) {
+    my $s = $c->subscribe($i % 3, 'seam',
+        defined $lid ? (last_id => $lid) : ());
+    # stay for about 20 events, then leave and go to the next node
+    my $want = @got + 20;
+    $s->wait_for(sub { @got + @{ $s->events } >= $want }, 5);
+    $s->poll(0);
+    for my $e (@{ $s->events }) {
+        push @got, ($e->{type} // '') eq 'reset' ? "RESET $e->{data}" : $e->{data};
+        $lid = $e->{id};
+    }
+    $c->note_ids($s, 'seam');
+    $s->close;
+    $hops++;
+    $i++;
+    last if @got && $got[-1] eq "q$total";
+    last if @got >= $total + 50;
+}
+my $code = $c->node(2)->wait_proc($pub, 30);
+is($code, 0, "the publisher on C: $total publishes, none refused");
+cmp_ok($hops, '>=', 5, "$hops hops across A, B and C");
+is_deeply(\@got, [ map { "q$_" } 1 .. $total ],
+    'every event exactly once, in order, across the hops (no reset)')
+    or diag SSETest::Nodes::_diff(\@got, [ map { "q$_" } 1 .. $total ]);
+
+$c->check_no_alias;
+$c->done;
