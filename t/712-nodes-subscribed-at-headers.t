@@ -48,7 +48,7 @@ is($ok, $rounds, "every one of $rounds streams got the event published "
 my $s0 = $c->subscribe(1, 'resumed');
 $c->publish(0, 'resumed', 'r1');
 ok($s0->wait_events(1, 3), 'r1 on B');
-my $id = $s0->events->[0]{id};
+my $id = SSETest::Nodes::last_id($s0);
 $s0->close;
 my $s1 = $c->subscribe(1, 'resumed', last_id => $id);
 $c->publish(2, 'resumed', 'r2');

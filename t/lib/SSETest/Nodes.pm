@@ -220,6 +220,13 @@ sub plain_data {
         @{ $s->events };
 }
 
+# the id of a stream's last event, or undef
+sub last_id {
+    my ($s) = @_;
+    my $ev = $s->events;
+    return @$ev ? $ev->[-1]{id} : undef;
+}
+
 sub resets {
     my ($s) = @_;
     return grep { ($_->{type} // '') eq 'reset' } @{ $s->events };
@@ -243,9 +250,9 @@ sub expect_events {
     my $ok = 1;
     for my $k (0 .. $#$streams) {
         my @got = plain_data($streams->[$k]);
-        $ok &&= Test::More::is_deeply(\@got, $want,
+        Test::More::is_deeply(\@got, $want,
             @$streams > 1 ? "$name (stream " . ($k + 1) . ")" : $name)
-            || Test::More::diag(_diff(\@got, $want));
+            or do { $ok = 0; Test::More::diag(_diff(\@got, $want)) };
         $self->note_ids($streams->[$k]);
     }
     return $ok;
