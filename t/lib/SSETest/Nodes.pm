@@ -431,6 +431,14 @@ sub expect_log {
 sub done {
     my ($self) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
+    $self->done_nodes;
+    Test::More::done_testing();
+}
+
+# the same without done_testing: for a file with several clusters
+sub done_nodes {
+    my ($self) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
     for my $i (0 .. $self->{n} - 1) {
         my $n = $self->node($i);
         $n->{running} && !$n->_reap
@@ -441,7 +449,6 @@ sub done {
         $n->dump_log if $ENV{TEST_NGINX_VERBOSE};
     }
     $self->{redis}->stop;
-    Test::More::done_testing();
 }
 
 1;
