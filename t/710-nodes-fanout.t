@@ -26,6 +26,7 @@ ok($c->wait_up(10), 'every node\'s link to Redis is up')
 # four streams per node: the two workers of each get some
 my @streams = map { my $i = $_; map { $c->subscribe($i, 'news') } 1 .. 4 } 0 .. 2;
 is(scalar(grep { $_->status == 200 } @streams), 12, '12 streams, 200');
+ok($c->wait_subscribers('news', 12), 'counted: 12 subscribers');
 
 my @want = map { "a$_" } 1 .. 50;
 my @ids;

@@ -21,6 +21,7 @@ my $c = SSETest::Nodes->new(nodes => 3, redis => { persist => 'none' });
 ok($c->wait_up(10), 'links up');
 
 my @s = map { $c->subscribe($_, 'z') } 0 .. 2;
+ok($c->wait_subscribers('z', 3), 'counted: 3 subscribers');
 for my $n (1 .. 5) {
     my $r = $c->publish($n % 3, 'z', "e$n");
     is($r->status, 201, "e$n on " . $c->name($n % 3) . ': 201')

@@ -33,6 +33,7 @@ my $url = sub { 'rediss://127.0.0.1:' . $_[0]->tls_port };
     ok($c->wait_up(10), 'the right CA: both nodes up over TLS')
         or diag explain [ map { $c->redis_status($_) } 0, 1 ];
     my $s = $c->subscribe(1, 'tls');
+    ok($c->wait_subscribers('tls', 1), 'counted');
     my $r = $c->publish(0, 'tls', 'over tls');
     is($r->status, 201, 'a publish on A: 201 (the subscriber on B counted)');
     $c->expect_events($s, ['over tls'], 'B got the event over TLS');

@@ -182,6 +182,17 @@ sub publish_until_done {
     return ($r, $refused, $slowest);
 }
 
+# waits until node $i's channel info counts $n subscribers of $ch (all
+# nodes': SPEC.md gives 2 s; t/719 holds that bound, the other files wait
+# up to $timeout, default 5 s, before a publish whose 201 they assert)
+sub wait_subscribers {
+    my ($self, $ch, $n, $timeout, $i) = @_;
+    return wait_until(sub {
+        my $r = $self->info($i // 0, $ch);
+        $r->status == 200 && ($r->json->{subscribers} // -1) == $n;
+    }, $timeout // 5, 0.05);
+}
+
 sub info {
     my ($self, $i, $ch) = @_;
     return $self->node($i)->get('/pub?ch=' . _q($ch));
