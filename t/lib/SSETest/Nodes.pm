@@ -35,6 +35,9 @@ package SSETest::Nodes;
 # workers), start_node($i) (the same config and ports again),
 # pause_node / resume_node (SIGSTOP / SIGCONT of the master and workers).
 #
+# TEST_NODES_SAME=1 makes every node the same nginx: a check of the tests'
+# own logic on a one-node build (what needs no second node must pass).
+#
 # Every wait is bounded (wait_until, scaled by TEST_NGINX_TIMEOUT_FACTOR);
 # no sleep stands in for a condition.  TEST_NGINX_MODULE picks the module
 # (SSETest): point it at another worktree's build to run these there.
@@ -76,7 +79,16 @@ sub new {
         nodes   => [],
         seen    => {},
     }, $class;
-    push @{ $self->{nodes} }, $self->_start_node($_) for 0 .. $n - 1;
+    if ($ENV{TEST_NODES_SAME}) {
+        # a check of the tests themselves: every "node" is the same nginx,
+        # so what needs no second node (fan-out, resume, DELETE, info)
+        # must pass on any build, the one-node shm store included
+        my $one = $self->_start_node(0);
+        $self->{nodes} = [ ($one) x $n ];
+        $self->{zone_names} = [ ($self->{zone_names}[0]) x $n ];
+    } else {
+        push @{ $self->{nodes} }, $self->_start_node($_) for 0 .. $n - 1;
+    }
     return $self;
 }
 
