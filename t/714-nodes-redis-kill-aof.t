@@ -27,14 +27,17 @@ ok($c->wait_up(10), 'links up');
 
 my @s = map { $c->subscribe($_, 'k') } 0 .. 2;
 ok($c->wait_subscribers('k', 3), 'counted: 3 subscribers');
+my $k5;
 for my $n (1 .. 5) {
     my $r = $c->publish(0, 'k', "k$n");
     is($r->status, 201, "k$n on A: 201") if $n == 1;
     $c->note_reply($r, "k$n");
+    $k5 = SSETest::Nodes::reply_ids($r)->{k}[0];
 }
 $c->expect_events(\@s, [ map { "k$_" } 1 .. 5 ], 'k1..k5 on A, B and C');
 my $id3 = ($s[1]->events->[2] // {})->{id};
-my ($epoch, $seq5) = SSETest::Nodes::position(SSETest::Nodes::last_id($s[0]));
+my ($epoch, $seq5) = SSETest::Nodes::position($k5);
+is($seq5, 5, "k5 is seq 5 ($k5)");
 
 # -- Redis killed ----------------------------------------------------------------
 
