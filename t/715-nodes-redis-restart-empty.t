@@ -22,14 +22,16 @@ ok($c->wait_up(10), 'links up');
 
 my @s = map { $c->subscribe($_, 'z') } 0 .. 2;
 ok($c->wait_subscribers('z', 3), 'counted: 3 subscribers');
+my @old;       # the ids the publishes got
 for my $n (1 .. 5) {
     my $r = $c->publish($n % 3, 'z', "e$n");
     is($r->status, 201, "e$n on " . $c->name($n % 3) . ': 201')
         or diag $r->describe;
     $c->note_reply($r, "e$n");
+    push @old, @{ SSETest::Nodes::reply_ids($r)->{z} // [] };
 }
+is(scalar @old, 5, 'five ids');
 $c->expect_events(\@s, [ map { "e$_" } 1 .. 5 ], 'e1..e5 everywhere');
-my @old = map { $_->{id} } @{ $s[0]->events };
 my ($epoch) = SSETest::Nodes::position($old[-1]);
 
 $c->redis_kill9;
