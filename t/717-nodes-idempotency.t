@@ -66,6 +66,8 @@ $c->expect_events($qs, ['live'], 'the subscriber on C got only the later event, 
 # -- several channels, several events --------------------------------------------------
 
 my $m = $c->subscribe(2, 'i1,i2');
+ok($c->wait_subscribers('i1', 1) && $c->wait_subscribers('i2', 1),
+   'the i1,i2 stream on C is counted on both channels');
 my $body = join '', map { "data: ev$_\n\n" } 1 .. 3;
 my @h = ('Content-Type' => 'text/event-stream', 'Idempotency-Key' => 'k-multi');
 my $mr = $c->node(0)->request('POST', '/pub?ch=i1,i2', body => $body, headers => {@h});
