@@ -88,7 +88,7 @@ PROFILES = {
         storm_clients=1000, storm_channels=100, storm_before=10, storm_missed=50,
         paced_events=20, paced_rate=5,
         tokens_channels=1000, tokens_channels_many=5000, tokens_rate=4000, tokens_seconds=20,
-        rounds=3, budget_s=540),
+        rounds=3, budget_s=720),
     "quick": Profile(
         broadcast_subs=2000, broadcast_events=20,
         many_channels=200, many_subs_per_channel=10, many_events=10, many_publishers=10,
