@@ -581,6 +581,7 @@ void ngx_http_sse_probe_slots(ngx_http_sse_zone_t *zone);
 
 /* unlocked, for anyone: a refusal for want of room, logged rate-limited */
 void ngx_http_sse_log_full(ngx_http_sse_zone_t *zone, ngx_log_t *log);
+ngx_uint_t ngx_http_sse_log_due(time_t *last);
 size_t ngx_http_sse_format_position(u_char *out, uint64_t epoch,
     uint64_t seq);
 
@@ -767,7 +768,8 @@ ngx_int_t ngx_http_sse_add_header(ngx_http_request_t *r, const char *key,
     const char *value);
 ngx_int_t ngx_http_sse_add_header_str(ngx_http_request_t *r, const char *key,
     ngx_str_t *value);
-ngx_str_t *ngx_http_sse_header_in(ngx_http_request_t *r, const char *name);
+ngx_str_t *ngx_http_sse_header_in(ngx_http_request_t *r, const char *name,
+    ngx_uint_t *n);
 ngx_int_t ngx_http_sse_send_no_content(ngx_http_request_t *r);
 ngx_int_t ngx_http_sse_grow(void **array, size_t *cap, size_t need,
     size_t size, size_t min);

@@ -157,7 +157,7 @@ ngx_http_sse_cors_allowed(ngx_http_request_t *r,
     ngx_str_t   *origins, *origin;
     ngx_uint_t   i, any;
 
-    origin = ngx_http_sse_header_in(r, "Origin");
+    origin = ngx_http_sse_header_in(r, "Origin", NULL);
 
     if (origin == NULL) {
         return NULL;

@@ -258,7 +258,7 @@ ngx_http_sse_publish_start(ngx_http_request_t *r,
         }
 
     } else {
-        type = ngx_http_sse_header_in(r, "SSE-Event");
+        type = ngx_http_sse_header_in(r, "SSE-Event", NULL);
 
         if (type) {
             if (!sse::utf8_valid(type->data, type->len)) {
@@ -986,46 +986,16 @@ ngx_int_t
 ngx_http_sse_idempotency_key(ngx_http_request_t *r, ngx_str_t *key,
     const char **why)
 {
-    size_t            len;
-    u_char           *p, *last;
-    ngx_uint_t        i;
-    ngx_str_t        *value;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    u_char      *p, *last;
+    ngx_str_t   *value;
+    ngx_uint_t   n;
 
-    len = sizeof("Idempotency-Key") - 1;
-    value = NULL;
+    value = ngx_http_sse_header_in(r, "Idempotency-Key", &n);
 
-    part = &r->headers_in.headers.part;
-    h = (ngx_table_elt_t *) part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = (ngx_table_elt_t *) part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len != len
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "Idempotency-Key",
-                               len)
-               != 0)
-        {
-            continue;
-        }
-
-        /* two keys would leave the request's identity to a guess */
-        if (value) {
-            *why = "the request has more than one Idempotency-Key header";
-            return NGX_DECLINED;
-        }
-
-        value = &h[i].value;
+    /* two keys would leave the request's identity to a guess */
+    if (n > 1) {
+        *why = "the request has more than one Idempotency-Key header";
+        return NGX_DECLINED;
     }
 
     if (value == NULL) {

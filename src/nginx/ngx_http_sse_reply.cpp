@@ -209,17 +209,29 @@ ngx_http_sse_add_header_str(ngx_http_request_t *r, const char *key,
 }
 
 
-/* a request header's value by name (any case), or NULL */
+/*
+ * A request header's value by name (any case), or NULL.  With n, every
+ * header of the name is counted in *n (the first one's value returned):
+ * for headers that must come once.
+ */
 
 ngx_str_t *
-ngx_http_sse_header_in(ngx_http_request_t *r, const char *name)
+ngx_http_sse_header_in(ngx_http_request_t *r, const char *name,
+    ngx_uint_t *n)
 {
     size_t            len;
+    ngx_str_t        *first;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
     len = ngx_strlen(name);
+    first = NULL;
+
+    if (n) {
+        *n = 0;
+    }
+
     part = &r->headers_in.headers.part;
     h = (ngx_table_elt_t *) part->elts;
 
@@ -227,7 +239,7 @@ ngx_http_sse_header_in(ngx_http_request_t *r, const char *name)
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
-                return NULL;
+                return first;
             }
 
             part = part->next;
@@ -235,11 +247,21 @@ ngx_http_sse_header_in(ngx_http_request_t *r, const char *name)
             i = 0;
         }
 
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        if (h[i].key.len != len
+            || ngx_strncasecmp(h[i].key.data, (u_char *) name, len) != 0)
         {
-            return &h[i].value;
+            continue;
         }
+
+        if (first == NULL) {
+            first = &h[i].value;
+        }
+
+        if (n == NULL) {
+            return first;
+        }
+
+        (*n)++;
     }
 }
 

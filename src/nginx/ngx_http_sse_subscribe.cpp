@@ -248,9 +248,7 @@ ngx_int_t
 ngx_http_sse_last_event_id(ngx_http_request_t *r,
     ngx_http_sse_loc_conf_t *slcf, ngx_str_t *id)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_str_t  *value;
 
     ngx_str_null(id);
 
@@ -258,28 +256,11 @@ ngx_http_sse_last_event_id(ngx_http_request_t *r,
         return ngx_http_complex_value(r, slcf->last_event_id, id);
     }
 
-    part = &r->headers_in.headers.part;
-    h = (ngx_table_elt_t *) part->elts;
+    value = ngx_http_sse_header_in(r, "Last-Event-ID", NULL);
 
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = (ngx_table_elt_t *) part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Last-Event-ID") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Last-Event-ID",
-                               sizeof("Last-Event-ID") - 1) == 0)
-        {
-            *id = h[i].value;
-            return NGX_OK;
-        }
+    if (value) {
+        *id = *value;
+        return NGX_OK;
     }
 
     if (ngx_http_arg(r, (u_char *) "last_event_id", 13, id) == NGX_OK) {

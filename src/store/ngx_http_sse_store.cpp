@@ -1070,20 +1070,35 @@ ngx_http_sse_slot_release(ngx_http_sse_zone_t *zone)
 }
 
 
-void
-ngx_http_sse_log_full(ngx_http_sse_zone_t *zone, ngx_log_t *log)
+/*
+ * Whether a rate-limited warning may be logged now: one line a minute at
+ * most per kind (*last, in the zone, is shared by the node's workers),
+ * however often its condition comes.
+ */
+
+ngx_uint_t
+ngx_http_sse_log_due(time_t *last)
 {
     time_t  now;
 
-    /* one line a minute at most, however many publishes are refused */
-
     now = ngx_time();
 
-    if (zone->sh->nomem_logged + 60 > now) {
-        return;
+    if (*last + 60 > now) {
+        return 0;
     }
 
-    zone->sh->nomem_logged = now;
+    *last = now;
+
+    return 1;
+}
+
+
+void
+ngx_http_sse_log_full(ngx_http_sse_zone_t *zone, ngx_log_t *log)
+{
+    if (!ngx_http_sse_log_due(&zone->sh->nomem_logged)) {
+        return;
+    }
 
     ngx_log_error(NGX_LOG_WARN, log, 0,
                   "sse zone \"%V\" is full: publishes are refused with 507 "

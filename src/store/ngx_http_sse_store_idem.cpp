@@ -256,17 +256,9 @@ ngx_http_sse_idem_evict(ngx_http_sse_zone_t *zone)
 void
 ngx_http_sse_idem_log(ngx_http_sse_zone_t *zone, ngx_log_t *log)
 {
-    time_t  now;
-
-    /* one line a minute at most, however many keys are not recorded */
-
-    now = ngx_time();
-
-    if (zone->sh->idem_logged + 60 > now) {
+    if (!ngx_http_sse_log_due(&zone->sh->idem_logged)) {
         return;
     }
-
-    zone->sh->idem_logged = now;
 
     ngx_log_error(NGX_LOG_WARN, log, 0,
                   "sse zone \"%V\" has no room to remember an "

@@ -177,12 +177,10 @@ ngx_http_sse_shm_insert(ngx_http_sse_zone_t *zone, ngx_http_sse_insert_t *in)
 
     ngx_http_sse_wake(zone, wake, nwake);
 
+    /* one line a minute at most, shared with refused publishes */
     if (rc == NGX_HTTP_SSE_ZONE_FULL
-        && zone->sh->nomem_logged + 60 <= ngx_time())
+        && ngx_http_sse_log_due(&zone->sh->nomem_logged))
     {
-        /* one line a minute at most, shared with refused publishes */
-        zone->sh->nomem_logged = ngx_time();
-
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "sse zone \"%V\" is full: events from redis are "
                       "not stored until memory frees up, then filled in "
