@@ -35,17 +35,9 @@ http {
 }
 EOF
 
-sub cli { my $o = $redis->cli(@_); chomp $o if defined $o; return $o }
+sub cli { $redis->value(@_) }
 
-sub base36 {
-    my ($n) = @_;
-    my @d = (0 .. 9, 'a' .. 'z');
-    my $s = '';
-    do { $s = $d[$n % 36] . $s; $n = int($n / 36) } while $n > 0;
-    return $s;
-}
-
-sub id_of { my ($epoch, $seq) = @_; return base36($epoch) . "-$seq" }
+sub id_of { SSETest::Redis::id_of(@_) }
 
 # one message of a publish: [type, data] pairs from seq $first on
 sub message {

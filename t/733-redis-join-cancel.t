@@ -36,7 +36,7 @@ http {
 }
 EOF2
 
-sub cli { my $o = $redis->cli(@_); chomp $o if defined $o; return $o }
+sub cli { $redis->value(@_) }
 sub state { (($t->zone_status('q')->{redis} // {})->{state} // '') }
 
 sub numsub {

@@ -249,4 +249,21 @@ sub make_tls_files {
     return \%f;
 }
 
+# redis-cli's answer, without its final newline ('' for none)
+sub value {
+    my ($self, @args) = @_;
+    my $o = $self->cli(@args) // '';
+    chomp $o;
+    return $o;
+}
+
+# the text of an event id: base36 epoch, '-', seq (docs/protocol.md)
+sub id_of {
+    my ($epoch, $seq) = @_;
+    my @d = (0 .. 9, 'a' .. 'z');
+    my $s = '';
+    do { $s = $d[$epoch % 36] . $s; $epoch = int($epoch / 36) } while $epoch > 0;
+    return "$s-$seq";
+}
+
 1;
