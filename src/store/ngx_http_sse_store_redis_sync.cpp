@@ -954,7 +954,7 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     void *data)
 {
     ngx_int_t              rc_apply;
-    ngx_uint_t             more, again;
+    ngx_uint_t             more, again, asked;
     sse::Position          pos;
     ngx_uint_t             subs;
     sse::Slice             id;
@@ -962,6 +962,17 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     ngx_http_sse_rchan_t  *next;
     ngx_http_sse_rchan_t  *rc = (ngx_http_sse_rchan_t *) data;
     ngx_http_sse_rstore_t *rs = rc->rs;
+
+    /*
+     * Something asked for a fill while this one was in flight: a message
+     * held back (its events may be published after this read ran in
+     * Redis, so its answer need not hold them), or a reconnect (the
+     * messages lost with the connection).  Asked for, the fill is made
+     * again even when this one brought nothing; each ask makes one more
+     * at most, so a Redis announcing what it never gives costs a read
+     * per message, not a loop.
+     */
+    asked = rc->fill_again;
 
     rc->filling = 0;
     rs->nfills--;
@@ -986,6 +997,10 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
                     || rc->want_epoch > pos.epoch
                     || (rc->want_epoch == pos.epoch
                         && rc->want_seq > pos.seq);
+        }
+
+        if (rc_apply == NGX_OK && rc->refs > 1 && asked) {
+            again = 1;
         }
 
     } else if (reply) {
