@@ -164,6 +164,12 @@ ngx_uint_t ngx_http_sse_history(ngx_http_sse_rstore_t *rs);
  * {"n"} unknown to Redis; {"e", epoch, last seq, k, then per entry: entry
  * id, type, data, ms}: first k entries the client needs from before what
  * the node holds, then those after the node's last seq.
+ * Checking the epoch: when the node holds a later position than Redis (a
+ * higher epoch: Redis went back to before a DELETE and publish, or a
+ * restart empty; or the same epoch and a higher seq), the channel gets a
+ * new epoch above both, as a publish through this node would give it;
+ * otherwise the node would ignore every message of the older epoch that
+ * other nodes publish.
  * Numbers go out with %.0f: Lua's tostring() writes 1e+15.
  */
 
@@ -201,11 +207,13 @@ const char  ngx_http_sse_read_script[] =
     "    if not e then "
     "      out[i+1] = {'n'} "
     "    else "
-    "      if bump and le == e and ll > s then "
+    "      local ln, en = tonumber(le), tonumber(e) "
+    "      if bump and ln and en "
+    "         and (ln > en or (ln == en and ll > s)) then "
     "        local t = redis.call('TIME') "
     "        local ne = t[1] .. string.format('%06d', tonumber(t[2])) "
-    "        if tonumber(ne) <= tonumber(e) then "
-    "          ne = num(tonumber(e) + 1) "
+    "        if tonumber(ne) <= math.max(ln, en) then "
+    "          ne = num(math.max(ln, en) + 1) "
     "        end "
     "        redis.call('HSET', c, 'e', ne, 's', 0) "
     "        redis.call('DEL', h) "
