@@ -50,8 +50,10 @@ typedef struct {
     ngx_uint_t                  count_sent; /* NGX_HTTP_SSE_RCHAN_UNSENT */
 
     ngx_queue_t                 fill_link;  /* rs->fill_queue */
+    ngx_queue_t                 sub_link;   /* rs->sub_queue */
 
     unsigned                    fill_queued:1;
+    unsigned                    sub_queued:1;
     unsigned                    filling:1;
     unsigned                    fill_again:1;
     unsigned                    bump:1;     /* check the epoch */
@@ -125,6 +127,9 @@ ngx_http_sse_rchan_t *ngx_http_sse_rchan_find(ngx_http_sse_rstore_t *rs,
     u_char *id, size_t len);
 void ngx_http_sse_rchan_release(ngx_http_sse_rchan_t *rc);
 void ngx_http_sse_rchan_free(ngx_http_sse_rchan_t *rc);
+void ngx_http_sse_rchan_subscribe(ngx_http_sse_rchan_t *rc);
+void ngx_http_sse_rchan_subscribe_send(ngx_http_sse_rchan_t *rc);
+void ngx_http_sse_rchan_subscribe_next(ngx_http_sse_rstore_t *rs);
 void ngx_http_sse_rchan_subscribed(ngx_http_sse_redis_t *redis,
     redisReply *reply, void *data);
 
@@ -247,6 +252,11 @@ const char  ngx_http_sse_read_script[] =
 #define NGX_HTTP_SSE_FILLS_INFLIGHT  64
 #define NGX_HTTP_SSE_COUNTS_PER_TICK 256
 
+/* SUBSCRIBEs awaiting Redis at once per worker: joins of thousands of
+ * new channels in one turn of the event loop (one client's streams)
+ * would overflow the pub/sub connection's queue, which starts it over */
+#define NGX_HTTP_SSE_SUBSCRIBES_INFLIGHT  256
+
 /* epochs, seqs and times Redis sends are below 2^53 (Lua's numbers) */
 #define NGX_HTTP_SSE_MAX_NUMBER  ((uint64_t) 1 << 53)
 
@@ -263,6 +273,7 @@ ngx_http_sse_rsync_init(ngx_http_sse_rstore_t *rs)
     ngx_queue_init(&rs->chans_all);
     ngx_queue_init(&rs->joins);
     ngx_queue_init(&rs->fill_queue);
+    ngx_queue_init(&rs->sub_queue);
 
     rs->tick.handler = ngx_http_sse_rsync_tick;
     rs->tick.data = rs;
@@ -371,35 +382,8 @@ ngx_http_sse_rsync_join(ngx_http_sse_zone_t *zone,
         ngx_queue_insert_tail(&rc->waiters, &rj->waits[i].link);
 
         if (rc->state == NGX_HTTP_SSE_RCHAN_NONE) {
-            u_char     *p;
-            ngx_str_t   name;
-            ngx_str_t  *prefix = &rs->redis->conf->prefix;
-
             rc->state = NGX_HTTP_SSE_RCHAN_SUBSCRIBING;
-
-            name.len = prefix->len + 2 + rc->sn.str.len;
-            name.data = (u_char *) ngx_alloc(name.len, ngx_cycle->log);
-
-            if (name.data == NULL) {
-                ngx_http_sse_rchan_subscribed(rs->redis, NULL, rc);
-                continue;
-            }
-
-            p = ngx_cpymem(name.data, prefix->data, prefix->len);
-            p = ngx_cpymem(p, "m:", 2);
-            ngx_memcpy(p, rc->sn.str.data, rc->sn.str.len);
-
-            if (ngx_http_sse_redis_subscribe(rs->redis, &name,
-                                             ngx_http_sse_rchan_subscribed,
-                                             rc)
-                == NGX_DECLINED)
-            {
-                /* in the set already (a leave's UNSUBSCRIBE is not
-                 * through yet: it was never taken out) */
-                ngx_http_sse_rchan_subscribed(rs->redis, NULL, rc);
-            }
-
-            ngx_free(name.data);
+            ngx_http_sse_rchan_subscribe(rc);
         }
     }
 
@@ -610,16 +594,117 @@ ngx_http_sse_rchan_free(ngx_http_sse_rchan_t *rc)
 }
 
 
+/*
+ * A channel's SUBSCRIBE, now or in its turn: at most
+ * NGX_HTTP_SSE_SUBSCRIBES_INFLIGHT of them await Redis, each answered
+ * one sends the next.  The SUBSCRIBE holds the channel (a reference)
+ * until it is answered: the record outlives a join that let go meanwhile.
+ */
+
+void
+ngx_http_sse_rchan_subscribe(ngx_http_sse_rchan_t *rc)
+{
+    ngx_http_sse_rstore_t  *rs = rc->rs;
+
+    rc->refs++;
+
+    if (rs->nsubscribing >= NGX_HTTP_SSE_SUBSCRIBES_INFLIGHT
+        || !ngx_queue_empty(&rs->sub_queue))
+    {
+        rc->sub_queued = 1;
+        ngx_queue_insert_tail(&rs->sub_queue, &rc->sub_link);
+        return;
+    }
+
+    ngx_http_sse_rchan_subscribe_send(rc);
+}
+
+
+void
+ngx_http_sse_rchan_subscribe_send(ngx_http_sse_rchan_t *rc)
+{
+    u_char                 *p;
+    ngx_str_t               name;
+    ngx_http_sse_rstore_t  *rs = rc->rs;
+    ngx_str_t              *prefix = &rs->redis->conf->prefix;
+
+    rs->nsubscribing++;
+
+    name.len = prefix->len + 2 + rc->sn.str.len;
+    name.data = (u_char *) ngx_alloc(name.len, ngx_cycle->log);
+
+    if (name.data == NULL) {
+        ngx_http_sse_rchan_subscribed(rs->redis, NULL, rc);
+        return;
+    }
+
+    p = ngx_cpymem(name.data, prefix->data, prefix->len);
+    p = ngx_cpymem(p, "m:", 2);
+    ngx_memcpy(p, rc->sn.str.data, rc->sn.str.len);
+
+    if (ngx_http_sse_redis_subscribe(rs->redis, &name,
+                                     ngx_http_sse_rchan_subscribed, rc)
+        == NGX_DECLINED)
+    {
+        /* in the set already (a leave's UNSUBSCRIBE is not through yet:
+         * it was never taken out) */
+        ngx_http_sse_rchan_subscribed(rs->redis, NULL, rc);
+    }
+
+    ngx_free(name.data);
+}
+
+
+/* the channels waiting for their turn, as far as the bound allows; a
+ * SUBSCRIBE answered at once (Redis is not up) does not recurse here */
+
+void
+ngx_http_sse_rchan_subscribe_next(ngx_http_sse_rstore_t *rs)
+{
+    ngx_queue_t           *q;
+    ngx_http_sse_rchan_t  *rc;
+
+    if (rs->sub_draining) {
+        return;
+    }
+
+    rs->sub_draining = 1;
+
+    while (rs->nsubscribing < NGX_HTTP_SSE_SUBSCRIBES_INFLIGHT
+           && !ngx_queue_empty(&rs->sub_queue))
+    {
+        q = ngx_queue_head(&rs->sub_queue);
+        ngx_queue_remove(q);
+
+        rc = ngx_queue_data(q, ngx_http_sse_rchan_t, sub_link);
+        rc->sub_queued = 0;
+
+        if (rc->refs == 1) {
+            /* its joins let go meanwhile: nothing to subscribe */
+            ngx_http_sse_rchan_release(rc);
+            continue;
+        }
+
+        ngx_http_sse_rchan_subscribe_send(rc);
+    }
+
+    rs->sub_draining = 0;
+}
+
+
 /* Redis confirmed the SUBSCRIBE (or cannot now): the joins waiting go on */
 
 void
 ngx_http_sse_rchan_subscribed(ngx_http_sse_redis_t *redis, redisReply *reply,
     void *data)
 {
-    ngx_queue_t           *q;
-    ngx_http_sse_rjoin_t  *rj;
-    ngx_http_sse_rwait_t  *w;
-    ngx_http_sse_rchan_t  *rc = (ngx_http_sse_rchan_t *) data;
+    ngx_queue_t            *q;
+    ngx_http_sse_rjoin_t   *rj;
+    ngx_http_sse_rwait_t   *w;
+    ngx_http_sse_rchan_t   *rc = (ngx_http_sse_rchan_t *) data;
+    ngx_http_sse_rstore_t  *rs = rc->rs;
+
+    rs->nsubscribing--;
 
     if (rc->state == NGX_HTTP_SSE_RCHAN_SUBSCRIBING) {
         /* without a confirmation it is in the set all the same: the
@@ -639,6 +724,11 @@ ngx_http_sse_rchan_subscribed(ngx_http_sse_redis_t *redis, redisReply *reply,
             ngx_http_sse_rjoin_step(rj);
         }
     }
+
+    /* the SUBSCRIBE's hold */
+    ngx_http_sse_rchan_release(rc);
+
+    ngx_http_sse_rchan_subscribe_next(rs);
 }
 
 
@@ -1673,7 +1763,9 @@ ngx_http_sse_rsync_reconnected(ngx_http_sse_redis_t *redis, void *data)
             continue;
         }
 
-        if (rc->state == NGX_HTTP_SSE_RCHAN_SUBSCRIBING) {
+        if (rc->state == NGX_HTTP_SSE_RCHAN_SUBSCRIBING && !rc->sub_queued) {
+            /* its SUBSCRIBE went with the connection: it is in the set,
+             * subscribed again now (a queued one is not in it yet) */
             rc->state = NGX_HTTP_SSE_RCHAN_SUBSCRIBED;
         }
 
