@@ -118,6 +118,8 @@ void ngx_http_sse_rsync_message(ngx_http_sse_redis_t *redis,
     ngx_str_t *channel, ngx_str_t *payload, void *data);
 void ngx_http_sse_rsync_reconnected(ngx_http_sse_redis_t *redis, void *data);
 void ngx_http_sse_rsync_tick(ngx_event_t *ev);
+ngx_int_t ngx_http_sse_rsync_write_count(ngx_http_sse_rstore_t *rs,
+    ngx_http_sse_rchan_t *rc);
 void ngx_http_sse_rsync_ignore(ngx_http_sse_redis_t *redis,
     redisReply *reply, void *data);
 
@@ -485,10 +487,37 @@ ngx_http_sse_rsync_leave(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub)
     }
 
     ngx_http_sse_shm_store.leave(zone, sub);
-
     for (i = 0; i < n; i++) {
         chans[i]->dirty = 1;
         ngx_http_sse_rchan_release(chans[i]);
+
+        /*
+         * A worker shutting down (a reload) ticks no more, and its
+         * streams end now: the counts go at once, or the node's count
+         * of the channel would stay in Redis for good (the next workers
+         * write only the channels their own streams change).
+         */
+        if ((ngx_exiting || ngx_quit)
+            && ngx_http_sse_redis_is_up(rs->redis)
+            && ngx_http_sse_rsync_write_count(rs, chans[i]) != NGX_AGAIN)
+        {
+            chans[i]->dirty = 0;
+        }
+    }
+
+    if (n && (ngx_exiting || ngx_quit) && rs->tick.cancelable) {
+        /*
+         * ... and the worker waits for them to be written and answered,
+         * a second at most: without a timer that holds it, it would exit
+         * before its posted write event sends them.
+         */
+        if (rs->tick.timer_set) {
+            ngx_del_timer(&rs->tick);
+        }
+
+        rs->tick.cancelable = 0;
+        rs->lingered = 0;
+        ngx_add_timer(&rs->tick, 100);
     }
 }
 
@@ -1788,24 +1817,87 @@ ngx_http_sse_rsync_ignore(ngx_http_sse_redis_t *redis, redisReply *reply,
 }
 
 
+/*
+ * The node's count of a channel into P s:{id}, if it changed since this
+ * worker last wrote it.  NGX_OK: sent; NGX_DECLINED: nothing to send;
+ * NGX_AGAIN: refused (the queue is full).
+ */
+
+ngx_int_t
+ngx_http_sse_rsync_write_count(ngx_http_sse_rstore_t *rs,
+    ngx_http_sse_rchan_t *rc)
+{
+    u_char       *p;
+    u_char        key[NGX_HTTP_SSE_NODE_ID_LEN + 512];
+    u_char        num[NGX_INT_T_LEN];
+    size_t        argvlen[4];
+    const char   *argv[4];
+    ngx_uint_t    subs;
+    sse::Slice    id;
+    sse::Position pos;
+    ngx_str_t    *prefix = &rs->redis->conf->prefix;
+
+    if (rc->sn.str.len > 255 || prefix->len > 256 || rs->zone->sh == NULL) {
+        return NGX_DECLINED;
+    }
+
+    id.data = rc->sn.str.data;
+    id.len = rc->sn.str.len;
+
+    (void) ngx_http_sse_shm_position(rs->zone, id, &pos, NULL, &subs);
+
+    if (subs == rc->count_sent) {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_cpymem(key, prefix->data, prefix->len);
+    p = ngx_cpymem(p, "s:", 2);
+    p = ngx_cpymem(p, rc->sn.str.data, rc->sn.str.len);
+
+    argv[1] = (const char *) key;
+    argvlen[1] = p - key;
+    argv[2] = (const char *) rs->zone->sh->node_id;
+    argvlen[2] = NGX_HTTP_SSE_NODE_ID_LEN;
+
+    argv[0] = subs ? "HSET" : "HDEL";
+    argvlen[0] = 4;
+    argv[3] = (const char *) num;
+    argvlen[3] = ngx_sprintf(num, "%ui", subs) - num;
+
+    if (ngx_http_sse_redis_command(rs->redis, subs ? 4 : 3, argv, argvlen,
+                                   ngx_http_sse_rsync_ignore, NULL)
+        != NGX_OK)
+    {
+        return NGX_AGAIN;
+    }
+
+    rc->count_sent = subs;
+
+    return NGX_OK;
+}
+
+
 void
 ngx_http_sse_rsync_tick(ngx_event_t *ev)
 {
     u_char                 *p;
     u_char                  key[NGX_HTTP_SSE_NODE_ID_LEN + 512];
-    u_char                  num[NGX_INT_T_LEN];
-    size_t                  argvlen[4];
-    const char             *argv[4];
-    ngx_uint_t              subs, sent;
+    ngx_int_t               rv;
+    ngx_uint_t              sent;
     ngx_queue_t            *q, *next;
-    sse::Slice              id;
-    sse::Position           pos;
     ngx_http_sse_rchan_t   *rc;
     ngx_http_sse_rstore_t  *rs = (ngx_http_sse_rstore_t *) ev->data;
     ngx_str_t              *prefix = &rs->redis->conf->prefix;
     ngx_http_sse_redis_t   *redis = rs->redis;
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
+        /* the counts a shutdown wrote (ngx_http_sse_rsync_leave()) */
+        if (!rs->tick.cancelable && !ngx_terminate
+            && rs->redis->commands.npending && ++rs->lingered < 10)
+        {
+            ngx_add_timer(&rs->tick, 100);
+        }
+
         return;
     }
 
@@ -1842,42 +1934,17 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
         next = ngx_queue_next(q);
         rc = ngx_queue_data(q, ngx_http_sse_rchan_t, all);
 
-        if (rc->dirty && rc->sn.str.len <= 255
-            && sent < NGX_HTTP_SSE_COUNTS_PER_TICK)
-        {
-            id.data = rc->sn.str.data;
-            id.len = rc->sn.str.len;
+        if (rc->dirty && sent < NGX_HTTP_SSE_COUNTS_PER_TICK) {
+            rv = ngx_http_sse_rsync_write_count(rs, rc);
 
-            (void) ngx_http_sse_shm_position(rs->zone, id, &pos, NULL, &subs);
-
-            if (subs != rc->count_sent) {
-                p = ngx_cpymem(key, prefix->data, prefix->len);
-                p = ngx_cpymem(p, "s:", 2);
-                p = ngx_cpymem(p, rc->sn.str.data, rc->sn.str.len);
-
-                argv[1] = (const char *) key;
-                argvlen[1] = p - key;
-                argv[2] = (const char *) rs->zone->sh->node_id;
-                argvlen[2] = NGX_HTTP_SSE_NODE_ID_LEN;
-
-                argv[0] = subs ? "HSET" : "HDEL";
-                argvlen[0] = 4;
-                argv[3] = (const char *) num;
-                argvlen[3] = ngx_sprintf(num, "%ui", subs) - num;
-
+            if (rv == NGX_AGAIN) {
+                /* refused (the queue is full): next tick */
                 sent++;
+                continue;
+            }
 
-                if (ngx_http_sse_redis_command(redis, subs ? 4 : 3, argv,
-                                               argvlen,
-                                               ngx_http_sse_rsync_ignore,
-                                               NULL)
-                    != NGX_OK)
-                {
-                    /* refused (the queue is full): next tick */
-                    continue;
-                }
-
-                rc->count_sent = subs;
+            if (rv == NGX_OK) {
+                sent++;
             }
 
             rc->dirty = 0;
