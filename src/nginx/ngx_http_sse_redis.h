@@ -234,7 +234,10 @@ ngx_int_t ngx_http_sse_redis_command(ngx_http_sse_redis_t *redis,
  * already; otherwise the handler (if any) is called exactly once: with
  * Redis' confirmation, or NULL when there is none (the connection is not
  * up, or was lost: the channel stays in the set and is subscribed again
- * with the others once it is up)
+ * with the others once it is up).  unsubscribe: out of the set at once;
+ * the UNSUBSCRIBE goes at the end of the event loop's turn with the
+ * others of the turn, and a channel subscribed again before that is
+ * answered at once (NULL): Redis never stopped sending it
  */
 ngx_int_t ngx_http_sse_redis_subscribe(ngx_http_sse_redis_t *redis,
     ngx_str_t *channel, ngx_http_sse_redis_reply_pt handler, void *data);
