@@ -181,6 +181,13 @@ struct ngx_http_sse_redis_s {
     ngx_rbtree_node_t           sentinel;
     ngx_uint_t                  nchannels;
 
+    /* channels left, whose UNSUBSCRIBE goes at the end of this turn of
+     * the event loop, many to a command (ngx_str_node_t) */
+    ngx_rbtree_t                unsubs;
+    ngx_rbtree_node_t           unsubs_sentinel;
+    ngx_uint_t                  nunsubs;
+    ngx_event_t                 unsub_event;
+
     ngx_http_sse_redis_message_pt      on_message;
     ngx_http_sse_redis_reconnected_pt  on_reconnected;
     void                       *data;
@@ -227,7 +234,10 @@ ngx_int_t ngx_http_sse_redis_command(ngx_http_sse_redis_t *redis,
  * already; otherwise the handler (if any) is called exactly once: with
  * Redis' confirmation, or NULL when there is none (the connection is not
  * up, or was lost: the channel stays in the set and is subscribed again
- * with the others once it is up)
+ * with the others once it is up).  unsubscribe: out of the set at once;
+ * the UNSUBSCRIBE goes at the end of the event loop's turn with the
+ * others of the turn, and a channel subscribed again before that is
+ * answered at once (NULL): Redis never stopped sending it
  */
 ngx_int_t ngx_http_sse_redis_subscribe(ngx_http_sse_redis_t *redis,
     ngx_str_t *channel, ngx_http_sse_redis_reply_pt handler, void *data);
@@ -276,6 +286,9 @@ void ngx_http_sse_redis_report(ngx_http_sse_redis_t *redis);
 void ngx_http_sse_redis_tls_start(ngx_http_sse_redis_link_t *link);
 
 /* ngx_http_sse_redis_pubsub.cpp */
+void ngx_http_sse_redis_pubsub_init(ngx_http_sse_redis_t *redis,
+    ngx_log_t *log);
+void ngx_http_sse_redis_unsubs_drop(ngx_http_sse_redis_t *redis);
 ngx_int_t ngx_http_sse_redis_resubscribe(ngx_http_sse_redis_link_t *link);
 void ngx_http_sse_redis_check_synced(ngx_http_sse_redis_t *redis);
 

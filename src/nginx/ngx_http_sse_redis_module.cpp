@@ -762,6 +762,7 @@ ngx_http_sse_redis_init_process(ngx_cycle_t *cycle)
 
         ngx_rbtree_init(&redis->channels, &redis->sentinel,
                         ngx_str_rbtree_insert_value);
+        ngx_http_sse_redis_pubsub_init(redis, cycle->log);
 
         ngx_http_sse_redis_link_init(redis, &redis->commands,
                                      NGX_HTTP_SSE_REDIS_COMMANDS, cycle->log);
@@ -814,6 +815,7 @@ ngx_http_sse_redis_exit_process(ngx_cycle_t *cycle)
         }
 
         ngx_http_sse_rstore_exit(redis);
+        ngx_http_sse_redis_unsubs_drop(redis);
 
         if (redis->resub_from.data) {
             ngx_free(redis->resub_from.data);

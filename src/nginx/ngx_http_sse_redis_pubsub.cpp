@@ -36,8 +36,43 @@ ngx_int_t ngx_http_sse_redis_resubscribe_next(
     ngx_http_sse_redis_link_t *link);
 ngx_rbtree_node_t *ngx_http_sse_redis_channel_after(
     ngx_http_sse_redis_t *redis, ngx_str_t *name, uint32_t hash);
+void ngx_http_sse_redis_unsubscribe_flush(ngx_event_t *ev);
 
 } // namespace
+
+
+void
+ngx_http_sse_redis_pubsub_init(ngx_http_sse_redis_t *redis, ngx_log_t *log)
+{
+    ngx_rbtree_init(&redis->unsubs, &redis->unsubs_sentinel,
+                    ngx_str_rbtree_insert_value);
+
+    redis->unsub_event.handler = ngx_http_sse_redis_unsubscribe_flush;
+    redis->unsub_event.data = redis;
+    redis->unsub_event.log = log;
+}
+
+
+/* the UNSUBSCRIBEs not sent: the connection they were for is gone (a new
+ * one subscribes only the set), or the worker exits */
+
+void
+ngx_http_sse_redis_unsubs_drop(ngx_http_sse_redis_t *redis)
+{
+    ngx_rbtree_node_t  *node;
+
+    if (redis->unsub_event.posted) {
+        ngx_delete_posted_event(&redis->unsub_event);
+    }
+
+    while (redis->unsubs.root != redis->unsubs.sentinel) {
+        node = ngx_rbtree_min(redis->unsubs.root, redis->unsubs.sentinel);
+        ngx_rbtree_delete(&redis->unsubs, node);
+        ngx_free(node);
+    }
+
+    redis->nunsubs = 0;
+}
 
 
 /*
@@ -59,6 +94,24 @@ ngx_http_sse_redis_subscribe(ngx_http_sse_redis_t *redis, ngx_str_t *channel,
 
     if (ngx_str_rbtree_lookup(&redis->channels, channel, hash) != NULL) {
         return NGX_DECLINED;
+    }
+
+    sn = ngx_str_rbtree_lookup(&redis->unsubs, channel, hash);
+
+    if (sn) {
+        /* left in this turn, its UNSUBSCRIBE not sent: Redis still has it
+         * subscribed, confirmed before (a SUBSCRIBE's waiter holds it) */
+        ngx_rbtree_delete(&redis->unsubs, &sn->node);
+        redis->nunsubs--;
+
+        ngx_rbtree_insert(&redis->channels, &sn->node);
+        redis->nchannels++;
+
+        if (handler) {
+            handler(redis, NULL, data);
+        }
+
+        return NGX_OK;
     }
 
     sn = (ngx_str_node_t *) ngx_alloc(sizeof(ngx_str_node_t) + channel->len,
@@ -133,9 +186,19 @@ ngx_http_sse_redis_unsubscribe(ngx_http_sse_redis_t *redis,
     redis->nchannels--;
 
     if (link->phase == NGX_HTTP_SSE_REDIS_PHASE_UP) {
-        ngx_http_sse_redis_pubsub_send(link, "UNSUBSCRIBE", 11, &sn->str,
-                                       ngx_http_sse_redis_subscribe_reply,
-                                       link);
+        /*
+         * Sent with the others of this turn, many to a command: one
+         * client's streams closing at once (thousands of channels) would
+         * overflow the connection's queue, which starts it over.
+         */
+        ngx_rbtree_insert(&redis->unsubs, &sn->node);
+        redis->nunsubs++;
+
+        if (!redis->unsub_event.posted) {
+            ngx_post_event(&redis->unsub_event, &ngx_posted_events);
+        }
+
+        return NGX_OK;
     }
 
     ngx_free(sn);
@@ -188,6 +251,8 @@ ngx_http_sse_redis_resubscribe(ngx_http_sse_redis_link_t *link)
     redis->resubscribing = 0;
     redis->resub_more = 1;
     redis->resub_from.len = 0;
+
+    ngx_http_sse_redis_unsubs_drop(redis);
 
     return ngx_http_sse_redis_resubscribe_next(link);
 }
@@ -314,6 +379,73 @@ ngx_http_sse_redis_channel_after(ngx_http_sse_redis_t *redis,
 
 
 namespace {
+
+/* the UNSUBSCRIBEs of this turn, NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH
+ * channels to a command */
+
+void
+ngx_http_sse_redis_unsubscribe_flush(ngx_event_t *ev)
+{
+    int                         argc;
+    ngx_uint_t                  i, n;
+    ngx_int_t                   rc;
+    const char                 *argv[NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH + 1];
+    size_t                      argvlen[NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH + 1];
+    ngx_str_node_t             *sn[NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH];
+    ngx_rbtree_node_t          *node;
+    ngx_http_sse_redis_t       *redis = (ngx_http_sse_redis_t *) ev->data;
+    ngx_http_sse_redis_link_t  *link = &redis->pubsub;
+
+    while (redis->nunsubs) {
+        if (link->phase != NGX_HTTP_SSE_REDIS_PHASE_UP) {
+            /* gone with the connection */
+            ngx_http_sse_redis_unsubs_drop(redis);
+            return;
+        }
+
+        argv[0] = "UNSUBSCRIBE";
+        argvlen[0] = 11;
+        argc = 1;
+        n = 0;
+
+        while (n < NGX_HTTP_SSE_REDIS_RESUBSCRIBE_BATCH
+               && redis->unsubs.root != redis->unsubs.sentinel)
+        {
+            node = ngx_rbtree_min(redis->unsubs.root,
+                                  redis->unsubs.sentinel);
+            ngx_rbtree_delete(&redis->unsubs, node);
+            redis->nunsubs--;
+
+            sn[n] = (ngx_str_node_t *) node;
+            argv[argc] = (const char *) sn[n]->str.data;
+            argvlen[argc++] = sn[n]->str.len;
+            n++;
+        }
+
+        rc = NGX_ERROR;
+
+        if (link->npending < NGX_HTTP_SSE_REDIS_MAX_PENDING) {
+            rc = ngx_http_sse_redis_link_send(link, argc, argv, argvlen,
+                                              argc - 1,
+                                       ngx_http_sse_redis_subscribe_reply,
+                                              link);
+        }
+
+        for (i = 0; i < n; i++) {
+            ngx_free(sn[i]);
+        }
+
+        if (rc != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, &link->log, 0,
+                          "redis: too many commands pending on the pub/sub "
+                          "connection, reconnecting");
+            ngx_http_sse_redis_unsubs_drop(redis);
+            ngx_http_sse_redis_lost(link);
+            return;
+        }
+    }
+}
+
 
 void
 ngx_http_sse_redis_subscribe_reply(ngx_http_sse_redis_t *redis,

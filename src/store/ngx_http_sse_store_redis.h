@@ -57,7 +57,11 @@ typedef struct {
     ngx_queue_t                 joins;      /* awaiting Redis */
     ngx_queue_t                 fill_queue; /* channels awaiting a fill */
     ngx_uint_t                  nfills;     /* fills awaiting Redis */
+    ngx_queue_t                 sub_queue;  /* awaiting their SUBSCRIBE */
+    ngx_uint_t                  nsubscribing; /* SUBSCRIBEs awaiting Redis */
+    unsigned                    sub_draining:1;
     ngx_event_t                 tick;       /* counts, liveness: 1 s */
+    ngx_uint_t                  lingered;   /* ticks waited at shutdown */
     ngx_http_sse_insert_event_t *events;    /* a message's, parsed */
     size_t                      events_cap;
     ngx_uint_t                  malformed;

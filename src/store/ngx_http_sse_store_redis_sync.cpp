@@ -50,8 +50,10 @@ typedef struct {
     ngx_uint_t                  count_sent; /* NGX_HTTP_SSE_RCHAN_UNSENT */
 
     ngx_queue_t                 fill_link;  /* rs->fill_queue */
+    ngx_queue_t                 sub_link;   /* rs->sub_queue */
 
     unsigned                    fill_queued:1;
+    unsigned                    sub_queued:1;
     unsigned                    filling:1;
     unsigned                    fill_again:1;
     unsigned                    bump:1;     /* check the epoch */
@@ -116,6 +118,8 @@ void ngx_http_sse_rsync_message(ngx_http_sse_redis_t *redis,
     ngx_str_t *channel, ngx_str_t *payload, void *data);
 void ngx_http_sse_rsync_reconnected(ngx_http_sse_redis_t *redis, void *data);
 void ngx_http_sse_rsync_tick(ngx_event_t *ev);
+ngx_int_t ngx_http_sse_rsync_write_count(ngx_http_sse_rstore_t *rs,
+    ngx_http_sse_rchan_t *rc);
 void ngx_http_sse_rsync_ignore(ngx_http_sse_redis_t *redis,
     redisReply *reply, void *data);
 
@@ -125,6 +129,9 @@ ngx_http_sse_rchan_t *ngx_http_sse_rchan_find(ngx_http_sse_rstore_t *rs,
     u_char *id, size_t len);
 void ngx_http_sse_rchan_release(ngx_http_sse_rchan_t *rc);
 void ngx_http_sse_rchan_free(ngx_http_sse_rchan_t *rc);
+void ngx_http_sse_rchan_subscribe(ngx_http_sse_rchan_t *rc);
+void ngx_http_sse_rchan_subscribe_send(ngx_http_sse_rchan_t *rc);
+void ngx_http_sse_rchan_subscribe_next(ngx_http_sse_rstore_t *rs);
 void ngx_http_sse_rchan_subscribed(ngx_http_sse_redis_t *redis,
     redisReply *reply, void *data);
 
@@ -164,6 +171,12 @@ ngx_uint_t ngx_http_sse_history(ngx_http_sse_rstore_t *rs);
  * {"n"} unknown to Redis; {"e", epoch, last seq, k, then per entry: entry
  * id, type, data, ms}: first k entries the client needs from before what
  * the node holds, then those after the node's last seq.
+ * Checking the epoch: when the node holds a later position than Redis (a
+ * higher epoch: Redis went back to before a DELETE and publish, or a
+ * restart empty; or the same epoch and a higher seq), the channel gets a
+ * new epoch above both, as a publish through this node would give it;
+ * otherwise the node would ignore every message of the older epoch that
+ * other nodes publish.
  * Numbers go out with %.0f: Lua's tostring() writes 1e+15.
  */
 
@@ -201,11 +214,13 @@ const char  ngx_http_sse_read_script[] =
     "    if not e then "
     "      out[i+1] = {'n'} "
     "    else "
-    "      if bump and le == e and ll > s then "
+    "      local ln, en = tonumber(le), tonumber(e) "
+    "      if bump and ln and en "
+    "         and (ln > en or (ln == en and ll > s)) then "
     "        local t = redis.call('TIME') "
     "        local ne = t[1] .. string.format('%06d', tonumber(t[2])) "
-    "        if tonumber(ne) <= tonumber(e) then "
-    "          ne = num(tonumber(e) + 1) "
+    "        if tonumber(ne) <= math.max(ln, en) then "
+    "          ne = num(math.max(ln, en) + 1) "
     "        end "
     "        redis.call('HSET', c, 'e', ne, 's', 0) "
     "        redis.call('DEL', h) "
@@ -239,6 +254,11 @@ const char  ngx_http_sse_read_script[] =
 #define NGX_HTTP_SSE_FILLS_INFLIGHT  64
 #define NGX_HTTP_SSE_COUNTS_PER_TICK 256
 
+/* SUBSCRIBEs awaiting Redis at once per worker: joins of thousands of
+ * new channels in one turn of the event loop (one client's streams)
+ * would overflow the pub/sub connection's queue, which starts it over */
+#define NGX_HTTP_SSE_SUBSCRIBES_INFLIGHT  256
+
 /* epochs, seqs and times Redis sends are below 2^53 (Lua's numbers) */
 #define NGX_HTTP_SSE_MAX_NUMBER  ((uint64_t) 1 << 53)
 
@@ -255,6 +275,7 @@ ngx_http_sse_rsync_init(ngx_http_sse_rstore_t *rs)
     ngx_queue_init(&rs->chans_all);
     ngx_queue_init(&rs->joins);
     ngx_queue_init(&rs->fill_queue);
+    ngx_queue_init(&rs->sub_queue);
 
     rs->tick.handler = ngx_http_sse_rsync_tick;
     rs->tick.data = rs;
@@ -363,35 +384,8 @@ ngx_http_sse_rsync_join(ngx_http_sse_zone_t *zone,
         ngx_queue_insert_tail(&rc->waiters, &rj->waits[i].link);
 
         if (rc->state == NGX_HTTP_SSE_RCHAN_NONE) {
-            u_char     *p;
-            ngx_str_t   name;
-            ngx_str_t  *prefix = &rs->redis->conf->prefix;
-
             rc->state = NGX_HTTP_SSE_RCHAN_SUBSCRIBING;
-
-            name.len = prefix->len + 2 + rc->sn.str.len;
-            name.data = (u_char *) ngx_alloc(name.len, ngx_cycle->log);
-
-            if (name.data == NULL) {
-                ngx_http_sse_rchan_subscribed(rs->redis, NULL, rc);
-                continue;
-            }
-
-            p = ngx_cpymem(name.data, prefix->data, prefix->len);
-            p = ngx_cpymem(p, "m:", 2);
-            ngx_memcpy(p, rc->sn.str.data, rc->sn.str.len);
-
-            if (ngx_http_sse_redis_subscribe(rs->redis, &name,
-                                             ngx_http_sse_rchan_subscribed,
-                                             rc)
-                == NGX_DECLINED)
-            {
-                /* in the set already (a leave's UNSUBSCRIBE is not
-                 * through yet: it was never taken out) */
-                ngx_http_sse_rchan_subscribed(rs->redis, NULL, rc);
-            }
-
-            ngx_free(name.data);
+            ngx_http_sse_rchan_subscribe(rc);
         }
     }
 
@@ -493,10 +487,37 @@ ngx_http_sse_rsync_leave(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub)
     }
 
     ngx_http_sse_shm_store.leave(zone, sub);
-
     for (i = 0; i < n; i++) {
         chans[i]->dirty = 1;
         ngx_http_sse_rchan_release(chans[i]);
+
+        /*
+         * A worker shutting down (a reload) ticks no more, and its
+         * streams end now: the counts go at once, or the node's count
+         * of the channel would stay in Redis for good (the next workers
+         * write only the channels their own streams change).
+         */
+        if ((ngx_exiting || ngx_quit)
+            && ngx_http_sse_redis_is_up(rs->redis)
+            && ngx_http_sse_rsync_write_count(rs, chans[i]) != NGX_AGAIN)
+        {
+            chans[i]->dirty = 0;
+        }
+    }
+
+    if (n && (ngx_exiting || ngx_quit) && rs->tick.cancelable) {
+        /*
+         * ... and the worker waits for them to be written and answered,
+         * a second at most: without a timer that holds it, it would exit
+         * before its posted write event sends them.
+         */
+        if (rs->tick.timer_set) {
+            ngx_del_timer(&rs->tick);
+        }
+
+        rs->tick.cancelable = 0;
+        rs->lingered = 0;
+        ngx_add_timer(&rs->tick, 100);
     }
 }
 
@@ -602,16 +623,117 @@ ngx_http_sse_rchan_free(ngx_http_sse_rchan_t *rc)
 }
 
 
+/*
+ * A channel's SUBSCRIBE, now or in its turn: at most
+ * NGX_HTTP_SSE_SUBSCRIBES_INFLIGHT of them await Redis, each answered
+ * one sends the next.  The SUBSCRIBE holds the channel (a reference)
+ * until it is answered: the record outlives a join that let go meanwhile.
+ */
+
+void
+ngx_http_sse_rchan_subscribe(ngx_http_sse_rchan_t *rc)
+{
+    ngx_http_sse_rstore_t  *rs = rc->rs;
+
+    rc->refs++;
+
+    if (rs->nsubscribing >= NGX_HTTP_SSE_SUBSCRIBES_INFLIGHT
+        || !ngx_queue_empty(&rs->sub_queue))
+    {
+        rc->sub_queued = 1;
+        ngx_queue_insert_tail(&rs->sub_queue, &rc->sub_link);
+        return;
+    }
+
+    ngx_http_sse_rchan_subscribe_send(rc);
+}
+
+
+void
+ngx_http_sse_rchan_subscribe_send(ngx_http_sse_rchan_t *rc)
+{
+    u_char                 *p;
+    ngx_str_t               name;
+    ngx_http_sse_rstore_t  *rs = rc->rs;
+    ngx_str_t              *prefix = &rs->redis->conf->prefix;
+
+    rs->nsubscribing++;
+
+    name.len = prefix->len + 2 + rc->sn.str.len;
+    name.data = (u_char *) ngx_alloc(name.len, ngx_cycle->log);
+
+    if (name.data == NULL) {
+        ngx_http_sse_rchan_subscribed(rs->redis, NULL, rc);
+        return;
+    }
+
+    p = ngx_cpymem(name.data, prefix->data, prefix->len);
+    p = ngx_cpymem(p, "m:", 2);
+    ngx_memcpy(p, rc->sn.str.data, rc->sn.str.len);
+
+    if (ngx_http_sse_redis_subscribe(rs->redis, &name,
+                                     ngx_http_sse_rchan_subscribed, rc)
+        == NGX_DECLINED)
+    {
+        /* in the set already (a leave's UNSUBSCRIBE is not through yet:
+         * it was never taken out) */
+        ngx_http_sse_rchan_subscribed(rs->redis, NULL, rc);
+    }
+
+    ngx_free(name.data);
+}
+
+
+/* the channels waiting for their turn, as far as the bound allows; a
+ * SUBSCRIBE answered at once (Redis is not up) does not recurse here */
+
+void
+ngx_http_sse_rchan_subscribe_next(ngx_http_sse_rstore_t *rs)
+{
+    ngx_queue_t           *q;
+    ngx_http_sse_rchan_t  *rc;
+
+    if (rs->sub_draining) {
+        return;
+    }
+
+    rs->sub_draining = 1;
+
+    while (rs->nsubscribing < NGX_HTTP_SSE_SUBSCRIBES_INFLIGHT
+           && !ngx_queue_empty(&rs->sub_queue))
+    {
+        q = ngx_queue_head(&rs->sub_queue);
+        ngx_queue_remove(q);
+
+        rc = ngx_queue_data(q, ngx_http_sse_rchan_t, sub_link);
+        rc->sub_queued = 0;
+
+        if (rc->refs == 1) {
+            /* its joins let go meanwhile: nothing to subscribe */
+            ngx_http_sse_rchan_release(rc);
+            continue;
+        }
+
+        ngx_http_sse_rchan_subscribe_send(rc);
+    }
+
+    rs->sub_draining = 0;
+}
+
+
 /* Redis confirmed the SUBSCRIBE (or cannot now): the joins waiting go on */
 
 void
 ngx_http_sse_rchan_subscribed(ngx_http_sse_redis_t *redis, redisReply *reply,
     void *data)
 {
-    ngx_queue_t           *q;
-    ngx_http_sse_rjoin_t  *rj;
-    ngx_http_sse_rwait_t  *w;
-    ngx_http_sse_rchan_t  *rc = (ngx_http_sse_rchan_t *) data;
+    ngx_queue_t            *q;
+    ngx_http_sse_rjoin_t   *rj;
+    ngx_http_sse_rwait_t   *w;
+    ngx_http_sse_rchan_t   *rc = (ngx_http_sse_rchan_t *) data;
+    ngx_http_sse_rstore_t  *rs = rc->rs;
+
+    rs->nsubscribing--;
 
     if (rc->state == NGX_HTTP_SSE_RCHAN_SUBSCRIBING) {
         /* without a confirmation it is in the set all the same: the
@@ -631,6 +753,11 @@ ngx_http_sse_rchan_subscribed(ngx_http_sse_redis_t *redis, redisReply *reply,
             ngx_http_sse_rjoin_step(rj);
         }
     }
+
+    /* the SUBSCRIBE's hold */
+    ngx_http_sse_rchan_release(rc);
+
+    ngx_http_sse_rchan_subscribe_next(rs);
 }
 
 
@@ -954,7 +1081,7 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     void *data)
 {
     ngx_int_t              rc_apply;
-    ngx_uint_t             more, again;
+    ngx_uint_t             more, again, asked;
     sse::Position          pos;
     ngx_uint_t             subs;
     sse::Slice             id;
@@ -962,6 +1089,17 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     ngx_http_sse_rchan_t  *next;
     ngx_http_sse_rchan_t  *rc = (ngx_http_sse_rchan_t *) data;
     ngx_http_sse_rstore_t *rs = rc->rs;
+
+    /*
+     * Something asked for a fill while this one was in flight: a message
+     * held back (its events may be published after this read ran in
+     * Redis, so its answer need not hold them), or a reconnect (the
+     * messages lost with the connection).  Asked for, the fill is made
+     * again even when this one brought nothing; each ask makes one more
+     * at most, so a Redis announcing what it never gives costs a read
+     * per message, not a loop.
+     */
+    asked = rc->fill_again;
 
     rc->filling = 0;
     rs->nfills--;
@@ -986,6 +1124,10 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
                     || rc->want_epoch > pos.epoch
                     || (rc->want_epoch == pos.epoch
                         && rc->want_seq > pos.seq);
+        }
+
+        if (rc_apply == NGX_OK && rc->refs > 1 && asked) {
+            again = 1;
         }
 
     } else if (reply) {
@@ -1650,7 +1792,9 @@ ngx_http_sse_rsync_reconnected(ngx_http_sse_redis_t *redis, void *data)
             continue;
         }
 
-        if (rc->state == NGX_HTTP_SSE_RCHAN_SUBSCRIBING) {
+        if (rc->state == NGX_HTTP_SSE_RCHAN_SUBSCRIBING && !rc->sub_queued) {
+            /* its SUBSCRIBE went with the connection: it is in the set,
+             * subscribed again now (a queued one is not in it yet) */
             rc->state = NGX_HTTP_SSE_RCHAN_SUBSCRIBED;
         }
 
@@ -1673,24 +1817,87 @@ ngx_http_sse_rsync_ignore(ngx_http_sse_redis_t *redis, redisReply *reply,
 }
 
 
+/*
+ * The node's count of a channel into P s:{id}, if it changed since this
+ * worker last wrote it.  NGX_OK: sent; NGX_DECLINED: nothing to send;
+ * NGX_AGAIN: refused (the queue is full).
+ */
+
+ngx_int_t
+ngx_http_sse_rsync_write_count(ngx_http_sse_rstore_t *rs,
+    ngx_http_sse_rchan_t *rc)
+{
+    u_char       *p;
+    u_char        key[NGX_HTTP_SSE_NODE_ID_LEN + 512];
+    u_char        num[NGX_INT_T_LEN];
+    size_t        argvlen[4];
+    const char   *argv[4];
+    ngx_uint_t    subs;
+    sse::Slice    id;
+    sse::Position pos;
+    ngx_str_t    *prefix = &rs->redis->conf->prefix;
+
+    if (rc->sn.str.len > 255 || prefix->len > 256 || rs->zone->sh == NULL) {
+        return NGX_DECLINED;
+    }
+
+    id.data = rc->sn.str.data;
+    id.len = rc->sn.str.len;
+
+    (void) ngx_http_sse_shm_position(rs->zone, id, &pos, NULL, &subs);
+
+    if (subs == rc->count_sent) {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_cpymem(key, prefix->data, prefix->len);
+    p = ngx_cpymem(p, "s:", 2);
+    p = ngx_cpymem(p, rc->sn.str.data, rc->sn.str.len);
+
+    argv[1] = (const char *) key;
+    argvlen[1] = p - key;
+    argv[2] = (const char *) rs->zone->sh->node_id;
+    argvlen[2] = NGX_HTTP_SSE_NODE_ID_LEN;
+
+    argv[0] = subs ? "HSET" : "HDEL";
+    argvlen[0] = 4;
+    argv[3] = (const char *) num;
+    argvlen[3] = ngx_sprintf(num, "%ui", subs) - num;
+
+    if (ngx_http_sse_redis_command(rs->redis, subs ? 4 : 3, argv, argvlen,
+                                   ngx_http_sse_rsync_ignore, NULL)
+        != NGX_OK)
+    {
+        return NGX_AGAIN;
+    }
+
+    rc->count_sent = subs;
+
+    return NGX_OK;
+}
+
+
 void
 ngx_http_sse_rsync_tick(ngx_event_t *ev)
 {
     u_char                 *p;
     u_char                  key[NGX_HTTP_SSE_NODE_ID_LEN + 512];
-    u_char                  num[NGX_INT_T_LEN];
-    size_t                  argvlen[4];
-    const char             *argv[4];
-    ngx_uint_t              subs, sent;
+    ngx_int_t               rv;
+    ngx_uint_t              sent;
     ngx_queue_t            *q, *next;
-    sse::Slice              id;
-    sse::Position           pos;
     ngx_http_sse_rchan_t   *rc;
     ngx_http_sse_rstore_t  *rs = (ngx_http_sse_rstore_t *) ev->data;
     ngx_str_t              *prefix = &rs->redis->conf->prefix;
     ngx_http_sse_redis_t   *redis = rs->redis;
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
+        /* the counts a shutdown wrote (ngx_http_sse_rsync_leave()) */
+        if (!rs->tick.cancelable && !ngx_terminate
+            && rs->redis->commands.npending && ++rs->lingered < 10)
+        {
+            ngx_add_timer(&rs->tick, 100);
+        }
+
         return;
     }
 
@@ -1727,42 +1934,17 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
         next = ngx_queue_next(q);
         rc = ngx_queue_data(q, ngx_http_sse_rchan_t, all);
 
-        if (rc->dirty && rc->sn.str.len <= 255
-            && sent < NGX_HTTP_SSE_COUNTS_PER_TICK)
-        {
-            id.data = rc->sn.str.data;
-            id.len = rc->sn.str.len;
+        if (rc->dirty && sent < NGX_HTTP_SSE_COUNTS_PER_TICK) {
+            rv = ngx_http_sse_rsync_write_count(rs, rc);
 
-            (void) ngx_http_sse_shm_position(rs->zone, id, &pos, NULL, &subs);
-
-            if (subs != rc->count_sent) {
-                p = ngx_cpymem(key, prefix->data, prefix->len);
-                p = ngx_cpymem(p, "s:", 2);
-                p = ngx_cpymem(p, rc->sn.str.data, rc->sn.str.len);
-
-                argv[1] = (const char *) key;
-                argvlen[1] = p - key;
-                argv[2] = (const char *) rs->zone->sh->node_id;
-                argvlen[2] = NGX_HTTP_SSE_NODE_ID_LEN;
-
-                argv[0] = subs ? "HSET" : "HDEL";
-                argvlen[0] = 4;
-                argv[3] = (const char *) num;
-                argvlen[3] = ngx_sprintf(num, "%ui", subs) - num;
-
+            if (rv == NGX_AGAIN) {
+                /* refused (the queue is full): next tick */
                 sent++;
+                continue;
+            }
 
-                if (ngx_http_sse_redis_command(redis, subs ? 4 : 3, argv,
-                                               argvlen,
-                                               ngx_http_sse_rsync_ignore,
-                                               NULL)
-                    != NGX_OK)
-                {
-                    /* refused (the queue is full): next tick */
-                    continue;
-                }
-
-                rc->count_sent = subs;
+            if (rv == NGX_OK) {
+                sent++;
             }
 
             rc->dirty = 0;
