@@ -1028,6 +1028,10 @@ ngx_http_sse_shm_move(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
+    /* an operation of its own: what it finds is not reclaimed by its
+     * allocations (ngx_http_sse_store_expire()) */
+    zone->sh->op++;
+
     *id_len = och->id_len;
     ngx_memcpy(id, och->id, och->id_len);
 
