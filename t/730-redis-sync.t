@@ -2,7 +2,8 @@
 # redis-server: pub/sub messages in the design's format (docs/redis.md),
 # injected with redis-cli as another node's publish would send them,
 # reach the node's subscribers in order and once; holes are filled from
-# the Redis stream; epochs renew or are ignored; "D" ends streams;
+# the Redis stream; epochs renew (streams get a reset) or are ignored;
+# "D" ends streams;
 # hostile messages are dropped; a join replays from Redis what the node
 # does not hold; a join without Redis still streams and catches up by
 # itself once Redis is back; subscriber counts reach Redis.
@@ -132,10 +133,19 @@ my $E2 = $E + 5;
 cli('DEL', "${P}h:a");
 store('a', $E2, 1, 'b1');
 publish_raw('a', message($E2, 1, ['', 'b1']));
+# SPEC: an open stream that meets a new epoch gets a reset "gap", then
+# the new epoch's events; it stays open (t/734 has the edge cases)
 for my $i (0 .. $#s) {
-    ok($s[$i]->wait_closed(SSETest::tmo(3)),
-       "stream $i: a newer epoch ends the stream, after what it had");
-    is($s[$i]->event_count, 8, "stream $i: nothing of the new epoch in it");
+    ok($s[$i]->wait_events(10, SSETest::tmo(3)),
+       "stream $i: a newer epoch: a reset, then its event");
+    my @ev = @{$s[$i]->events};
+    is_deeply([map { $_->{data} } @ev[0 .. 7]], [map { "a$_" } 1 .. 8],
+              "stream $i: what it had of the old epoch first");
+    is($ev[8]{type}, 'reset', "stream $i: then a reset");
+    like($ev[8]{data}, qr/"reason":\s*"gap"/, "stream $i: reason gap");
+    is($ev[9]{data}, 'b1', "stream $i: then the new epoch");
+    is($ev[9]{id}, id_of($E2, 1), "stream $i: with its id");
+    ok(!$s[$i]->is_closed, "stream $i: still open");
 }
 
 my $r = $t->subscribe('/sub?ch=a',
@@ -274,7 +284,13 @@ ok($bumped > $E, "a later one ($bumped)");
 is(cli('HGET', "${P}c:k", 's'), '0', 'from seq 0');
 is(cli('EXISTS', "${P}h:k"), '0', 'the old stream is gone');
 for my $k ($k1, $k2) {
-    ok($k->wait_closed(SSETest::tmo(3)), 'the old epoch\'s streams end');
+    ok($k->wait_events(4, SSETest::tmo(3)),
+       'the old epoch\'s streams get a reset');
+    is($k->events->[3]{type}, 'reset', '... after what they had');
+    like($k->events->[3]{data}, qr/"reason":\s*"gap"/, '... reason gap');
+    is($k->events->[3]{id}, id_of($bumped, 0), '... at the new epoch');
+    ok(!$k->is_closed, '... and stay open');
+    $k->close;
 }
 $k1 = $t->subscribe('/sub?ch=k');
 $k2 = $t->subscribe('/sub?ch=k');

@@ -139,6 +139,10 @@ struct ngx_http_sse_channel_s {
     unsigned                    unlinked:1;     /* a tomb out of the tree */
     unsigned                    empty:1;        /* in sh->empty */
     unsigned                    remote:1;       /* epoch is the cluster's */
+    unsigned                    renewed:1;      /* a tomb: the channel went
+                                                   on under a newer epoch
+                                                   (Redis), not a DELETE:
+                                                   its streams move there */
 
     u_char                      id_len;
     u_char                      id[1];
@@ -403,6 +407,8 @@ struct ngx_http_sse_sub_s {
     u_char                     *out_last;
 
     size_t                      max_pending;    /* bytes buffered */
+    ngx_str_t                  *reset_event;    /* sse_reset_event; empty:
+                                                   none */
     size_t                      limit;      /* bytes behind: + replay */
     ngx_uint_t                  nbehind;    /* channels pulled lazily */
     ngx_msec_t                  heartbeat;  /* 0: off */
@@ -684,7 +690,10 @@ ngx_uint_t ngx_http_sse_sub_too_far(ngx_http_sse_sub_t *sub,
     ngx_http_sse_sub_chan_t *sc, uint64_t total);
 ngx_int_t ngx_http_sse_sub_append_raw(ngx_http_sse_sub_t *sub, u_char *p,
     size_t len);
-ngx_int_t ngx_http_sse_sub_append_id_line(ngx_http_sse_sub_t *sub);
+ngx_int_t ngx_http_sse_sub_append_own(ngx_http_sse_sub_t *sub, u_char *body,
+    size_t len);
+ngx_int_t ngx_http_sse_sub_append_reset(ngx_http_sse_sub_t *sub,
+    sse::Slice chan, const char *reason);
 void ngx_http_sse_sub_flush(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_sub_leave(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_sub_end(ngx_http_sse_sub_t *sub, ngx_uint_t graceful);

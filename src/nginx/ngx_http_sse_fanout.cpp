@@ -21,6 +21,7 @@ namespace {
 void ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone);
 void ngx_http_sse_write_round(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_end_local(ngx_http_sse_local_t *local);
+void ngx_http_sse_renew_local(ngx_http_sse_local_t *local);
 void ngx_http_sse_settle(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc);
 ngx_int_t ngx_http_sse_pulled_event(void *data, uint64_t seq, u_char *wire,
@@ -85,6 +86,13 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
 
     for (i = 0; i < batch->ntouched; i++) {
         local = batch->touched[i];
+
+        if (local->ending == NGX_HTTP_SSE_LOCAL_RENEWED) {
+            /* no event of it is in the batch: its streams move on */
+            ngx_http_sse_renew_local(local);
+            continue;
+        }
+
         floor = local->cursor;
 
         for (q = ngx_queue_head(&local->subs);
@@ -257,6 +265,88 @@ ngx_http_sse_end_local(ngx_http_sse_local_t *local)
 
         ngx_http_sse_sub_reason(sc->sub, NGX_HTTP_SSE_CLOSE_DELETED);
         ngx_http_sse_sub_end(sc->sub, 1);
+    }
+}
+
+
+/*
+ * The channel went on under a newer epoch (with sse_redis: Redis
+ * restarted empty, was flushed, evicted it, was restored or failed over):
+ * each stream stays open, is told a reset "gap" (as a join with an id of
+ * the old epoch would be) and goes on with the new epoch's events from
+ * the first the zone holds; what it had not got of the old epoch is void.
+ * A stream whose reset does not fit in its buffer (sse_max_pending) is
+ * dropped as too slow: the client comes back with its last id and gets
+ * the same reset from the join.  One store call per stream, no more.
+ */
+
+void
+ngx_http_sse_renew_local(ngx_http_sse_local_t *local)
+{
+    u_char                    id[sse::max_channel_id_len];
+    size_t                    id_len;
+    ngx_int_t                 rc;
+    sse::Slice                chan;
+    ngx_queue_t              *q, *next;
+    ngx_http_sse_sub_t       *sub;
+    ngx_http_sse_zone_t      *zone = local->zone;
+    ngx_http_sse_sub_chan_t  *sc;
+
+    /* local->busy is set: it stays while its streams leave it */
+
+    local->ending = 0;
+
+    for (q = ngx_queue_head(&local->subs);
+         q != ngx_queue_sentinel(&local->subs);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sc = ngx_queue_data(q, ngx_http_sse_sub_chan_t, link);
+        sub = sc->sub;
+
+        if (sub->done || sub->dropping) {
+            continue;
+        }
+
+        rc = zone->store->move(zone, sub, sc->index, id, &id_len);
+
+        if (rc != NGX_OK) {
+            /* deleted meanwhile, or no room for it: it ends, and the
+             * client resumes from its last id */
+            ngx_http_sse_sub_reason(sub, (rc == NGX_DECLINED)
+                                         ? NGX_HTTP_SSE_CLOSE_DELETED
+                                         : NGX_HTTP_SSE_CLOSE_ERROR);
+            ngx_http_sse_sub_end(sub, 1);
+            continue;
+        }
+
+        chan.data = id;
+        chan.len = id_len;
+
+        rc = ngx_http_sse_sub_append_reset(sub, chan, "gap");
+
+        if (rc == NGX_DECLINED) {
+            zone->store->count(zone, NGX_HTTP_SSE_COUNT_DROPPED_SLOW, 1);
+            ngx_log_error(NGX_LOG_INFO, sub->connection->log, 0,
+                          "sse: client is too slow, no room for the reset "
+                          "of a channel that went on under a new epoch");
+            ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_SLOW);
+            ngx_http_sse_sub_drop(sub);
+            continue;
+        }
+
+        if (rc != NGX_OK) {
+            ngx_http_sse_sub_drop(sub);
+            continue;
+        }
+
+        /*
+         * It writes the reset, then pulls the new epoch, from its write
+         * handler: once, even if more of its channels move this round,
+         * and it is no longer on this channel's list the writes of the
+         * round go through.
+         */
+        ngx_post_event(sub->connection->write, &ngx_posted_events);
     }
 }
 

@@ -523,18 +523,27 @@ ngx_http_sse_sub_append_raw(ngx_http_sse_sub_t *sub, u_char *p, size_t len)
 }
 
 
-/* the id line of an event of the stream's own (a reset) */
+/*
+ * An event of the stream's own (a reset): its id line (the stream's
+ * positions), then body; the whole of it or nothing (NGX_DECLINED: it
+ * does not fit, sse_max_pending).
+ */
 
 ngx_int_t
-ngx_http_sse_sub_append_id_line(ngx_http_sse_sub_t *sub)
+ngx_http_sse_sub_append_own(ngx_http_sse_sub_t *sub, u_char *body,
+    size_t len)
 {
     ngx_int_t  rc;
 
-    if (!ngx_http_sse_fits(sub, sse::max_id_len + 5)) {
+    if (!ngx_http_sse_fits(sub, sse::max_id_len + 5 + len)) {
         return NGX_DECLINED;
     }
 
     rc = ngx_http_sse_append_id_line(sub);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_sse_append(sub, body, len);
+    }
 
     if (rc == NGX_OK) {
         sub->pend_events++;

@@ -37,8 +37,6 @@ ngx_int_t ngx_http_sse_send_ended_stream(ngx_http_request_t *r);
 void ngx_http_sse_joined(void *data);
 ngx_int_t ngx_http_sse_start_stream(ngx_http_sse_join_t *j);
 void ngx_http_sse_join_cleanup(void *data);
-ngx_int_t ngx_http_sse_append_reset(ngx_http_sse_sub_t *sub,
-    ngx_http_sse_loc_conf_t *slcf, sse::Slice id, const char *reason);
 
 } // namespace
 
@@ -166,6 +164,7 @@ ngx_http_sse_subscribe_handler(ngx_http_request_t *r)
 
     sub->zone = zone;
     sub->max_pending = slcf->max_pending;
+    sub->reset_event = &slcf->reset_event;
     sub->heartbeat = slcf->heartbeat;
     sub->deadline = slcf->lifetime ? ngx_time() + slcf->lifetime : 0;
 
@@ -308,7 +307,6 @@ ngx_http_sse_start_stream(ngx_http_sse_join_t *j)
     ngx_http_request_t       *r = j->request;
     ngx_http_sse_sub_t       *sub = j->sub;
     ngx_http_sse_zone_t      *zone = sub->zone;
-    ngx_http_sse_loc_conf_t  *slcf = j->slcf;
 
     switch (j->op.rc) {
 
@@ -346,9 +344,9 @@ ngx_http_sse_start_stream(ngx_http_sse_join_t *j)
     /* resets first, then each channel's history, then live events */
 
     for (i = 0; i < j->op.nchans; i++) {
-        if (j->op.reset[i] && slcf->reset_event.len) {
-            if (ngx_http_sse_append_reset(sub, slcf, j->ids[i],
-                                          j->op.reset[i])
+        if (j->op.reset[i]) {
+            if (ngx_http_sse_sub_append_reset(sub, j->ids[i],
+                                              j->op.reset[i])
                 != NGX_OK)
             {
                 goto failed;
@@ -497,27 +495,35 @@ ngx_http_sse_send_stream_header(ngx_http_request_t *r)
 }
 
 
+} // namespace
+
+
+/*
+ * A reset (sse_reset_event) tells the client that its position in a
+ * channel was void ("unknown") or that events after it are gone ("gap"):
+ * at a join, or when the channel goes on under a new epoch while the
+ * stream is open (the fan-out).  Its id line is the stream's positions
+ * after it.  NGX_DECLINED: it does not fit (sse_max_pending).
+ */
+
 ngx_int_t
-ngx_http_sse_append_reset(ngx_http_sse_sub_t *sub,
-    ngx_http_sse_loc_conf_t *slcf, sse::Slice chan, const char *reason)
+ngx_http_sse_sub_append_reset(ngx_http_sse_sub_t *sub, sse::Slice chan,
+    const char *reason)
 {
     u_char   buf[512 + 2 * sse::max_channel_id_len * 6];
     u_char  *p, *last;
 
-    if (ngx_http_sse_sub_append_id_line(sub) != NGX_OK) {
-        return NGX_ERROR;
+    if (sub->reset_event == NULL || sub->reset_event->len == 0) {
+        return NGX_OK;
     }
 
     /* the event name is at most 64 bytes (checked in the configuration) */
     last = buf + sizeof(buf);
     p = ngx_snprintf(buf, last - buf,
                      "event: %V\ndata: {\"reason\":\"%s\",\"channel\":\"",
-                     &slcf->reset_event, reason);
+                     sub->reset_event, reason);
     p += sse::json_escape(p, chan);
     p = ngx_cpymem(p, "\"}\n\n", 4);
 
-    return ngx_http_sse_sub_append_raw(sub, buf, p - buf);
+    return ngx_http_sse_sub_append_own(sub, buf, p - buf);
 }
-
-
-} // namespace

@@ -210,7 +210,9 @@ typedef ngx_int_t (*ngx_http_sse_event_sink_pt)(void *data, uint64_t seq,
  * A channel's events after a position, within a budget of wire bytes.
  * rc: NGX_OK (out.caught_up: the reader has every event there is);
  * NGX_HTTP_SSE_PULL_END (the channel is over for this reader: deleted and
- * read to its end, or renewed under another epoch);
+ * read to its end, or renewed under another epoch);  a channel RENEWED
+ * (see the batch) hands over nothing more of its old epoch: NGX_OK, not
+ * caught up, until the fan-out moves the reader (move());
  * NGX_HTTP_SSE_PULL_GAP (events after the position are gone);
  * NGX_ERROR (the sink failed).
  */
@@ -234,7 +236,12 @@ typedef struct {
  * scratch.  The batch is the worker's, reused from one collect to the
  * next (no allocation per event).  A channel's local record is marked
  * busy while in a batch (it stays, even if its streams leave), and
- * "ending" if its streams end after these events.
+ * "ending" when its streams are done with it: DELETED, they end after
+ * these events (a DELETE); RENEWED, the channel went on under a newer
+ * epoch (with sse_redis: Redis restarted empty, was flushed, evicted it,
+ * was restored from a snapshot or failed over): each stream moves to the
+ * new epoch with a reset (move()), and the old epoch's events it did not
+ * have yet are void.
  */
 typedef struct {
     ngx_http_sse_local_t       *local;
@@ -320,6 +327,19 @@ struct ngx_http_sse_store_s {
     void (*count)(ngx_http_sse_zone_t *zone, ngx_uint_t counter,
         ngx_uint_t n);
     size_t (*max_message)(ngx_http_sse_zone_t *zone);
+
+    /*
+     * A stream's channel was RENEWED (see the batch): sc leaves its local
+     * record for the channel's new epoch, at the oldest event of it the
+     * store holds (BEHIND: it pulls them; LIVE if there is none yet); its
+     * other channels stay as they are.  Out: the channel's id (id has
+     * room for sse::max_channel_id_len bytes), for the reset the caller
+     * tells.  NGX_OK; NGX_DECLINED: the channel has no new epoch to go
+     * to (deleted meanwhile: the stream ends); NGX_HTTP_SSE_ZONE_FULL:
+     * no room for the new join.  Neither moves it.
+     */
+    ngx_int_t (*move)(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub,
+        ngx_uint_t index, u_char *id, size_t *id_len);
 
     /*
      * this worker: attach to the zone (its wake-up address; NGX_ERROR:

@@ -33,6 +33,8 @@ void ngx_http_sse_rstore_figures(ngx_http_sse_zone_t *zone,
 void ngx_http_sse_rstore_count(ngx_http_sse_zone_t *zone,
     ngx_uint_t counter, ngx_uint_t n);
 size_t ngx_http_sse_rstore_max_message(ngx_http_sse_zone_t *zone);
+ngx_int_t ngx_http_sse_rstore_move(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_sub_t *sub, ngx_uint_t index, u_char *id, size_t *id_len);
 ngx_int_t ngx_http_sse_rstore_attach(ngx_http_sse_zone_t *zone,
     u_char *addr, size_t addr_len);
 void ngx_http_sse_rstore_detach(ngx_http_sse_zone_t *zone);
@@ -56,6 +58,7 @@ ngx_http_sse_store_t  ngx_http_sse_redis_store = {
     ngx_http_sse_rstore_figures,
     ngx_http_sse_rstore_count,
     ngx_http_sse_rstore_max_message,
+    ngx_http_sse_rstore_move,
     ngx_http_sse_rstore_attach,
     ngx_http_sse_rstore_detach,
     ngx_http_sse_rstore_expire,
@@ -233,6 +236,19 @@ size_t
 ngx_http_sse_rstore_max_message(ngx_http_sse_zone_t *zone)
 {
     return ngx_http_sse_shm_store.max_message(zone);
+}
+
+
+/*
+ * the channel's id stays, and so do this worker's pub/sub subscription
+ * and its count of the channel's streams: only the local node changes
+ */
+
+ngx_int_t
+ngx_http_sse_rstore_move(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub,
+    ngx_uint_t index, u_char *id, size_t *id_len)
+{
+    return ngx_http_sse_shm_store.move(zone, sub, index, id, id_len);
 }
 
 

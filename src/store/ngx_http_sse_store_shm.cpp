@@ -31,6 +31,8 @@ ngx_int_t ngx_http_sse_shm_read(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_read_t *rd);
 void ngx_http_sse_shm_leave(ngx_http_sse_zone_t *zone,
     ngx_http_sse_sub_t *sub);
+ngx_int_t ngx_http_sse_shm_move(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_sub_t *sub, ngx_uint_t index, u_char *id, size_t *id_len);
 ngx_int_t ngx_http_sse_shm_collect(ngx_http_sse_zone_t *zone,
     ngx_http_sse_batch_t *batch);
 ngx_int_t ngx_http_sse_shm_gather(ngx_http_sse_local_t *local,
@@ -82,6 +84,7 @@ ngx_http_sse_store_t  ngx_http_sse_shm_store = {
     ngx_http_sse_shm_figures,
     ngx_http_sse_shm_count,
     ngx_http_sse_shm_max_message,
+    ngx_http_sse_shm_move,
     ngx_http_sse_shm_attach,
     ngx_http_sse_shm_detach,
     ngx_http_sse_shm_expire,
@@ -247,6 +250,7 @@ ngx_http_sse_insert_channel(ngx_http_sse_zone_t *zone,
     ngx_int_t *rc)
 {
     ngx_int_t                err;
+    ngx_uint_t               renew;
     ngx_http_sse_channel_t  *ch, *fresh;
 
     if (in->kind == NGX_HTTP_SSE_INSERT_DELETE) {
@@ -301,11 +305,21 @@ ngx_http_sse_insert_channel(ngx_http_sse_zone_t *zone,
     }
 
     if (ch->remote || ch->deleted || ch->last_seq || ch->nevents) {
-        /* a new epoch: the old one ends as with a DELETE (a channel of
-         * the node's own epoch that holds events was published to here,
-         * not through Redis: it is renewed as well) */
+        /*
+         * A new epoch.  After a DELETE (a "D" message, or one on this
+         * node) the old epoch's streams end after what they got, as on
+         * one node.  Otherwise Redis went on under a newer epoch (it
+         * restarted empty, was flushed, evicted the channel, was restored
+         * from a snapshot or failed over): the old node becomes a tomb
+         * marked renewed, and its streams move to the new epoch with a
+         * reset (the fan-out, ngx_http_sse_shm_move()).  A channel of the
+         * node's own epoch that holds events was published to here, not
+         * through Redis: it is renewed as well.
+         */
 
-        if (!ch->deleted) {
+        renew = !ch->deleted;
+
+        if (renew) {
             ngx_http_sse_channel_delete(zone, ch);
             ngx_http_sse_notify(zone, ch, wake, nwake);
         }
@@ -314,6 +328,10 @@ ngx_http_sse_insert_channel(ngx_http_sse_zone_t *zone,
         if (fresh == NULL) {
             *rc = err;
             return NULL;
+        }
+
+        if (renew && fresh != ch) {
+            ch->renewed = 1;
         }
 
         ch = fresh;
@@ -907,6 +925,13 @@ ngx_http_sse_shm_read(ngx_http_sse_zone_t *zone,
         goto done;
     }
 
+    if (ch->renewed) {
+        /* the rest of the old epoch is void: the fan-out moves the reader
+         * to the new one (its wake-up is queued) */
+        rc = NGX_OK;
+        goto done;
+    }
+
     if (rd->from.seq < ch->last_seq) {
 
         if (ch->nevents == 0 || rd->from.seq + 1 < ch->first_seq) {
@@ -971,6 +996,124 @@ ngx_http_sse_shm_leave(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub)
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/*
+ * A stream's channel went on under a newer epoch (RENEWED): it leaves the
+ * old node for the channel's current one, where it starts at the oldest
+ * event the zone holds, as a join with an id of an older epoch does
+ * (ngx_http_sse_plan(): reset "gap").  Its other channels stay as they
+ * are.  Under one lock per stream: the fan-out appends the reset between
+ * two streams, without the lock.
+ */
+
+ngx_int_t
+ngx_http_sse_shm_move(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub,
+    ngx_uint_t index, u_char *id, size_t *id_len)
+{
+    uint64_t                   from, behind, lag;
+    ngx_int_t                  err;
+    const char                *reset;
+    sse::Position              old;
+    ngx_http_sse_local_t      *local, *prev;
+    ngx_http_sse_channel_t    *ch, *och;
+    ngx_http_sse_sub_chan_t   *sc = &sub->chans[index];
+    ngx_http_sse_chan_slot_t  *cs;
+
+    prev = sc->local;
+    och = prev->channel;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    /* an operation of its own: what it finds is not reclaimed by its
+     * allocations (ngx_http_sse_store_expire()) */
+    zone->sh->op++;
+
+    *id_len = och->id_len;
+    ngx_memcpy(id, och->id, och->id_len);
+
+    ch = ngx_http_sse_channel_find(zone, och->id, och->id_len);
+
+    if (ch == NULL || ch == och || ch->deleted) {
+        /* deleted (or evicted) since: nothing to go on to */
+        err = NGX_DECLINED;
+        goto failed;
+    }
+
+    ch->op = zone->sh->op;
+
+    cs = ngx_http_sse_channel_join(zone, ch, zone->slot);
+    if (cs == NULL) {
+        err = NGX_HTTP_SSE_ZONE_FULL;
+        goto failed;
+    }
+
+    local = ngx_http_sse_local_get(zone, ch);
+    if (local == NULL) {
+        ngx_http_sse_channel_leave(zone, ch, zone->slot);
+        err = NGX_HTTP_SSE_ZONE_FULL;
+        goto failed;
+    }
+
+    local->share = cs;
+
+    /* the old node's events stay only while streams still read them */
+    ngx_http_sse_channel_leave(zone, och, zone->slot);
+
+    ngx_queue_remove(&sc->link);
+    prev->nsubs--;
+
+    if (sc->state == NGX_HTTP_SSE_SC_BEHIND) {
+        sub->nbehind--;
+        prev->nbehind--;
+    }
+
+    sc->local = local;
+    sc->state = NGX_HTTP_SSE_SC_LIVE;
+    ngx_queue_insert_tail(&local->subs, &sc->link);
+    local->nsubs++;
+
+    ngx_http_sse_channel_expire(zone, ch);
+
+    old = sc->pos;
+    ngx_http_sse_plan(ch, 0, &old, 1, &from, &reset);
+
+    sc->pos.epoch = ch->epoch;
+    sc->pos.seq = from - 1;
+    sc->pos_cum = ngx_http_sse_cum_before(ch, from);
+
+    behind = ch->total - sc->pos_cum;
+
+    if (sc->pos.seq < ch->last_seq) {
+        sc->state = NGX_HTTP_SSE_SC_BEHIND;
+        sub->nbehind++;
+        local->nbehind++;
+
+        /* history stays for it while it catches up, as for a join */
+        cs->cursor = ngx_min(cs->cursor, sc->pos.seq);
+        local->floor = ngx_min(local->floor, sc->pos.seq);
+    }
+
+    /* how far it may lag there, as for a join: sse_max_pending plus what
+     * it starts behind */
+
+    lag = sub->max_pending ? sub->max_pending + behind : (uint64_t) -1;
+    cs->allowance = ngx_max(cs->allowance, lag);
+
+    if (sub->max_pending) {
+        sub->limit = ngx_max(sub->limit, (size_t) lag);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return NGX_OK;
+
+failed:
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return err;
 }
 
 
@@ -1065,9 +1208,17 @@ ngx_http_sse_shm_gather(ngx_http_sse_local_t *local,
         ngx_http_sse_shm_adopt(local);
     }
 
-    if (ch->epoch != local->epoch) {
-        /* deleted and published to again: these streams are over */
+    if (ch->renewed) {
+        /* a newer epoch from Redis: the streams move there, the old
+         * epoch's events they did not have yet are void */
         local->ending = NGX_HTTP_SSE_LOCAL_RENEWED;
+        return NGX_OK;
+    }
+
+    if (ch->epoch != local->epoch) {
+        /* the node went on under another epoch with no stream on it
+         * (it was revived in place): these streams are over */
+        local->ending = NGX_HTTP_SSE_LOCAL_DELETED;
         return NGX_OK;
     }
 
