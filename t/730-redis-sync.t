@@ -134,7 +134,7 @@ cli('DEL', "${P}h:a");
 store('a', $E2, 1, 'b1');
 publish_raw('a', message($E2, 1, ['', 'b1']));
 # SPEC: an open stream that meets a new epoch gets a reset "gap", then
-# the new epoch's events; it stays open (t/734 has the edge cases)
+# the new epoch's events; it stays open (t/738 has the edge cases)
 for my $i (0 .. $#s) {
     ok($s[$i]->wait_events(10, SSETest::tmo(3)),
        "stream $i: a newer epoch: a reset, then its event");
