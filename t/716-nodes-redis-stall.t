@@ -47,7 +47,8 @@ if ($pid == 0) {
     POSIX::_exit($bad ? 1 : 0);
 }
 sub published {
-    open my $fh, '<', $log or return ();
+    # before the publisher opened its log: none (0 in scalar context)
+    open my $fh, '<', $log or return wantarray ? () : 0;
     return map { [split] } <$fh>;
 }
 
