@@ -47,17 +47,9 @@ http {
 }
 EOF
 
-sub cli { my $o = $redis->cli(@_); chomp $o if defined $o; return $o }
+sub cli { $redis->value(@_) }
 
-sub base36 {
-    my ($n) = @_;
-    my @d = (0 .. 9, 'a' .. 'z');
-    my $s = '';
-    do { $s = $d[$n % 36] . $s; $n = int($n / 36) } while $n > 0;
-    return $s;
-}
-
-sub id_of { my ($epoch, $seq) = @_; return base36($epoch) . "-$seq" }
+sub id_of { SSETest::Redis::id_of(@_) }
 
 # one message of a publish: [type, data] pairs from seq $first on
 sub message {
@@ -158,6 +150,28 @@ for my $i (0 .. $#s) {
 }
 
 $_->close for @s;
+
+# -- a new epoch first heard of past its first event: filled from Redis ----
+# (its first messages were lost to this node, e.g. while its pub/sub
+# connection was down): the streams get the reset, then every event of
+# the new epoch Redis keeps, not only those from the message on
+
+my $f = $t->subscribe('/sub?ch=f');
+ok(subscribed('f'), 'channel f subscribed');
+publish('f', $E, 1, 'f1');
+ok($f->wait_events(1, SSETest::tmo(3)), 'f1');
+renew('f');
+for my $seq (1, 2) {
+    cli('XADD', "${P}h:f", "$seq-0", 't', '', 'd', "g$seq",
+        'm', int(time * 1000));
+}
+publish('f', $E2, 3, 'g3');
+ok($f->wait_events(5, SSETest::tmo(3)), 'a reset and three events');
+is_deeply([map { $_->{type} // $_->{data} } @{$f->events}],
+          [qw(f1 reset g1 g2 g3)],
+          'the new epoch from its first event, though the message began at 3');
+is($f->events->[4]{id}, id_of($E2, 3), '... with their ids');
+$f->close;
 
 # -- a stream on three channels, two of which renew at once ----------------
 

@@ -319,6 +319,19 @@ ngx_http_sse_insert_channel(ngx_http_sse_zone_t *zone,
 
         renew = !ch->deleted;
 
+        if (renew && ch->subscribers && in->kind == NGX_HTTP_SSE_INSERT_MESSAGE
+            && in->nevents && in->events[0].seq > 1)
+        {
+            /*
+             * Heard of past its first event (its first messages were lost
+             * to this node): the streams that move to it would start
+             * there.  A fill reads the new epoch from the first event
+             * Redis keeps (the node's epoch is not Redis'), and renews.
+             */
+            *rc = NGX_HTTP_SSE_NEED_FILL;
+            return NULL;
+        }
+
         if (renew) {
             ngx_http_sse_channel_delete(zone, ch);
             ngx_http_sse_notify(zone, ch, wake, nwake);
