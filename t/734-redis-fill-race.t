@@ -123,7 +123,7 @@ http {
 }
 EOF
 
-sub cli { my $o = $redis->cli(@_); chomp $o if defined $o; return $o }
+sub cli { $redis->value(@_) }
 
 sub state { (($t->zone_status('f')->{redis} // {})->{state} // '') }
 

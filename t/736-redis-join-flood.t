@@ -36,7 +36,7 @@ http {
 }
 EOF
 
-sub cli { my $o = $redis->cli(@_); chomp $o if defined $o; return $o }
+sub cli { $redis->value(@_) }
 sub status { ($t->zone_status('q')->{redis} // {}) }
 sub overflows { scalar(() = $t->error_log =~ /too many commands pending/g) }
 
