@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,6 +65,8 @@ class Profile:
     storm_missed: int
     paced_events: int
     paced_rate: float        # events per second
+    many_paced_events: int   # "many channels, paced": events per channel ...
+    many_paced_rate: float   # ... published at this many per second over all channels
     tokens_channels: int     # "tokens": channels (one subscriber each) ...
     tokens_channels_many: int  # ... and the wider variant
     tokens_rate: float       # tokens per second over all channels
@@ -86,7 +89,7 @@ PROFILES = {
         idle_subs=18000, idle_channels=1000,
         held_subs=100000, held_workers=8, held_channels=1000,
         storm_clients=1000, storm_channels=100, storm_before=10, storm_missed=50,
-        paced_events=20, paced_rate=5,
+        paced_events=20, paced_rate=5, many_paced_events=10, many_paced_rate=4000,
         tokens_channels=1000, tokens_channels_many=5000, tokens_rate=4000, tokens_seconds=20,
         rounds=3, budget_s=720),
     "quick": Profile(
@@ -96,7 +99,7 @@ PROFILES = {
         idle_subs=3000, idle_channels=300,
         held_subs=10000, held_workers=4, held_channels=100,
         storm_clients=200, storm_channels=20, storm_before=5, storm_missed=20,
-        paced_events=10, paced_rate=5,
+        paced_events=10, paced_rate=5, many_paced_events=5, many_paced_rate=1000,
         tokens_channels=200, tokens_channels_many=1000, tokens_rate=1000, tokens_seconds=6,
         rounds=1, budget_s=300,
         crossnode_subs=1000, crossnode_channels=20, crossnode_events=10),
@@ -565,13 +568,18 @@ def fanout(bench, srv, conns, channels, events, publishers, rate=0):
         up = established(subs, conns, 120)
         time.sleep(0.5)   # let the server finish the last handshakes
         before = srv.cpu_snapshot()
+        busy0, t0 = host_busy_s(), time.monotonic()
         pub = bench.publish(srv, "publisher", channels, publishers, events=events, rate=rate)
         rep = subs.wait_for("report", 120)
         cpu = srv.cpu_since(before)
+        busy = (host_busy_s() - busy0) / ((time.monotonic() - t0) * os.cpu_count())
+        flush_p99 = server_flush_p99_ms(srv)
     finally:
         subs.finish()
     lat = rep["latency"]
     return {
+        "host_busy_share": busy,
+        "server_flush_p99_le_ms": flush_p99,
         "subscribers": up["established"],
         "connect_s": up["seconds"],
         "published": pub["requests"],
@@ -591,6 +599,26 @@ def fanout(bench, srv, conns, channels, events, publishers, rate=0):
     }
 
 
+def server_flush_p99_ms(srv):
+    """The module's own publish→flush p99 (its sse_status histogram: the
+    time from a publish to the write of the event into the subscriber's
+    socket), as the bucket bound it falls in; None for other servers.
+    Beside the clients' p99 it tells time spent in the server from time
+    spent in socket buffers and in clients waiting for a CPU."""
+    if srv.kind != "module":
+        return None
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/sse-status", timeout=5) as f:
+            zone = next(iter(json.load(f)["zones"].values()))
+    except (OSError, ValueError, StopIteration, KeyError):
+        return None
+    hist = zone["publish_flush_seconds"]
+    for bucket in hist["buckets"]:
+        if hist["count"] and bucket["count"] >= 0.99 * hist["count"]:
+            return float(bucket["le"]) * 1e3 if bucket["le"] != "+Inf" else None
+    return None
+
+
 def w_broadcast(bench, kind):
     p = bench.profile
     with bench.server(kind, "broadcast") as srv:
@@ -608,6 +636,16 @@ def w_many_channels(bench, kind):
     with bench.server(kind, "many_channels") as srv:
         return fanout(bench, srv, p.many_channels * p.many_subs_per_channel, p.many_channels,
                       p.many_events, p.many_publishers)
+
+
+def w_many_channels_paced(bench, kind):
+    """many channels at a publish rate every server sustains: the tails
+    compared at the same load (unpaced, each server is offered what its
+    replies let the publishers send)."""
+    p = bench.profile
+    with bench.server(kind, "many_channels_paced") as srv:
+        return fanout(bench, srv, p.many_channels * p.many_subs_per_channel, p.many_channels,
+                      p.many_paced_events, p.many_publishers, rate=p.many_paced_rate)
 
 
 def publish_rate(bench, kind, workload, subs_per_channel):
@@ -1222,6 +1260,7 @@ WORKLOADS = [
     Workload("broadcast", "broadcast", w_broadcast, FANOUT, "deliveries_per_cpu_s"),
     Workload("broadcast_paced", "broadcast, paced", w_broadcast_paced, FANOUT),
     Workload("many_channels", "many channels", w_many_channels, FANOUT, "deliveries_per_cpu_s"),
+    Workload("many_channels_paced", "many channels, paced", w_many_channels_paced, FANOUT),
     Workload("publish_0", "publish, no subscribers", w_publish_0, FANOUT + ("plain",), "rps"),
     Workload("publish_10", "publish, 10 subscribers per channel", w_publish_10, FANOUT),
     Workload("idle_memory", "idle memory", w_idle_memory, FANOUT),
@@ -1368,6 +1407,11 @@ def rounds_text(r):
     return " / ".join(fmt_num(v) for v in values)
 
 
+def busy_text(r):
+    v = r.get("host_busy_share")
+    return None if v is None else pct(v)
+
+
 def integrity_text(r):
     if "lost" not in r:
         return None
@@ -1383,6 +1427,8 @@ ROWS = [
     ("broadcast", "p99 publish→receive (ms)", "latency_p99_ms"),
     ("broadcast", "first publish → last delivery (s)", "all_delivered_s"),
     ("broadcast", "publishes per second achieved", "publish_rps"),
+    ("broadcast", "p99 publish→flush inside the module (ms, ≤ bucket)", "server_flush_p99_le_ms"),
+    ("broadcast", "host CPU busy while publishing (all cores)", busy_text),
     ("broadcast", "lost / dup / reordered / streams ended", integrity_text),
     ("broadcast_paced", "p50 publish→receive (ms)", "latency_p50_ms"),
     ("broadcast_paced", "p99 publish→receive (ms)", "latency_p99_ms"),
@@ -1394,7 +1440,18 @@ ROWS = [
     ("many_channels", "p50 publish→receive (ms)", "latency_p50_ms"),
     ("many_channels", "p99 publish→receive (ms)", "latency_p99_ms"),
     ("many_channels", "first publish → last delivery (s)", "all_delivered_s"),
+    ("many_channels", "publishes per second achieved", "publish_rps"),
+    ("many_channels", "p99 publish→flush inside the module (ms, ≤ bucket)", "server_flush_p99_le_ms"),
+    ("many_channels", "host CPU busy while publishing (all cores)", busy_text),
     ("many_channels", "lost / dup / reordered / streams ended", integrity_text),
+    ("many_channels_paced", "publishes per second achieved", "publish_rps"),
+    ("many_channels_paced", "p50 publish→receive (ms)", "latency_p50_ms"),
+    ("many_channels_paced", "p99 publish→receive (ms)", "latency_p99_ms"),
+    ("many_channels_paced", "p99 publish→flush inside the module (ms, ≤ bucket)",
+     "server_flush_p99_le_ms"),
+    ("many_channels_paced", "deliveries per server CPU-second", "deliveries_per_cpu_s"),
+    ("many_channels_paced", "host CPU busy while publishing (all cores)", busy_text),
+    ("many_channels_paced", "lost / dup / reordered / streams ended", integrity_text),
     ("publish_0", "publishes per second", "rps"),
     ("publish_0", "… in each round", rounds_text),
     ("publish_0", "publishes per server CPU-second", "rps_per_cpu_s"),
@@ -1487,6 +1544,10 @@ def results_table(results, servers, profile=None):
     return "\n".join(lines)
 
 
+def pct(v):
+    return f"{v:.0%}" if isinstance(v, (int, float)) else "–"
+
+
 def fmt_ratio(r):
     return "–" if r is None else f"{r:.2f}×"
 
@@ -1557,6 +1618,9 @@ def targets(results, profile):
              "broadcast", "latency_p99_ms", "nchan", "<=", 1 / 3)
     relative("… p99 publish→receive ≤ 1/3 of nchan's, publishing paced (broadcast, paced)",
              "broadcast_paced", "latency_p99_ms", "nchan", "<=", 1 / 3)
+    relative(f"… p99 publish→receive ≤ 0.5× nchan's, publishing paced at "
+             f"{profile.many_paced_rate:,.0f}/s (many channels, paced)",
+             "many_channels_paced", "latency_p99_ms", "nchan", "<=", 0.5)
     for workload, key, label, bound in p99_targets(profile):
         relative(label, workload, key, "nchan", "<=", bound)
     for w in TOKENS:
@@ -1679,11 +1743,44 @@ def unmet_reasons(results, rows, info, profile):
                 f"{num(w, 'nchan', 'deliveries_per_cpu_s')}.  Clients and servers shared "
                 f"{info['nproc']} cores; other processes used "
                 f"{info['background_cpu_share']:.0%} of the host's CPU during the run.")
+        elif label == P99_VS_NCHAN[0][2]:
+            w, wp = "many_channels", "many_channels_paced"
+            floor_vs = ratio(value(results, w, "floor", "latency_p99_ms"),
+                             value(results, w, "nchan", "latency_p99_ms"))
+            out.append(
+                f"- **{label}**: p99 of the module {num(w, 'module', 'latency_p99_ms', ' ms')} "
+                f"(p50 {num(w, 'module', 'latency_p50_ms', ' ms')}), nchan "
+                f"{num(w, 'nchan', 'latency_p99_ms', ' ms')} (p50 "
+                f"{num(w, 'nchan', 'latency_p50_ms', ' ms')}), the floor server "
+                f"{num(w, 'floor', 'latency_p99_ms', ' ms')} (floor ÷ nchan "
+                f"{fmt_ratio(floor_vs)}).  Publishers post back to back, so each server is "
+                f"offered what its replies let through: publishes per second achieved: module "
+                f"{num(w, 'module', 'publish_rps')}, nchan {num(w, 'nchan', 'publish_rps')}, "
+                f"floor {num(w, 'floor', 'publish_rps')}; the host's CPU was busy "
+                f"{pct(value(results, w, 'module', 'host_busy_share'))} (module), "
+                f"{pct(value(results, w, 'nchan', 'host_busy_share'))} (nchan) and "
+                f"{pct(value(results, w, 'floor', 'host_busy_share'))} (floor) while they "
+                f"published.  Inside the module, publish→flush (the event written into the "
+                f"subscriber's socket, its own sse_status histogram) had a p99 of at most "
+                f"{num(w, 'module', 'server_flush_p99_le_ms', ' ms')}: the rest of the "
+                f"clients' p99 is time in socket buffers and clients waiting for a CPU.  "
+                f"Paced at {profile.many_paced_rate:,.0f} publishes/s, the same for all "
+                f"(many channels, paced): p99 module "
+                f"{num(wp, 'module', 'latency_p99_ms', ' ms')}, nchan "
+                f"{num(wp, 'nchan', 'latency_p99_ms', ' ms')}, floor "
+                f"{num(wp, 'floor', 'latency_p99_ms', ' ms')} (module ÷ nchan "
+                f"{rel(wp, 'latency_p99_ms', 'nchan')}).")
         elif any(label == p[2] for p in P99_VS_NCHAN):
             w, key, _, _ = next(p for p in P99_VS_NCHAN if p[2] == label)
+            extra = ""
+            if w in ("publish_0", "publish_10"):
+                extra = (f"  Publishers post back to back: publishes per second module "
+                         f"{num(w, 'module', 'rps')}, nchan {num(w, 'nchan', 'rps')}, floor "
+                         f"{num(w, 'floor', 'rps')}; floor ÷ nchan on this p99 "
+                         f"{fmt_ratio(ratio(value(results, w, 'floor', key), value(results, w, 'nchan', key)))}.")
             out.append(
                 f"- **{label}**: module {num(w, 'module', key, ' ms')}, nchan "
-                f"{num(w, 'nchan', key, ' ms')}, floor {num(w, 'floor', key, ' ms')}.")
+                f"{num(w, 'nchan', key, ' ms')}, floor {num(w, 'floor', key, ' ms')}.{extra}")
         else:
             out.append(f"- **{label}**: see the results below.")
     return out + [""]
@@ -1816,7 +1913,15 @@ The report states how much CPU other processes took during the run.
   depends on how fast the server lets the publisher go on.
 - **many channels**: {many_channels:,} channels × {many_subs_per_channel}
   subscribers; {many_events} events per channel from {many_publishers}
-  concurrent publishers.
+  concurrent publishers, back to back.  Each server is then offered as many
+  publishes as its replies let through, so its tail is mostly queueing:
+  the report adds the module's own publish→flush p99 (its `sse_status`
+  histogram, read at the end of the run: the time until the event is written
+  into the subscriber's socket; a bucket bound, so "at most") and how busy the
+  host's CPU was while publishing (all cores, clients included).
+- **many channels, paced**: the same subscribers, {many_paced_events} events
+  per channel published at {many_paced_rate:g} per second in all, a rate every
+  server sustains: the tails compared at the same load.
 - **publish, no subscribers / 10 subscribers per channel**: {rate_publishers}
   keep-alive publishers (2 client processes) over {rate_channels} channels as
   fast as replies come, for {rate_seconds:g} s.  `plain` is nginx answering

@@ -47,6 +47,7 @@ def all_met_results():
         "broadcast": server_results(fan(200, 10), fan(100, 40), fan(210, 50)),
         "broadcast_paced": server_results(fan(200, 10), fan(100, 40), fan(210, 50)),
         "many_channels": server_results(fan(200, 10), fan(100, 40), fan(210, 50)),
+        "many_channels_paced": server_results(fan(200, 5), fan(100, 20), fan(210, 6)),
         "publish_0": server_results(pub(1500, 1500, 1), pub(1000, 1000, 2), pub(1600, 1600, 1),
                                     pub(1600, 1600, 1)),
         "publish_10": server_results(pub(1000, 1000, 1), pub(900, 900, 2), pub(1000, 1000, 1)),
@@ -214,6 +215,19 @@ class Targets(unittest.TestCase):
         rows = self.rows(res)
         self.assertEqual(rows["p99 publish→receive ≤ 0.5× nchan's (many channels)"],
                          ("0.60×", False))
+
+    def test_many_channels_tail_says_what_bounds_it(self):
+        res = strip_none(all_met_results())
+        res["many_channels"]["module"].update(latency_p99_ms=166.0, server_flush_p99_le_ms=25.0,
+                                              host_busy_share=0.99)
+        profile = bench.PROFILES["quick"]
+        rows = bench.targets(res, profile)
+        info = {"nproc": 2, "background_cpu_share": 0.05}
+        text = "\n".join(bench.unmet_reasons(res, rows, info, profile))
+        self.assertIn("floor ÷ nchan 1.25×", text)            # the floor's 50 ms over nchan's 40
+        self.assertIn("had a p99 of at most 25.0 ms", text)     # the module's own histogram
+        self.assertIn("busy 99% (module)", text)
+        self.assertIn("p99 module 5 ms, nchan 20 ms, floor 6 ms (module ÷ nchan 0.25×)", text)
 
     def test_tokens_tail_is_half_of_nchans(self):
         res = all_met_results()
