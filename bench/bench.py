@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -67,6 +68,9 @@ class Profile:
     paced_rate: float        # events per second
     many_paced_events: int   # "many channels, paced": events per channel ...
     many_paced_rate: float   # ... published at this many per second over all channels
+    replay_clients: int      # "replay storm": clients that join at once with sse_replay all ...
+    replay_events: int       # ... a channel holding this many events ...
+    replay_size: int         # ... of this many bytes each
     tokens_channels: int     # "tokens": channels (one subscriber each) ...
     tokens_channels_many: int  # ... and the wider variant
     tokens_rate: float       # tokens per second over all channels
@@ -90,8 +94,9 @@ PROFILES = {
         held_subs=100000, held_workers=8, held_channels=1000,
         storm_clients=1000, storm_channels=100, storm_before=10, storm_missed=50,
         paced_events=20, paced_rate=5, many_paced_events=10, many_paced_rate=4000,
+        replay_clients=1000, replay_events=1000, replay_size=4096,
         tokens_channels=1000, tokens_channels_many=5000, tokens_rate=4000, tokens_seconds=20,
-        rounds=3, budget_s=720),
+        rounds=3, budget_s=780),
     "quick": Profile(
         broadcast_subs=2000, broadcast_events=20,
         many_channels=200, many_subs_per_channel=10, many_events=10, many_publishers=10,
@@ -100,6 +105,7 @@ PROFILES = {
         held_subs=10000, held_workers=4, held_channels=100,
         storm_clients=200, storm_channels=20, storm_before=5, storm_missed=20,
         paced_events=10, paced_rate=5, many_paced_events=5, many_paced_rate=1000,
+        replay_clients=200, replay_events=200, replay_size=4096,
         tokens_channels=200, tokens_channels_many=1000, tokens_rate=1000, tokens_seconds=6,
         rounds=1, budget_s=300,
         crossnode_subs=1000, crossnode_channels=20, crossnode_events=10),
@@ -337,6 +343,18 @@ class Server:
     def pss_kib(self):
         return sum(pss_kib(pid) for pid in self.pids())
 
+    def workers_rss_kib(self):
+        """VmRSS of the workers together (the master holds no stream)."""
+        total = 0
+        for pid in children_of(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    total += next(int(line.split()[1]) for line in f
+                                  if line.startswith("VmRSS:"))
+            except (OSError, StopIteration):
+                pass
+        return total
+
     def log_problems(self):
         return []
 
@@ -512,21 +530,22 @@ class Bench:
                 self.problems[f"{workload}/{kind}"] = found
 
     def subscribe(self, srv, name, conns, channels, expect=0, procs=None, timeout=300,
-                  extra=()):
+                  extra=(), what="sub"):
         """Starts subscribers (expect=0: they hold until stopped)."""
         p = self.profile
         procs = procs or max(2, -(-conns // 15000))
-        args = ["--url", srv.url("sub"), "--conns", conns, "--channels", channels,
+        args = ["--url", srv.url(what), "--conns", conns, "--channels", channels,
                 "--expect", expect, "--procs", procs, "--src-ips", p.src_ips,
                 "--timeout", timeout, *extra]
         return Loadgen(self.loadgen, "subscribe" if expect else "hold", args,
                        srv.dir / f"{name}.log")
 
     def publish(self, srv, name, channels, publishers, events=0, duration=0, procs=1,
-                first_seq=1, rate=0, timeout=120, payload="padded", stream=False):
+                first_seq=1, rate=0, timeout=120, payload="padded", stream=False,
+                size=None, what="pub"):
         """Runs publishers to the end and returns their report."""
-        args = ["--url", srv.url("pub"), "--channels", channels, "--publishers", publishers,
-                "--procs", procs, "--size", self.profile.event_size,
+        args = ["--url", srv.url(what), "--channels", channels, "--publishers", publishers,
+                "--procs", procs, "--size", size or self.profile.event_size,
                 "--payload", payload, "--stream", int(stream),
                 "--first-seq", first_seq, "--rate", rate, "--timeout", timeout]
         args += ["--events", events] if events else ["--duration", duration]
@@ -609,7 +628,7 @@ def server_flush_p99_ms(srv):
         return None
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/sse-status", timeout=5) as f:
-            zone = next(iter(json.load(f)["zones"].values()))
+            zone = json.load(f)["zones"]["bench"]
     except (OSError, ValueError, StopIteration, KeyError):
         return None
     hist = zone["publish_flush_seconds"]
@@ -982,6 +1001,74 @@ def w_storm(bench, kind):
     }
 
 
+class RssPeak:
+    """Samples the workers' RSS every 20 ms in a thread: its peak."""
+
+    def __init__(self, srv):
+        self.srv = srv
+        self.peak = srv.workers_rss_kib()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.done.wait(0.02):
+            self.peak = max(self.peak, self.srv.workers_rss_kib())
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        return max(self.peak, self.srv.workers_rss_kib())
+
+
+# what a worker may hold in a replay storm beyond clients × sse_max_pending:
+# the history it maps from the zone (1000 × 4 KB), nginx's own connection
+# and request memory (a few KB per client) and the allocator's slack
+REPLAY_STORM_CONSTANT_KIB = 32 * 1024
+REPLAY_STORM_MAX_PENDING_KIB = 64    # sse_max_pending of /rsub in module.conf.in
+
+
+def w_replay_storm(bench, kind):
+    """Issue 9: a reconnect storm with sse_replay all.  One channel's
+    history is full (replay_events of replay_size bytes), then
+    replay_clients clients join at once asking for all of it.  Every client
+    must get every event, in order, once; the workers' RSS must stay under
+    clients × sse_max_pending plus a stated constant (each stream pulls its
+    replay from history as its socket drains, never more than
+    sse_max_pending at a time)."""
+    p = bench.profile
+    n = p.replay_clients
+    with bench.server(kind, "replay_storm") as srv:
+        pub = bench.publish(srv, "publish-history", 1, 1, events=p.replay_events,
+                            size=p.replay_size, what="rpub")
+        time.sleep(0.3)
+        base = srv.workers_rss_kib()
+        peak = RssPeak(srv)
+        before = srv.cpu_snapshot()
+        subs = bench.subscribe(srv, "replay", n, 1, expect=p.replay_events, what="rsub",
+                               extra=["--max-inflight", n])
+        try:
+            rep = subs.wait_for("report", 120)
+            cpu = srv.cpu_since(before)
+        finally:
+            subs.finish()
+            top = peak.stop()
+    grew = top - base
+    bound = n * REPLAY_STORM_MAX_PENDING_KIB + REPLAY_STORM_CONSTANT_KIB
+    return {
+        "clients": n,
+        "caught_up": rep["complete"],
+        "catch_up_s": (rep["t_complete_ns"] - rep["t_start_ns"]) / 1e9 if rep["complete"] else None,
+        "completion_p99_ms": rep["completion"]["p99_us"] / 1e3,
+        "rss_growth_mib": grew / 1024,
+        "rss_bound_mib": bound / 1024,
+        "within_bound": grew <= bound,
+        "cpu_s": cpu,
+        "non_2xx": pub["non_2xx"],
+        **integrity(rep),
+    }
+
+
 # ------------------------------------------------------------------ signed tokens
 #
 # The cost of sse_auth_jwt (issue 11): the module alone, three times with
@@ -1268,6 +1355,7 @@ WORKLOADS = [
              w_idle_memory_proxied, ("module",)),
     Workload("held", "concurrent subscribers held", w_held, FANOUT),
     Workload("storm", "reconnect storm", w_storm, ("module", "nchan")),
+    Workload("replay_storm", "reconnect storm with sse_replay all", w_replay_storm, ("module",)),
     Workload("tokens_post", "tokens, {tokens_channels:,} channels, one POST per token",
              w_tokens_post, FANOUT, "latency_p99_ms"),
     Workload("tokens_stream", "tokens, {tokens_channels:,} channels, streaming POST",
@@ -1474,6 +1562,13 @@ ROWS = [
     ("storm", "p99 time to catch up per client (ms)", "completion_p99_ms"),
     ("storm", "server CPU-seconds", "cpu_s"),
     ("storm", "lost / dup / reordered / streams ended", integrity_text),
+    ("replay_storm", "clients that got every event", "caught_up"),
+    ("replay_storm", "seconds until all had everything", "catch_up_s"),
+    ("replay_storm", "p99 time to get everything, per client (ms)", "completion_p99_ms"),
+    ("replay_storm", "workers' RSS growth, peak (MiB)", "rss_growth_mib"),
+    ("replay_storm", "… bound: clients × sse_max_pending + the constant (MiB)", "rss_bound_mib"),
+    ("replay_storm", "server CPU-seconds", "cpu_s"),
+    ("replay_storm", "lost / dup / reordered / streams ended", integrity_text),
 ] + [(w, label, key) for w in ("tokens_post", "tokens_stream", "tokens_post_many",
                                "tokens_stream_many") for label, key in (
     ("how tokens are published", "publishing"),
@@ -1638,6 +1733,15 @@ def targets(results, profile):
              "publish_0", "rps_per_cpu_s", "plain", ">=", 0.8)
     absolute(f"{profile.held_subs:,} concurrent subscribers held (and reached)",
              "held", "probe_received", lambda v: v == profile.held_subs)
+    absolute(f"reconnect storm with sse_replay all: all {profile.replay_clients:,} clients get "
+             f"all {profile.replay_events:,} events of {profile.replay_size:,} B",
+             "replay_storm", "caught_up", lambda v: v == profile.replay_clients)
+    bound = value(results, "replay_storm", "module", "rss_bound_mib")
+    absolute(f"reconnect storm with sse_replay all: the workers' RSS grows less than clients × sse_max_pending + "
+             f"{REPLAY_STORM_CONSTANT_KIB // 1024} MiB"
+             + (f" ({fmt_num(bound)} MiB)" if isinstance(bound, (int, float)) else ""),
+             "replay_storm", "rss_growth_mib",
+             lambda v: isinstance(bound, (int, float)) and v <= bound, " MiB")
     out += auth_targets(results)
     out += crossnode_targets(results)
     return out
@@ -1734,7 +1838,8 @@ def unmet_reasons(results, rows, info, profile):
                 f"{num(w, 'nchan', 'latency_p99_ms', ' ms')} (p50 "
                 f"{num(w, 'nchan', 'latency_p50_ms', ' ms')}, publishing "
                 f"{nchan_how if isinstance(nchan_how, str) else '–'})"
-                + (f", the floor server {num(w, 'floor', 'latency_p99_ms', ' ms')}"
+                + (f", the floor server {num(w, 'floor', 'latency_p99_ms', ' ms')} (floor ÷ "
+                   f"nchan {fmt_ratio(ratio(value(results, w, 'floor', 'latency_p99_ms'), value(results, w, 'nchan', 'latency_p99_ms')))})"
                    if value(results, w, "floor", "latency_p99_ms") is not None else "")
                 + f".  Tokens per second achieved (asked: {profile.tokens_rate:g}): module "
                 f"{num(w, 'module', 'tokens_per_s')}, nchan {num(w, 'nchan', 'tokens_per_s')}; "
@@ -1941,6 +2046,16 @@ The report states how much CPU other processes took during the run.
   with `Last-Event-ID`.  Measured: from the first reconnect until every client
   has all {storm_missed} missed events (each client's own time: p99).  The
   floor keeps no history, so it is not in this row.
+- **reconnect storm with sse_replay all** (the module alone: the bound is its
+  own): one channel holds {replay_events:,} events of {replay_size:,} bytes;
+  {replay_clients:,} clients join at once with `sse_replay all` and
+  `sse_max_pending 64k`, each asking for the whole history.  Every client must
+  get every event, in order, once; the workers' `VmRSS` (summed, sampled every
+  20 ms from before the first join until the last client is done) must grow
+  less than clients × `sse_max_pending` plus a constant of 32 MiB: the
+  history each worker maps from the zone, nginx's connection and request
+  memory, and the allocator's slack.  Each stream pulls its replay from
+  history as its socket drains, never holding more than `sse_max_pending`.
 - **tokens** (the users' everyday shape: one channel per chat answer or job,
   one reader, tokens trickling in): {tokens_channels:,} channels, and in the
   *many* rows {tokens_channels_many:,}, each with one subscriber;

@@ -55,6 +55,8 @@ def all_met_results():
         "held": server_results({"probe_received": p.held_subs, "non_2xx": 0}, None),
         "storm": server_results({"completion_p99_ms": 10.0, "non_2xx": 0},
                                 {"completion_p99_ms": 20.0, "non_2xx": 0}),
+        "replay_storm": server_results({"caught_up": p.replay_clients, "rss_growth_mib": 20.0,
+                                        "rss_bound_mib": 44.5, "non_2xx": 0}, None),
         "tokens_post": server_results(tok(post, 4, 300), tok(post, 10, 100), tok(post, 5, 310)),
         "tokens_stream": server_results(tok(stream, 3, 400), tok(post, 10, 100)),
         "tokens_post_many": server_results(tok(post, 4, 300), tok(post, 10, 100),
@@ -204,6 +206,21 @@ class Targets(unittest.TestCase):
         self.assertIn(("p99 time to catch up per client ≤ nchan's (reconnect storm)", "–", None),
                       rows)
         self.assertIn("storm/nchan: failed: nchan crashed", bench.failures(strip_none(res), rows))
+
+    def test_replay_storm_memory_bound(self):
+        res = strip_none(all_met_results())
+        label = ("reconnect storm with sse_replay all: the workers' RSS grows less than "
+                 "clients × sse_max_pending + 32 MiB "
+                 "(44.5 MiB)")
+        self.assertEqual(self.rows(res)[label], ("20.0 MiB", True))
+        res["replay_storm"]["module"]["rss_growth_mib"] = 45.0
+        self.assertEqual(self.rows(res)[label], ("45.0 MiB", False))
+        self.assertIn(f"target not met: {label} (measured 45.0 MiB)",
+                      bench.failures(res, bench.targets(res, bench.PROFILES["quick"])))
+        res["replay_storm"]["module"]["caught_up"] = 199
+        rows = self.rows(res)
+        self.assertEqual(rows["reconnect storm with sse_replay all: all 200 clients get all 200 "
+                              "events of 4,096 B"], ("199", False))
 
     def test_many_channels_tail(self):
         res = all_met_results()
