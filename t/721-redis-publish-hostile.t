@@ -4,6 +4,7 @@
 # wrong count, numbers out of range, ids that cannot be.  Each time: 503
 # with Retry-After and a line at error, never a crash, nothing of it in
 # the answer; a well-formed reply between them is answered as Redis says.
+# An error reply (not LOADING, BUSY, OOM...) is 500: a retry will not help.
 
 use strict;
 use warnings;
@@ -138,7 +139,8 @@ ok($t->wait_log(qr/\[error\].*redis sent a reply to the publish script that is n
 
 # an error reply names itself, escaped
 set_reply("-ERR odd\nline\r\n");
-is($t->publish('/pub?ch=a', 'x')->status, 503, 'an error reply: 503');
+is($t->publish('/pub?ch=a', 'x')->status, 500,
+   'an error reply: 500 (a retry will not help; t/722)');
 ok($t->wait_log(qr/redis refused the publish script "ERR odd\\x0aline"/i, 3),
    'its text logged, escaped');
 

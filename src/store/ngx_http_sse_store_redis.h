@@ -49,6 +49,8 @@ typedef struct {
     /* ---- ngx_http_sse_store_redis_publish.cpp ---- */
 
     ngx_queue_t                 rpub_pending;   /* commands in flight */
+    uint32_t                    error_crc;  /* the last error logged */
+    time_t                      error_logged;
 
     /* ---- ngx_http_sse_store_redis_sync.cpp ---- */
     ngx_rbtree_t                chans;      /* channels with streams here */
