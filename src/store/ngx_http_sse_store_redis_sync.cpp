@@ -2061,7 +2061,7 @@ ngx_http_sse_rsync_counts(ngx_http_sse_rstore_t *rs)
             held++;
         }
 
-        /* as many as the lifetime sent covers: see below */
+        /* a channel with streams here: its key is renewed */
         due = (rc->refs
                && now - rc->refreshed >= NGX_HTTP_SSE_COUNTS_REFRESH);
 
@@ -2081,8 +2081,9 @@ ngx_http_sse_rsync_counts(ngx_http_sse_rstore_t *rs)
 
     /*
      * One round over every channel held here takes held / 1024 ticks
-     * (the most urgent first: those refreshed longest ago come up as the
-     * others are done); a key lives three such rounds, or three periods.
+     * (in the queue's order: those written this tick are not due again
+     * for 5 s, so the next ticks take the ones after them); a key lives
+     * three such rounds, or three periods.
      */
 
     period = ngx_max((time_t) NGX_HTTP_SSE_COUNTS_REFRESH,
