@@ -72,6 +72,15 @@ unlike($page, qr{setTimeout\(\s*["']|setInterval\(\s*["']}, 'no timers with stri
 unlike($page, qr{<[^>]+\son\w+\s*=}i, 'no inline event handlers');
 like($scripts[0] // '', qr/textContent/, 'text is shown with textContent');
 
+# the fields it shows of each zone (t/browser/status-page.test.mjs sees
+# their values follow the server's)
+for my $f (qw(channels subscribers stored_events workers published
+              delivered evicted dropped_slow refused_full wakeups
+              idempotency_records idempotent_replays idempotency_dropped
+              publish_flush_seconds stream_duration_seconds)) {
+    like($scripts[0] // '', qr/\[\s*"\Q$f\E"\s*,/, "the page shows the zone's $f");
+}
+
 # nothing of the configuration is in it: zone names arrive as JSON data
 unlike($page, qr/onerror|alert|<img/, 'the hostile zone name is not in the page');
 unlike($page, qr/plain/, 'nor the other zone\'s name');

@@ -5,86 +5,22 @@
 # retried, the worker unharmed (it answers, it holds no memory for what was
 # announced).  Then floods of pub/sub messages, one of them faster than
 # the worker can read: other requests answered meanwhile, timers run.
+# (The fake server: t/lib/SSETest/FakeRedis.pm.)
 
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use IO::Socket::INET;
-use IO::Socket::UNIX;
-use Socket qw(SOL_SOCKET SO_SNDBUF);
 use Time::HiRes ();
 use File::Temp ();
-use POSIX qw(:sys_wait_h);
 use SSETest;
-
-# a listening fake Redis; $reply->($bytes) gives what to write back for
-# what a connection sent (undef: close it; [ $first, $again ]: write
-# $first, then $again for as long as the connection is open).  Its own process group, so that
-# it and the children serving connections are stopped together.
-sub fake_redis {
-    my ($reply, $unix) = @_;
-    my ($srv, $port);
-    if ($unix) {
-        # a unix socket whose sender may queue 64 MB: a writer that
-        # outpaces any reader
-        unlink $unix;
-        $srv = IO::Socket::UNIX->new(Local => $unix, Listen => 32)
-            or die "listen on $unix: $!";
-        chmod 0777, $unix;
-        $port = $unix;
-    } else {
-        $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-            LocalPort => 0, Proto => 'tcp', Listen => 32, ReuseAddr => 1)
-            or die "listen: $!";
-        $port = $srv->sockport;
-    }
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        setpgrp(0, 0);
-        $SIG{CHLD} = 'IGNORE';
-        while (1) {
-            my $c = $srv->accept or next;
-            my $k = fork;
-            next unless defined $k;
-            if ($k == 0) {
-                close $srv;
-                if ($unix) {
-                    # SO_SNDBUFFORCE (as root), else SO_SNDBUF
-                    setsockopt($c, SOL_SOCKET, 32, 64 << 20)
-                        or setsockopt($c, SOL_SOCKET, SO_SNDBUF, 64 << 20);
-                }
-                while (sysread($c, my $buf, 65536)) {
-                    my $out = $reply->($buf);
-                    last unless defined $out;
-                    if (ref $out) {
-                        # [ $first, $again ]: $first, then $again until
-                        # the connection is closed
-                        syswrite($c, $out->[0]);
-                        1 while defined syswrite($c, $out->[1]);
-                        last;
-                    }
-                    syswrite($c, $out) if length $out;
-                }
-                exit 0;
-            }
-            close $c;
-        }
-    }
-    close $srv;
-    return ($port, $pid);
-}
-
-sub stop_fake {
-    my ($pid) = @_;
-    kill 'TERM', -$pid;
-    waitpid($pid, 0);
-}
+use SSETest::FakeRedis;
 
 sub with_fake {
     my ($name, $reply, $log_re) = @_;
-    my ($port, $fake) = fake_redis($reply);
+    my $fake = SSETest::FakeRedis->new($reply);
+    my $port = $fake->port;
     my $t = SSETest->new(workers => 1)->run(<<"EOF");
 http {
     sse_redis redis://127.0.0.1:$port;
@@ -117,7 +53,7 @@ EOF
         ok($t->stop, 'nginx quit gracefully');
         $t->check_log;
     };
-    stop_fake($fake);
+    $fake->stop;
 }
 
 # an array of 100 million elements announced: hiredis would allocate its
@@ -150,11 +86,12 @@ with_fake('a connection closed at once',
 # messages: the worker reads in bounded turns and goes on serving others
 {
     my $msg = "*3\r\n\$7\r\nmessage\r\n\$2\r\nch\r\n\$1\r\nx\r\n" x 2000;
-    my ($port, $fake) = fake_redis(sub {
+    my $fake = SSETest::FakeRedis->new(sub {
         my ($got) = @_;
         return [ "+PONG\r\n", $msg ] if $got =~ /PING/;
         return '';
     });
+    my $port = $fake->port;
     my $t = SSETest->new(workers => 1)->run(<<"EOF");
 http {
     sse_redis redis://127.0.0.1:$port;
@@ -180,7 +117,7 @@ EOF
         ok($t->stop, 'nginx quit gracefully');
         $t->check_log;
     };
-    stop_fake($fake);
+    $fake->stop;
 }
 
 # the same from a writer that outpaces the reader (a unix socket with a
@@ -195,11 +132,12 @@ EOF
                                   CLEANUP => 1);
     chmod 0755, $dir;
     my $msg = "*3\r\n\$7\r\nmessage\r\n\$0\r\n\r\n\$0\r\n\r\n" x 100000;
-    my ($sock, $fake) = fake_redis(sub {
+    my $fake = SSETest::FakeRedis->new(sub {
         my ($got) = @_;
         return [ "+PONG\r\n", $msg ] if $got =~ /PING/;
         return '';
-    }, "$dir/redis.sock");
+    }, unix => "$dir/redis.sock");
+    my $sock = $fake->port;
     my $t = SSETest->new(workers => 1)->run(<<"EOF");
 http {
     sse_redis unix:$sock;
@@ -228,7 +166,7 @@ EOF
         ok($t->stop, 'nginx quit gracefully');
         $t->check_log;
     };
-    stop_fake($fake);
+    $fake->stop;
 }
 
 done_testing();

@@ -10,8 +10,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use IO::Socket::INET;
+use feature 'state';
 use SSETest;
+use SSETest::FakeRedis;
 
 # a TLS 1.2 ServerHello: version, random, no session id, the cipher
 # suite 0xffff (none has that number), no compression
@@ -22,29 +23,12 @@ sub server_hello {
     return "\x16\x03\x03" . pack('n', length $hs) . $hs;
 }
 
-my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-    Proto => 'tcp', Listen => 32, ReuseAddr => 1) or die "listen: $!";
-my $port = $srv->sockport;
-my $fake = fork // die "fork: $!";
-if ($fake == 0) {
-    setpgrp(0, 0);
-    $SIG{CHLD} = 'IGNORE';
-    while (1) {
-        my $c = $srv->accept or next;
-        my $k = fork;
-        next unless defined $k;
-        if ($k == 0) {
-            close $srv;
-            # the ClientHello, then the answer, then until nginx closes
-            sysread($c, my $hello, 65536) or exit 0;
-            syswrite($c, server_hello());
-            1 while sysread($c, my $buf, 65536);
-            exit 0;
-        }
-        close $c;
-    }
-}
-close $srv;
+# the ClientHello, then the answer; then it reads until nginx closes
+my $fake = SSETest::FakeRedis->new(sub {
+    state $answered = 0;
+    return $answered++ ? '' : server_hello();
+});
+my $port = $fake->port;
 
 my $t = SSETest->new(workers => 1)->run(<<"EOF");
 http {
@@ -72,7 +56,6 @@ ok(SSETest::wait_until(sub {
 ok($t->stop, 'nginx quit gracefully');
 $t->check_log;
 
-kill 'TERM', -$fake;
-waitpid($fake, 0);
+$fake->stop;
 
 done_testing();

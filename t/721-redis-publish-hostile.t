@@ -1,18 +1,20 @@
 # The publish, DELETE and channel info scripts' replies come from a server
-# the module does not trust: a fake Redis (scripted here) that answers the
+# the module does not trust: a fake Redis (SSETest::FakeRedis) that answers the
 # handshake, then answers the scripts with replies of the wrong type, the
 # wrong count, numbers out of range, ids that cannot be.  Each time: 503
 # with Retry-After and a line at error, never a crash, nothing of it in
 # the answer; a well-formed reply between them is answered as Redis says.
+# An error reply (not LOADING, BUSY, OOM...) is 500: a retry will not help.
 
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use IO::Socket::INET;
+use feature 'state';
 use File::Temp ();
 use SSETest;
+use SSETest::FakeRedis;
 
 my $dir = File::Temp::tempdir('sse-fake-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $reply_file = "$dir/reply";
@@ -26,40 +28,23 @@ sub set_reply {
 
 # answers PING with PONG and every script (EVALSHA or EVAL) with the
 # reply of the file, in the order the commands came
-my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-    Proto => 'tcp', Listen => 32, ReuseAddr => 1) or die "listen: $!";
-my $port = $srv->sockport;
 set_reply("+OK\r\n");
-my $fake = fork // die "fork: $!";
-if ($fake == 0) {
-    setpgrp(0, 0);
-    $SIG{CHLD} = 'IGNORE';
-    while (1) {
-        my $c = $srv->accept or next;
-        my $k = fork;
-        next unless defined $k;
-        if ($k == 0) {
-            close $srv;
-            my $buf = '';
-            while (sysread($c, $buf, 65536, length $buf)) {
-                my $out = '';
-                while ($buf =~ s/^.*?\$(4\r\nPING|7\r\nEVALSHA|4\r\nEVAL)\r\n//s) {
-                    if ($1 =~ /PING/) {
-                        $out .= "+PONG\r\n";
-                    } else {
-                        open my $fh, '<', $reply_file or die $!;
-                        local $/;
-                        $out .= <$fh>;
-                    }
-                }
-                syswrite($c, $out) if length $out;
-            }
-            exit 0;
+my $fake = SSETest::FakeRedis->new(sub {
+    state $buf = '';
+    $buf .= $_[0];
+    my $out = '';
+    while ($buf =~ s/^.*?\$(4\r\nPING|7\r\nEVALSHA|4\r\nEVAL)\r\n//s) {
+        if ($1 =~ /PING/) {
+            $out .= "+PONG\r\n";
+        } else {
+            open my $fh, '<', $reply_file or die $!;
+            local $/;
+            $out .= <$fh>;
         }
-        close $c;
     }
-}
-close $srv;
+    return $out;
+});
+my $port = $fake->port;
 
 my $t = SSETest->new(workers => 1)->run(<<"EOF");
 http {
@@ -138,7 +123,8 @@ ok($t->wait_log(qr/\[error\].*redis sent a reply to the publish script that is n
 
 # an error reply names itself, escaped
 set_reply("-ERR odd\nline\r\n");
-is($t->publish('/pub?ch=a', 'x')->status, 503, 'an error reply: 503');
+is($t->publish('/pub?ch=a', 'x')->status, 500,
+   'an error reply: 500 (a retry will not help; t/722)');
 ok($t->wait_log(qr/redis refused the publish script "ERR odd\\x0aline"/i, 3),
    'its text logged, escaped');
 
@@ -182,6 +168,5 @@ $t->expect_log(qr/redis refused the publish script/,
                qr/redis sent a reply to the/);
 ok($t->stop, 'nginx quit gracefully');
 $t->check_log;
-kill 'TERM', -$fake;
-waitpid($fake, 0);
+$fake->stop;
 done_testing;

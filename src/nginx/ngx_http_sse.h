@@ -178,6 +178,8 @@ typedef struct {
 typedef struct {
     ngx_atomic_t                reconnects;
     ngx_atomic_t                publishes_refused;
+    ngx_atomic_t                errors;     /* refusals a retry does not
+                                               mend (500) */
     ngx_atomic_t                last_reply;     /* ngx_current_msec; 0:
                                                    never */
     ngx_http_sse_redis_worker_t workers[NGX_HTTP_SSE_MAX_SLOTS];

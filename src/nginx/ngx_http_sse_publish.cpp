@@ -766,8 +766,25 @@ ngx_http_sse_published(void *data)
         ngx_http_sse_publish_fail(pub, NGX_HTTP_SERVICE_UNAVAILABLE,
                                   "store_unavailable",
                                   "Redis is not reachable, did not answer "
-                                  "in time, or refused the publish: retry "
-                                  "(with the same Idempotency-Key)");
+                                  "in time, or is busy: retry (with the "
+                                  "same Idempotency-Key)");
+        break;
+
+    case NGX_HTTP_SSE_WRONG_TYPE:
+        ngx_http_sse_publish_fail(pub, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "store_wrong_type",
+                                  "a key of the channel in Redis is of "
+                                  "another type than the module keeps "
+                                  "there (see the error log): nothing was "
+                                  "published, and a retry will not help");
+        break;
+
+    case NGX_HTTP_SSE_STORE_ERROR:
+        ngx_http_sse_publish_fail(pub, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "store_error",
+                                  "Redis refused the publish script (see "
+                                  "the error log): nothing was published, "
+                                  "and a retry will not help");
         break;
 
     case NGX_HTTP_SSE_ZONE_FULL:
@@ -1164,8 +1181,22 @@ ngx_http_sse_queried(void *data)
                                         "Redis is out of memory (maxmemory): "
                                         "nothing was deleted");
 
+    } else if (q->op.rc == NGX_HTTP_SSE_WRONG_TYPE) {
+        q->rc = ngx_http_sse_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        "store_wrong_type",
+                                        "a key of the channel in Redis is of "
+                                        "another type than the module keeps "
+                                        "there (see the error log): a retry "
+                                        "will not help");
+
+    } else if (q->op.rc == NGX_HTTP_SSE_STORE_ERROR) {
+        q->rc = ngx_http_sse_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        "store_error",
+                                        "Redis refused the script (see the "
+                                        "error log): a retry will not help");
+
     } else if (q->op.rc != NGX_OK) {
-        /* Redis not reachable, not answering in time, or refusing */
+        /* Redis not reachable, not answering in time, or busy */
         (void) ngx_http_sse_add_header(r, "Retry-After", "1");
 
         q->rc = ngx_http_sse_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,

@@ -247,6 +247,9 @@ ngx_int_t ngx_http_sse_redis_unsubscribe(ngx_http_sse_redis_t *redis,
 /* counts a publish refused for want of Redis (sse_status) */
 void ngx_http_sse_redis_refused(ngx_http_sse_redis_t *redis);
 
+/* counts a request Redis refused with an error a retry does not mend */
+void ngx_http_sse_redis_error(ngx_http_sse_redis_t *redis);
+
 
 /* ---- sse_status ----------------------------------------------------- */
 
@@ -254,6 +257,7 @@ typedef struct {
     ngx_uint_t                  state;      /* NGX_HTTP_SSE_REDIS_* */
     ngx_uint_t                  reconnects;
     ngx_uint_t                  publishes_refused;
+    ngx_uint_t                  errors;
     ngx_int_t                   last_reply_ms;  /* -1: never */
 } ngx_http_sse_redis_figures_t;
 

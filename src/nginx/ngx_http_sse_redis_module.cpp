@@ -142,6 +142,13 @@ ngx_http_sse_redis_refused(ngx_http_sse_redis_t *redis)
 }
 
 
+void
+ngx_http_sse_redis_error(ngx_http_sse_redis_t *redis)
+{
+    (void) ngx_atomic_fetch_add(&redis->zone->sh->redis.errors, 1);
+}
+
+
 /* this worker's state, as sse_status sees it: up when both are */
 
 void
@@ -238,6 +245,7 @@ ngx_http_sse_redis_figures(ngx_cycle_t *cycle, ngx_http_sse_zone_t *zone,
 
     f->reconnects = sh->redis.reconnects;
     f->publishes_refused = sh->redis.publishes_refused;
+    f->errors = sh->redis.errors;
 
     /* another worker's clock may be a little ahead of this one's */
     last = sh->redis.last_reply;

@@ -151,11 +151,11 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
 
     has_tokens = (ngx_http_sse_tokens_figures((ngx_cycle_t *) ngx_cycle, tokens) == NGX_OK);
 
-    len = 64 + 4 * 200 + 3 * 200;
+    len = 64 + 4 * 200 + 4 * 200;
     for (i = 0; i < smcf->zones.nelts; i++) {
-        /* the counters, and the redis object's three */
+        /* the counters, and the redis object's four */
         len += (sizeof(ngx_http_sse_metrics) / sizeof(ngx_http_sse_metrics[0])
-                + 3)
+                + 4)
                * (200 + zones[i]->name.len * 6)
                + ngx_http_sse_metrics_size(zones[i]);
     }
@@ -277,15 +277,16 @@ ngx_http_sse_figures(ngx_http_sse_zone_t *zone, ngx_http_sse_figures_t *f)
 
 
 /* "redis":{"state":..,"reconnects":..,"publishes_refused":..,
- * "last_reply_ms":.. (null: never)} */
+ * "errors":..,"last_reply_ms":.. (null: never)} */
 
 u_char *
 ngx_http_sse_redis_json(u_char *p, ngx_http_sse_redis_figures_t *f)
 {
     p = ngx_sprintf(p, ",\"redis\":{\"state\":\"%s\",\"reconnects\":%ui,"
-                    "\"publishes_refused\":%ui,\"last_reply_ms\":",
+                    "\"publishes_refused\":%ui,\"errors\":%ui,"
+                    "\"last_reply_ms\":",
                     ngx_http_sse_redis_states[f->state], f->reconnects,
-                    f->publishes_refused);
+                    f->publishes_refused, f->errors);
 
     if (f->last_reply_ms < 0) {
         p = ngx_cpymem(p, "null", 4);
@@ -306,13 +307,15 @@ ngx_http_sse_redis_prometheus(u_char *p, ngx_http_sse_zone_t **zones,
 {
     ngx_uint_t   i, k, any, value;
 
-    static const char  *metrics[3][3] = {
+    static const char  *metrics[4][3] = {
         { "sse_redis_up", "gauge",
           "1 when every worker's Redis connections are up" },
         { "sse_redis_reconnects_total", "counter",
           "Redis connection attempts after a connection was lost or failed" },
         { "sse_redis_publishes_refused_total", "counter",
           "publishes refused for want of Redis" },
+        { "sse_redis_errors_total", "counter",
+          "requests Redis refused with an error a retry does not mend" },
     };
 
     any = 0;
@@ -325,7 +328,7 @@ ngx_http_sse_redis_prometheus(u_char *p, ngx_http_sse_zone_t **zones,
         return p;
     }
 
-    for (k = 0; k < 3; k++) {
+    for (k = 0; k < 4; k++) {
         p = ngx_sprintf(p, "# HELP %s %s\n# TYPE %s %s\n", metrics[k][0],
                         metrics[k][2], metrics[k][0], metrics[k][1]);
 
@@ -336,7 +339,8 @@ ngx_http_sse_redis_prometheus(u_char *p, ngx_http_sse_zone_t **zones,
 
             value = (k == 0) ? (redis[i].state == NGX_HTTP_SSE_REDIS_UP)
                     : (k == 1) ? redis[i].reconnects
-                    : redis[i].publishes_refused;
+                    : (k == 2) ? redis[i].publishes_refused
+                    : redis[i].errors;
 
             p = ngx_sprintf(p, "%s{zone=\"", metrics[k][0]);
             p += sse::json_escape(p, { zones[i]->name.data,

@@ -74,6 +74,13 @@
  * Retry-After (the operation may or may not have been applied) */
 #define NGX_HTTP_SSE_UNAVAILABLE    -16
 
+/* a remote store refused the operation for a reason a retry does not
+ * mend, having applied nothing: a key of another type where the store
+ * keeps its own (WRONG_TYPE), or a corrupt record, a script error, a
+ * command its access rules forbid (STORE_ERROR); 500, no Retry-After */
+#define NGX_HTTP_SSE_WRONG_TYPE     -17
+#define NGX_HTTP_SSE_STORE_ERROR    -18
+
 /* the longest Idempotency-Key a store is given */
 #define NGX_HTTP_SSE_IDEMPOTENCY_KEY_MAX  255
 

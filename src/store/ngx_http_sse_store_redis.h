@@ -20,7 +20,8 @@
  *   P c:{id}   hash: e epoch, s last seq, t last publish (unix seconds)
  *   P h:{id}   stream: entries "<seq>-0", fields t type, d data, m ms
  *   P x:{id}   tomb of a deleted channel (its epoch), for history_ttl
- *   P s:{id}   hash: node id -> the node's subscribers of the channel
+ *   P s:{id}   hash: node id -> the node's subscribers of the channel;
+ *              lives 15 s unless a node with streams of it renews it
  *   P n:{node} the node is alive (expires unless refreshed)
  *   P i:{hash} an Idempotency-Key's recorded answer, for history_ttl
  *   P m:{id}   the pub/sub channel of the channel's messages
@@ -49,6 +50,8 @@ typedef struct {
     /* ---- ngx_http_sse_store_redis_publish.cpp ---- */
 
     ngx_queue_t                 rpub_pending;   /* commands in flight */
+    uint32_t                    error_crc;  /* the last error logged */
+    time_t                      error_logged;
 
     /* ---- ngx_http_sse_store_redis_sync.cpp ---- */
     ngx_rbtree_t                chans;      /* channels with streams here */
@@ -62,6 +65,7 @@ typedef struct {
     unsigned                    sub_draining:1;
     ngx_event_t                 tick;       /* counts, liveness: 1 s */
     ngx_uint_t                  lingered;   /* ticks waited at shutdown */
+    ngx_msec_t                  counts_ttl; /* of P s:{id} keys */
     ngx_http_sse_insert_event_t *events;    /* a message's, parsed */
     size_t                      events_cap;
     ngx_uint_t                  malformed;

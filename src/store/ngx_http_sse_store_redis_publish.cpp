@@ -14,7 +14,7 @@
  * Redis is not trusted to answer sanely: every reply is checked for its
  * type, its element count and the range of every number before anything
  * of it reaches the record; a reply that does not pass is an error (503),
- * logged.
+ * logged.  Error replies: see ngx_http_sse_rpub_error().
  */
 
 #include "ngx_http_sse_store_redis.h"
@@ -74,6 +74,9 @@ void ngx_http_sse_rpub_arg_number(ngx_http_sse_rpub_args_t *a, uint64_t n);
 void ngx_http_sse_rpub_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     void *data);
 ngx_int_t ngx_http_sse_rpub_error(ngx_http_sse_rpub_cmd_t *cmd,
+    redisReply *reply);
+const char *ngx_http_sse_rpub_refused(ngx_http_sse_rpub_cmd_t *cmd);
+void ngx_http_sse_rpub_log_error(ngx_http_sse_rpub_cmd_t *cmd,
     redisReply *reply);
 ngx_int_t ngx_http_sse_rpub_parse_publish(ngx_http_sse_store_publish_t *op,
     redisReply *reply);
@@ -509,29 +512,36 @@ ngx_http_sse_rpub_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
 
 
 /*
- * An error reply: out of memory is the store's "full" (507), anything
- * else (a key of the wrong type, a corrupt record, a script error) is
- * logged and answered as Redis not being usable (503).  The script
- * checks before it writes: nothing was applied.
+ * An error reply.  Out of memory is the store's "full" (507).  Redis
+ * busy with a long script, loading its data, or a replica in a failover:
+ * a retry soon may pass (503, Retry-After).  Anything else stays until
+ * someone mends Redis: a key of another type where the module keeps its
+ * own, a corrupt record, a number past 2^53, a script error, a command
+ * the ACL forbids: 500, no Retry-After, counted in sse_status' redis
+ * "errors".  The scripts check before they write: nothing was applied.
  */
 
 ngx_int_t
 ngx_http_sse_rpub_error(ngx_http_sse_rpub_cmd_t *cmd, redisReply *reply)
 {
-    ngx_uint_t  oom;
+    size_t                  len;
+    ngx_uint_t              i;
+    ngx_http_sse_redis_t   *redis = cmd->rs->redis;
 
-    oom = (reply->len >= 3 && ngx_strncmp(reply->str, "OOM", 3) == 0);
+    static const char  *transient[] = {
+        "LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN",
+        "CLUSTERDOWN", "NOREPLICAS", "MISCONF", "NOAUTH", NULL
+    };
 
-    /* Redis' own text, escaped: it names keys, never data */
-    ngx_http_sse_redis_log_reply(&cmd->rs->redis->commands,
-                                 cmd->kind == NGX_HTTP_SSE_RPUB_PUBLISH
-                                 ? "refused the publish script"
-                                 : cmd->kind == NGX_HTTP_SSE_RPUB_REMOVE
-                                 ? "refused the delete script"
-                                 : "refused the channel info script",
-                                 reply);
+    /* the error's code: its first word */
+    for (len = 0; len < reply->len && reply->str[len] != ' '; len++) {
+        /* void */
+    }
 
-    if (oom) {
+    if (len == 3 && ngx_strncmp(reply->str, "OOM", 3) == 0) {
+        ngx_http_sse_redis_log_reply(&redis->commands,
+                                     ngx_http_sse_rpub_refused(cmd), reply);
+
         if (cmd->kind == NGX_HTTP_SSE_RPUB_PUBLISH) {
             (void) ngx_atomic_fetch_add(&cmd->rs->zone->sh->refused_full, 1);
         }
@@ -539,7 +549,87 @@ ngx_http_sse_rpub_error(ngx_http_sse_rpub_cmd_t *cmd, redisReply *reply)
         return NGX_HTTP_SSE_ZONE_FULL;
     }
 
-    return NGX_HTTP_SSE_UNAVAILABLE;
+    for (i = 0; transient[i]; i++) {
+        if (len == ngx_strlen(transient[i])
+            && ngx_strncmp(reply->str, transient[i], len) == 0)
+        {
+            ngx_http_sse_redis_log_reply(&redis->commands,
+                                         ngx_http_sse_rpub_refused(cmd),
+                                         reply);
+            return NGX_HTTP_SSE_UNAVAILABLE;
+        }
+    }
+
+    ngx_http_sse_redis_error(redis);
+    ngx_http_sse_rpub_log_error(cmd, reply);
+
+    if ((len == 12 && ngx_strncmp(reply->str, "SSEWRONGTYPE", 12) == 0)
+        || (len == 9 && ngx_strncmp(reply->str, "WRONGTYPE", 9) == 0))
+    {
+        return NGX_HTTP_SSE_WRONG_TYPE;
+    }
+
+    return NGX_HTTP_SSE_STORE_ERROR;
+}
+
+
+const char *
+ngx_http_sse_rpub_refused(ngx_http_sse_rpub_cmd_t *cmd)
+{
+    return cmd->kind == NGX_HTTP_SSE_RPUB_PUBLISH
+           ? "refused the publish script"
+           : cmd->kind == NGX_HTTP_SSE_RPUB_REMOVE
+           ? "refused the delete script"
+           : "refused the channel info script";
+}
+
+
+/*
+ * An error a retry does not mend comes back on every request to the
+ * channel until someone mends Redis: logged once a minute per cause (the
+ * Redis text, which names the key) and worker, with the request's first
+ * channel, so that a publisher retrying in a loop does not flood the log.
+ */
+
+void
+ngx_http_sse_rpub_log_error(ngx_http_sse_rpub_cmd_t *cmd, redisReply *reply)
+{
+    uint32_t                   crc;
+    sse::Slice                *ids;
+    ngx_uint_t                 nchans;
+    ngx_http_sse_rstore_t     *rs = cmd->rs;
+    ngx_http_sse_log_value_t   text, channel;
+
+    crc = ngx_crc32_long((u_char *) reply->str, reply->len);
+
+    if (rs->error_logged && rs->error_crc == crc
+        && ngx_time() - rs->error_logged < 60)
+    {
+        return;
+    }
+
+    rs->error_crc = crc;
+    rs->error_logged = ngx_time();
+
+    if (cmd->kind == NGX_HTTP_SSE_RPUB_PUBLISH) {
+        ids = ((ngx_http_sse_store_publish_t *) cmd->op)->ids;
+        nchans = ((ngx_http_sse_store_publish_t *) cmd->op)->nchans;
+
+    } else {
+        ids = ((ngx_http_sse_store_query_t *) cmd->op)->ids;
+        nchans = ((ngx_http_sse_store_query_t *) cmd->op)->nchans;
+    }
+
+    /* Redis' own text, escaped: it names keys, never data */
+    ngx_log_error(NGX_LOG_ERR, &rs->redis->commands.log, 0,
+                  "redis %s \"%V\" (channel \"%V\"%s): a retry will not "
+                  "help, answered 500",
+                  ngx_http_sse_rpub_refused(cmd),
+                  ngx_http_sse_log_value(&text, (u_char *) reply->str,
+                                         reply->len),
+                  ngx_http_sse_log_value(&channel, (u_char *) ids[0].data,
+                                         ids[0].len),
+                  nchans > 1 ? " and others" : "");
 }
 
 

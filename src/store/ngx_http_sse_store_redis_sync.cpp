@@ -16,7 +16,11 @@
  *             (and a position that went back in Redis gets a new epoch).
  *   leave     UNSUBSCRIBE when the worker's last stream of it leaves.
  *   counts    P s:{id} node -> the node's subscribers of the channel,
- *             P n:{node}: the node is alive; every second.
+ *             P n:{node}: the node is alive; every second.  Each count key
+ *             lives a few refresh periods: the nodes that have streams
+ *             of the channel rewrite it, prune the fields of dead nodes
+ *             and renew its lifetime every few seconds, so that a node
+ *             killed with -9 leaves no count behind for good.
  */
 
 #include "ngx_http_sse_store_redis.h"
@@ -48,6 +52,7 @@ typedef struct {
     uint64_t                    fill_seq;
 
     ngx_uint_t                  count_sent; /* NGX_HTTP_SSE_RCHAN_UNSENT */
+    time_t                      refreshed;  /* count key last written */
 
     ngx_queue_t                 fill_link;  /* rs->fill_queue */
     ngx_queue_t                 sub_link;   /* rs->sub_queue */
@@ -118,7 +123,10 @@ void ngx_http_sse_rsync_message(ngx_http_sse_redis_t *redis,
     ngx_str_t *channel, ngx_str_t *payload, void *data);
 void ngx_http_sse_rsync_reconnected(ngx_http_sse_redis_t *redis, void *data);
 void ngx_http_sse_rsync_tick(ngx_event_t *ev);
-ngx_int_t ngx_http_sse_rsync_write_count(ngx_http_sse_rstore_t *rs,
+void ngx_http_sse_rsync_counts(ngx_http_sse_rstore_t *rs);
+ngx_int_t ngx_http_sse_rsync_write_counts(ngx_http_sse_rstore_t *rs,
+    ngx_http_sse_rchan_t **chans, ngx_uint_t *subs, ngx_uint_t n);
+ngx_uint_t ngx_http_sse_rsync_node_count(ngx_http_sse_rstore_t *rs,
     ngx_http_sse_rchan_t *rc);
 void ngx_http_sse_rsync_ignore(ngx_http_sse_redis_t *redis,
     redisReply *reply, void *data);
@@ -248,11 +256,53 @@ const char  ngx_http_sse_read_script[] =
     "return out";
 
 
+/*
+ * The counts script.  KEYS: P s:{id} per channel.  ARGV: the prefix, the
+ * node id, the keys' lifetime (ms), then per key the node's count ('0':
+ * none).  Each key gets the node's count, loses the fields of nodes whose
+ * P n:{node} is gone (killed, or cut off for more than 3 s), and lives
+ * the lifetime from now on: as long as some live node has streams of the
+ * channel, it is renewed; after the last one, it goes with the fields of
+ * the dead.  A key of another type is left alone (a publish names it).
+ */
+
+const char  ngx_http_sse_counts_script[] =
+    "local prefix, node, ttl = ARGV[1], ARGV[2], ARGV[3] "
+    "for i = 1, #KEYS do "
+    "  local k, c = KEYS[i], ARGV[3 + i] "
+    "  local t = redis.call('TYPE', k)['ok'] "
+    "  if t == 'hash' or t == 'none' then "
+    "    if c == '0' then redis.call('HDEL', k, node) "
+    "    else redis.call('HSET', k, node, c) end "
+    "    local f = redis.call('HGETALL', k) "
+    "    for j = 1, #f - 1, 2 do "
+    "      if f[j] ~= node "
+    "         and redis.call('EXISTS', prefix .. 'n:' .. f[j]) == 0 then "
+    "        redis.call('HDEL', k, f[j]) "
+    "      end "
+    "    end "
+    "    redis.call('PEXPIRE', k, ttl) "
+    "  end "
+    "end "
+    "return 0";
+
+
 /* fills awaiting Redis at once per worker (a reconnect fills every
  * channel: thousands of commands would overflow the connection's queue),
- * and subscriber counts written per tick */
+ * and subscriber counts written per tick (one script) */
 #define NGX_HTTP_SSE_FILLS_INFLIGHT  64
-#define NGX_HTTP_SSE_COUNTS_PER_TICK 256
+#define NGX_HTTP_SSE_COUNTS_PER_TICK 1024
+
+/*
+ * A count key of a channel this worker has streams of is rewritten every
+ * 5 seconds (with more than 5120 such channels, as often as 1024 a
+ * second allow), and lives three such periods: a dead node's counts are
+ * pruned within 3 s (its liveness key) + a period by a live node that
+ * has streams of the channel, or go with the key three periods after the
+ * last live node's last write.
+ */
+#define NGX_HTTP_SSE_COUNTS_REFRESH  5
+#define NGX_HTTP_SSE_COUNTS_LIVES    3
 
 /* SUBSCRIBEs awaiting Redis at once per worker: joins of thousands of
  * new channels in one turn of the event loop (one client's streams)
@@ -281,6 +331,9 @@ ngx_http_sse_rsync_init(ngx_http_sse_rstore_t *rs)
     rs->tick.data = rs;
     rs->tick.log = ngx_cycle->log;
     rs->tick.cancelable = 1;
+
+    rs->counts_ttl = NGX_HTTP_SSE_COUNTS_LIVES * NGX_HTTP_SSE_COUNTS_REFRESH
+                     * 1000;
 
     ngx_add_timer(&rs->tick, 1000);
 
@@ -457,7 +510,7 @@ ngx_http_sse_rsync_cancel(ngx_http_sse_zone_t *zone, void *op)
 void
 ngx_http_sse_rsync_leave(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub)
 {
-    ngx_uint_t               i, n;
+    ngx_uint_t               i, n, subs;
     ngx_http_sse_rchan_t    *rc;
     ngx_http_sse_rchan_t    *chans[sse::max_channels_per_stream];
     ngx_http_sse_rstore_t   *rs;
@@ -498,10 +551,16 @@ ngx_http_sse_rsync_leave(ngx_http_sse_zone_t *zone, ngx_http_sse_sub_t *sub)
          * write only the channels their own streams change).
          */
         if ((ngx_exiting || ngx_quit)
-            && ngx_http_sse_redis_is_up(rs->redis)
-            && ngx_http_sse_rsync_write_count(rs, chans[i]) != NGX_AGAIN)
+            && ngx_http_sse_redis_is_up(rs->redis))
         {
-            chans[i]->dirty = 0;
+            subs = ngx_http_sse_rsync_node_count(rs, chans[i]);
+
+            if (subs == chans[i]->count_sent
+                || ngx_http_sse_rsync_write_counts(rs, &chans[i], &subs, 1)
+                   == NGX_OK)
+            {
+                chans[i]->dirty = 0;
+            }
         }
     }
 
@@ -1817,61 +1876,110 @@ ngx_http_sse_rsync_ignore(ngx_http_sse_redis_t *redis, redisReply *reply,
 }
 
 
-/*
- * The node's count of a channel into P s:{id}, if it changed since this
- * worker last wrote it.  NGX_OK: sent; NGX_DECLINED: nothing to send;
- * NGX_AGAIN: refused (the queue is full).
- */
+/* the node's subscribers of a channel, from its zone */
 
-ngx_int_t
-ngx_http_sse_rsync_write_count(ngx_http_sse_rstore_t *rs,
+ngx_uint_t
+ngx_http_sse_rsync_node_count(ngx_http_sse_rstore_t *rs,
     ngx_http_sse_rchan_t *rc)
 {
-    u_char       *p;
-    u_char        key[NGX_HTTP_SSE_NODE_ID_LEN + 512];
-    u_char        num[NGX_INT_T_LEN];
-    size_t        argvlen[4];
-    const char   *argv[4];
-    ngx_uint_t    subs;
-    sse::Slice    id;
-    sse::Position pos;
-    ngx_str_t    *prefix = &rs->redis->conf->prefix;
-
-    if (rc->sn.str.len > 255 || prefix->len > 256 || rs->zone->sh == NULL) {
-        return NGX_DECLINED;
-    }
+    ngx_uint_t     subs;
+    sse::Slice     id;
+    sse::Position  pos;
 
     id.data = rc->sn.str.data;
     id.len = rc->sn.str.len;
 
+    subs = 0;
     (void) ngx_http_sse_shm_position(rs->zone, id, &pos, NULL, &subs);
 
-    if (subs == rc->count_sent) {
-        return NGX_DECLINED;
-    }
+    return subs;
+}
 
-    p = ngx_cpymem(key, prefix->data, prefix->len);
-    p = ngx_cpymem(p, "s:", 2);
-    p = ngx_cpymem(p, rc->sn.str.data, rc->sn.str.len);
 
-    argv[1] = (const char *) key;
-    argvlen[1] = p - key;
-    argv[2] = (const char *) rs->zone->sh->node_id;
-    argvlen[2] = NGX_HTTP_SSE_NODE_ID_LEN;
+/*
+ * The node's counts of n channels into their P s:{id}, the dead nodes'
+ * fields pruned and the keys' lifetime renewed: one script, whatever n.
+ * NGX_OK: sent; NGX_AGAIN: refused (the queue is full) or no memory.
+ */
 
-    argv[0] = subs ? "HSET" : "HDEL";
-    argvlen[0] = 4;
-    argv[3] = (const char *) num;
-    argvlen[3] = ngx_sprintf(num, "%ui", subs) - num;
+ngx_int_t
+ngx_http_sse_rsync_write_counts(ngx_http_sse_rstore_t *rs,
+    ngx_http_sse_rchan_t **chans, ngx_uint_t *subs, ngx_uint_t n)
+{
+    u_char       *p, *buf;
+    size_t        size, *argvlen;
+    ngx_int_t     rc;
+    ngx_uint_t    i, argc;
+    const char  **argv;
+    ngx_str_t    *prefix = &rs->redis->conf->prefix;
 
-    if (ngx_http_sse_redis_command(rs->redis, subs ? 4 : 3, argv, argvlen,
-                                   ngx_http_sse_rsync_ignore, NULL)
-        != NGX_OK)
-    {
+    if (rs->zone->sh == NULL || prefix->len > 256) {
         return NGX_AGAIN;
     }
 
-    rc->count_sent = subs;
+    /* EVAL script numkeys, KEYS..., prefix node lifetime, counts... */
+
+    argc = 3 + n + 3 + n;
+
+    size = NGX_INT_T_LEN + NGX_INT_T_LEN;
+    for (i = 0; i < n; i++) {
+        size += prefix->len + 2 + chans[i]->sn.str.len + NGX_INT_T_LEN;
+    }
+
+    argv = (const char **) ngx_alloc(argc * (sizeof(char *) + sizeof(size_t))
+                                     + size, ngx_cycle->log);
+    if (argv == NULL) {
+        return NGX_AGAIN;
+    }
+
+    argvlen = (size_t *) (argv + argc);
+    buf = (u_char *) (argvlen + argc);
+    p = buf;
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = ngx_http_sse_counts_script;
+    argvlen[1] = sizeof(ngx_http_sse_counts_script) - 1;
+    argv[2] = (const char *) p;
+    p = ngx_sprintf(p, "%ui", n);
+    argvlen[2] = p - (u_char *) argv[2];
+
+    for (i = 0; i < n; i++) {
+        argv[3 + i] = (const char *) p;
+        p = ngx_cpymem(p, prefix->data, prefix->len);
+        p = ngx_cpymem(p, "s:", 2);
+        p = ngx_cpymem(p, chans[i]->sn.str.data, chans[i]->sn.str.len);
+        argvlen[3 + i] = p - (u_char *) argv[3 + i];
+    }
+
+    argv[3 + n] = (const char *) prefix->data;
+    argvlen[3 + n] = prefix->len;
+    argv[4 + n] = (const char *) rs->zone->sh->node_id;
+    argvlen[4 + n] = NGX_HTTP_SSE_NODE_ID_LEN;
+    argv[5 + n] = (const char *) p;
+    p = ngx_sprintf(p, "%M", rs->counts_ttl);
+    argvlen[5 + n] = p - (u_char *) argv[5 + n];
+
+    for (i = 0; i < n; i++) {
+        argv[6 + n + i] = (const char *) p;
+        p = ngx_sprintf(p, "%ui", subs[i]);
+        argvlen[6 + n + i] = p - (u_char *) argv[6 + n + i];
+    }
+
+    rc = ngx_http_sse_redis_command(rs->redis, (int) argc, argv, argvlen,
+                                    ngx_http_sse_rsync_ignore, NULL);
+
+    /* the client formats the command into its own buffer */
+    ngx_free(argv);
+
+    if (rc != NGX_OK) {
+        return NGX_AGAIN;
+    }
+
+    for (i = 0; i < n; i++) {
+        chans[i]->count_sent = subs[i];
+        chans[i]->refreshed = ngx_time();
+    }
 
     return NGX_OK;
 }
@@ -1882,10 +1990,6 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
 {
     u_char                 *p;
     u_char                  key[NGX_HTTP_SSE_NODE_ID_LEN + 512];
-    ngx_int_t               rv;
-    ngx_uint_t              sent;
-    ngx_queue_t            *q, *next;
-    ngx_http_sse_rchan_t   *rc;
     ngx_http_sse_rstore_t  *rs = (ngx_http_sse_rstore_t *) ev->data;
     ngx_str_t              *prefix = &rs->redis->conf->prefix;
     ngx_http_sse_redis_t   *redis = rs->redis;
@@ -1923,9 +2027,78 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
                                           ngx_http_sse_rsync_ignore, NULL);
     }
 
-    /* P s:{id} node count: the channels whose streams here changed */
+    /*
+     * P s:{id} node count: the channels whose streams here changed, and
+     * those whose key is due for its renewal, in one script
+     */
 
-    sent = 0;
+    ngx_http_sse_rsync_counts(rs);
+}
+
+
+void
+ngx_http_sse_rsync_counts(ngx_http_sse_rstore_t *rs)
+{
+    time_t                  now, period;
+    ngx_uint_t              n, held, due;
+    ngx_queue_t            *q, *next;
+    ngx_http_sse_rchan_t   *rc;
+
+    ngx_http_sse_rchan_t   *chans[NGX_HTTP_SSE_COUNTS_PER_TICK];
+    ngx_uint_t              subs[NGX_HTTP_SSE_COUNTS_PER_TICK];
+
+    now = ngx_time();
+    n = 0;
+    held = 0;
+
+    for (q = ngx_queue_head(&rs->chans_all);
+         q != ngx_queue_sentinel(&rs->chans_all);
+         q = ngx_queue_next(q))
+    {
+        rc = ngx_queue_data(q, ngx_http_sse_rchan_t, all);
+
+        if (rc->refs) {
+            held++;
+        }
+
+        /* a channel with streams here: its key is renewed */
+        due = (rc->refs
+               && now - rc->refreshed >= NGX_HTTP_SSE_COUNTS_REFRESH);
+
+        if ((!rc->dirty && !due) || n == NGX_HTTP_SSE_COUNTS_PER_TICK) {
+            continue;
+        }
+
+        subs[n] = ngx_http_sse_rsync_node_count(rs, rc);
+
+        if (!due && subs[n] == rc->count_sent) {
+            rc->dirty = 0;
+            continue;
+        }
+
+        chans[n++] = rc;
+    }
+
+    /*
+     * One round over every channel held here takes held / 1024 ticks
+     * (in the queue's order: those written this tick are not due again
+     * for 5 s, so the next ticks take the ones after them); a key lives
+     * three such rounds, or three periods.
+     */
+
+    period = ngx_max((time_t) NGX_HTTP_SSE_COUNTS_REFRESH,
+                     (time_t) ((held + NGX_HTTP_SSE_COUNTS_PER_TICK - 1)
+                               / NGX_HTTP_SSE_COUNTS_PER_TICK));
+
+    rs->counts_ttl = (ngx_msec_t) (NGX_HTTP_SSE_COUNTS_LIVES * period * 1000);
+
+    if (n && ngx_http_sse_rsync_write_counts(rs, chans, subs, n) == NGX_OK) {
+        while (n) {
+            chans[--n]->dirty = 0;
+        }
+    }
+
+    /* a refused script: the dirty ones stay dirty, for the next tick */
 
     for (q = ngx_queue_head(&rs->chans_all);
          q != ngx_queue_sentinel(&rs->chans_all);
@@ -1933,22 +2106,6 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
     {
         next = ngx_queue_next(q);
         rc = ngx_queue_data(q, ngx_http_sse_rchan_t, all);
-
-        if (rc->dirty && sent < NGX_HTTP_SSE_COUNTS_PER_TICK) {
-            rv = ngx_http_sse_rsync_write_count(rs, rc);
-
-            if (rv == NGX_AGAIN) {
-                /* refused (the queue is full): next tick */
-                sent++;
-                continue;
-            }
-
-            if (rv == NGX_OK) {
-                sent++;
-            }
-
-            rc->dirty = 0;
-        }
 
         if (rc->refs == 0 && !rc->filling && !rc->dirty) {
             ngx_http_sse_rchan_free(rc);

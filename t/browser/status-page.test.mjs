@@ -2,7 +2,8 @@
 // Content-Security-Policy without a single violation (one would be a
 // console error), shows every zone, and its numbers follow the server
 // live: a subscriber and three publishes appear within seconds, the
-// latency histogram counts the deliveries.  A zone whose name is HTML is
+// latency histogram counts the deliveries, a publish with an
+// Idempotency-Key and its retry show as a kept answer and a replay.  A zone whose name is HTML is
 // shown as text, never parsed.  A screenshot goes to build/status-page.png
 // and must show something: its pixels are checked, not only the file.
 
@@ -11,7 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-    REPO, badLogLines, launchBrowser, publish, startNginx,
+    REPO, badLogLines, launchBrowser, publish, request, startNginx,
 } from './lib/harness.mjs';
 import { decodePng, pixelStats } from './lib/png.mjs';
 
@@ -74,6 +75,25 @@ describe('the live status page in Chromium', () => {
                 && get('publish_flush_seconds_count') === 3;
         }, null, WAIT);
         assert.equal(await shown('channels'), 1, 'channels: 1');
+
+        // a publish with an Idempotency-Key, then its retry: one answer
+        // kept, one publish answered from it
+        assert.equal(await shown('idempotency_records'), 0, 'idempotency_records: 0 at first');
+        assert.equal(await shown('idempotent_replays'), 0, 'idempotent_replays: 0 at first');
+        assert.equal(await shown('idempotency_dropped'), 0, 'idempotency_dropped: 0');
+        for (let i = 0; i < 2; i++) {
+            const r = await request(nginx.port, 'POST', '/publish/watched', {
+                body: 'once', headers: { 'Idempotency-Key': 'status-page-1' },
+            });
+            assert.equal(r.status, 201, r.body);
+        }
+        await page.waitForFunction(() => {
+            const get = (m) => Number((document.querySelector(
+                `section[data-zone="sse"] [data-metric="${m}"]`) || {}).textContent);
+            return get('idempotency_records') === 1 && get('idempotent_replays') === 1
+                && get('published') === 4;
+        }, null, WAIT);
+        assert.equal(await shown('idempotency_dropped'), 0, 'idempotency_dropped: still 0');
 
         // the zone named with HTML: its name as text, nothing of it parsed
         const evil = await page.evaluate(() => ({
