@@ -8,14 +8,18 @@
 #  - sse_max_pending counts referenced bytes as it counted copied ones: a
 #    reader that stalls is dropped at the same bound, the others go on;
 #  - clients that go away while their output references a block (closed
-#    sockets, HTTP/1.1 and HTTP/1.0, an HTTP/2 stream reset while its DATA
-#    waits for the flow-control window, a whole HTTP/2 connection), then
-#    more publishes: no crash, nothing left behind (the sanitizer tier runs
-#    this file with LeakSanitizer on the workers);
+#    sockets of detached streams and of streams on their request, HTTP/2
+#    streams reset while their DATA waits for the flow-control window, a
+#    whole HTTP/2 connection), then more publishes: no crash, nothing left
+#    behind (the sanitizer tier runs this file with LeakSanitizer on the
+#    workers);
 #  - HTTP/2 streams get large events byte for byte;
 #  - a stream of several channels writes its own id line in front of each
 #    shared body; small and large events interleave in order, also past
-#    the number of blocks one buffer may reference (the rest is copied).
+#    the number of blocks one buffer may reference (the rest is copied);
+#  - streams that end while their buffers reference blocks (a DELETE: all
+#    of it goes out first, on a request through nginx's writer; a
+#    shutdown: freed with the worker).
 
 use strict;
 use warnings;
@@ -37,6 +41,7 @@ events { worker_connections 4096; }
 http {
     sse_zone z 64m history=50 max_message=256k;
     client_max_body_size 1m;
+    limit_conn_zone $binary_remote_addr zone=lc:1m;
     server {
         listen 127.0.0.1:%%PORT%%;
         listen 127.0.0.1:%%PORT2%% sndbuf=16k;
@@ -45,6 +50,12 @@ http {
         location /sub   { sse_subscribe $arg_ch zone=z; }
         location /sub64 { sse_subscribe $arg_ch zone=z; sse_max_pending 64k; }
         location /big   { sse_subscribe $arg_ch zone=z; sse_max_pending 1m; }
+        # limit_conn keeps a stream on its request: the filter chain path
+        location /onreq {
+            sse_subscribe $arg_ch zone=z;
+            sse_max_pending 1m;
+            limit_conn lc 1000;
+        }
         location /pub   { sse_publish $arg_ch zone=z; }
         location = /status { sse_status; }
     }
@@ -137,6 +148,9 @@ my @keep10 = map { $t->subscribe('/big?ch=gone', rcvbuf => 4096, port => 2,
                                  proto => 'HTTP/1.0') } 1 .. 5;
 my @gone10 = map { $t->subscribe('/big?ch=gone', rcvbuf => 4096, port => 2,
                                  proto => 'HTTP/1.0') } 1 .. 10;
+# on their request (limit_conn): written through the filter chain
+my @keepreq = map { $t->subscribe('/onreq?ch=gone', rcvbuf => 4096, port => 2) } 1 .. 3;
+my @gonereq = map { $t->subscribe('/onreq?ch=gone', rcvbuf => 4096, port => 2) } 1 .. 5;
 
 my $h2 = SSETest::H2->new($t->port(3), window => 1024);
 my @h2ids = map { $h2->request('GET', '/big?ch=gone') } 1 .. 4;
@@ -145,16 +159,16 @@ $h2b->request('GET', '/big?ch=gone') for 1 .. 3;
 $h2->read_frames(1);
 $h2b->read_frames(1);
 
-ok(SSETest::Stream::wait_all([@keep, @gone, @keep10, @gone10],
+ok(SSETest::Stream::wait_all([@keep, @gone, @keep10, @gone10, @keepreq, @gonereq],
     sub { @{$_[0]{comments}} }, 5), 'streams that will stay and go');
-ok(wait_until(sub { (($t->channel_info('/pub?ch=gone') // {})->{subscribers} // -1) == 52 }, 5),
-    '... all 52 joined (7 of them HTTP/2, their window 1 KB)');
+ok(wait_until(sub { (($t->channel_info('/pub?ch=gone') // {})->{subscribers} // -1) == 60 }, 5),
+    '... all 60 joined (7 of them HTTP/2, their window 1 KB; 8 on their request)');
 
 my @gonev = map { payload("g$_", 30000 + 9000 * $_) } 1 .. 4;
 $t->publish('/pub?ch=gone', $gonev[$_])->status == 201 or fail("publish $_")
     for 0, 1;
 # their output now references the blocks; they go away before it is sent
-$_->close for @gone, @gone10;
+$_->close for @gone, @gone10, @gonereq;
 $h2->send_frame(3, 0, $_, pack('N', 8)) for @h2ids[0, 1];   # RST_STREAM CANCEL
 $h2b->close;
 $h2->read_frames(0.5);
@@ -163,15 +177,15 @@ $t->publish('/pub?ch=gone', $gonev[$_])->status == 201 or fail("publish $_")
 $h2->send_frame(3, 0, $_, pack('N', 8)) for @h2ids[2, 3];
 $h2->close;
 
-ok(SSETest::Stream::wait_all([@keep, @keep10],
+ok(SSETest::Stream::wait_all([@keep, @keep10, @keepreq],
     sub { $_[0]->event_count >= 4 }, 30),
     'the streams that stayed got all four events');
-is(scalar(grep { !same_events($_, \@gonev) } @keep, @keep10), 0,
-    '... byte for byte (HTTP/1.1 and HTTP/1.0)');
-ok(wait_until(sub { (($t->channel_info('/pub?ch=gone') // {})->{subscribers} // -1) == 15 }, 10),
+is(scalar(grep { !same_events($_, \@gonev) } @keep, @keep10, @keepreq), 0,
+    '... byte for byte (HTTP/1.1, HTTP/1.0, on their request)');
+ok(wait_until(sub { (($t->channel_info('/pub?ch=gone') // {})->{subscribers} // -1) == 18 }, 10),
     'the others are gone from the channel');
 is($t->get('/status')->status, 200, 'the worker is alive');
-$_->close for @keep, @keep10;
+$_->close for @keep, @keep10, @keepreq;
 
 # -- (d) HTTP/2 streams get large events byte for byte ------------------------
 
@@ -228,6 +242,39 @@ ok($m2->wait_events(1 + @mb, 10) && same_events($m2, \@mb),
     'the one-channel stream of mb got its events with the shared bodies');
 like($m2->events->[0]{id} // '', qr/^[0-9a-z]+-\d+$/, '... and one-channel ids');
 $_->close for $m, $m2;
+
+# -- (f) streams that end while their buffers reference blocks ---------------
+
+# a DELETE ends every stream of the channel gracefully: what each holds,
+# referenced or copied, goes out before the end of its response (on a
+# stream on its request, nginx's writer is handed the chain)
+my @del = ((map { $t->subscribe('/big?ch=del', rcvbuf => 4096, port => 2) } 1 .. 3),
+           (map { $t->subscribe('/onreq?ch=del', rcvbuf => 4096, port => 2) } 1 .. 3));
+ok(SSETest::Stream::wait_all(\@del, sub { @{$_[0]{comments}} }, 5),
+    'six streams (detached, and on their request) that do not read yet');
+my @delv = map { payload("d$_", 9000 * $_) } 1 .. 5;
+$t->publish('/pub?ch=del', $_)->status == 201 or fail('publish') for @delv;
+is($t->delete('/pub?ch=del')->status, 200, 'the channel is deleted meanwhile');
+ok(SSETest::Stream::wait_all(\@del, sub { $_[0]->is_closed }, 20),
+    'then they read: every stream ended');
+is(scalar(grep { !same_events($_, \@delv) } @del), 0,
+    '... after every event, byte for byte');
+is(scalar(grep { $_->is_chunked && !$_->complete } @del), 0,
+    '... the chunked ones with the last chunk');
+$_->close for @del;
+
+# streams still holding references when the worker shuts down: they are
+# freed with the worker, their blocks with them (LeakSanitizer on the
+# workers in the sanitizer tier)
+my @left = ((map { $t->subscribe('/big?ch=left', rcvbuf => 4096, port => 2) } 1 .. 3),
+            $t->subscribe('/onreq?ch=left', rcvbuf => 4096, port => 2));
+my $h2l = SSETest::H2->new($t->port(3), window => 1024);
+$h2l->request('GET', '/big?ch=left') for 1 .. 2;
+$h2l->read_frames(1);
+ok(SSETest::Stream::wait_all(\@left, sub { @{$_[0]{comments}} }, 5),
+    'streams that will not read before the shutdown');
+$t->publish('/pub?ch=left', payload("l$_", 40000))->status == 201
+    or fail('publish') for 1 .. 3;
 
 is($t->zone_status('z')->{dropped_slow}, 1, 'only the stalled reader was ever dropped');
 $t->done;
