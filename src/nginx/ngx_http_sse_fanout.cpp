@@ -26,6 +26,9 @@ void ngx_http_sse_settle(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc);
 ngx_int_t ngx_http_sse_pulled_event(void *data, uint64_t seq, u_char *wire,
     size_t len, size_t id_len, uint64_t cum, ngx_msec_t published);
+ngx_http_sse_block_t *ngx_http_sse_share(ngx_http_sse_copy_t *cp,
+    ngx_uint_t j);
+void ngx_http_sse_unshare(ngx_uint_t from, ngx_uint_t to);
 
 
 /* the worker's batch, reused by every fan-out */
@@ -33,6 +36,14 @@ ngx_http_sse_batch_t  ngx_http_sse_batch;
 
 /* counts fan-out rounds: a stream writes once per round (sub->fanned) */
 ngx_uint_t            ngx_http_sse_round;
+
+/*
+ * The shared blocks of the batch's large events, by their index in
+ * batch->copies: made when the first stream takes the event, released by
+ * the fan-out once every stream of the channel has it.
+ */
+ngx_http_sse_block_t **ngx_http_sse_blocks;
+size_t                 ngx_http_sse_blocks_cap;
 
 } // namespace
 
@@ -63,10 +74,11 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
 {
     uint64_t                  floor;
     ngx_int_t                 rc;
-    ngx_uint_t                i, j;
+    ngx_uint_t                i, j, first;
     ngx_queue_t              *q, *next;
     ngx_http_sse_sub_t       *sub;
     ngx_http_sse_copy_t      *cp, *copies;
+    ngx_http_sse_block_t     *block;
     ngx_http_sse_batch_t     *batch = &ngx_http_sse_batch;
     ngx_http_sse_local_t     *local;
     ngx_http_sse_sub_chan_t  *sc;
@@ -83,6 +95,21 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
 
     j = 0;
     copies = batch->copies;
+
+    if (batch->ncopies > ngx_http_sse_blocks_cap
+        && ngx_http_sse_grow((void **) &ngx_http_sse_blocks,
+                             &ngx_http_sse_blocks_cap, batch->ncopies,
+                             sizeof(ngx_http_sse_block_t *), 64)
+           != NGX_OK)
+    {
+        /* no memory for the table: this round copies every event */
+        ngx_http_sse_blocks_cap = 0;
+    }
+
+    if (ngx_http_sse_blocks_cap) {
+        ngx_memzero(ngx_http_sse_blocks,
+                    batch->ncopies * sizeof(ngx_http_sse_block_t *));
+    }
 
     for (i = 0; i < batch->ntouched; i++) {
         local = batch->touched[i];
@@ -111,11 +138,18 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
                  cp < copies + batch->ncopies && cp->local == local;
                  cp++)
             {
+                block = (local->nsubs > 1) ? ngx_http_sse_share(cp, cp - copies)
+                                           : NULL;
+
                 rc = ngx_http_sse_sub_append_event(sc, cp->seq,
-                                                   batch->scratch
-                                                   + cp->offset,
+                                                   block
+                                                   ? ngx_http_sse_block_data(
+                                                         block)
+                                                   : batch->scratch
+                                                     + cp->offset,
                                                    cp->len, cp->id_len,
-                                                   cp->cum, cp->published);
+                                                   cp->cum, cp->published,
+                                                   block);
                 if (rc == NGX_ERROR) {
                     /* no memory for its buffer (the zone is not locked) */
                     ngx_http_sse_sub_drop(sub);
@@ -136,9 +170,14 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
             }
         }
 
+        first = j;
+
         while (j < batch->ncopies && copies[j].local == local) {
             j++;
         }
+
+        /* the streams that took a block hold it now */
+        ngx_http_sse_unshare(first, j);
 
         local->floor = floor;
     }
@@ -351,6 +390,55 @@ ngx_http_sse_renew_local(ngx_http_sse_local_t *local)
 }
 
 
+/*
+ * The shared block of a large event of the batch, made when the first
+ * stream takes it (one copy per worker, out of the batch: the batch is
+ * reused by the next wake-up).  NULL: it is copied (small, or no memory).
+ */
+
+ngx_http_sse_block_t *
+ngx_http_sse_share(ngx_http_sse_copy_t *cp, ngx_uint_t j)
+{
+    size_t                 len;
+    ngx_http_sse_block_t  *block;
+
+    /* what a stream would reference: a multi-channel stream, the body */
+    len = cp->len - cp->id_len;
+
+    if (len < NGX_HTTP_SSE_BLOCK_MIN || ngx_http_sse_blocks_cap == 0) {
+        return NULL;
+    }
+
+    block = ngx_http_sse_blocks[j];
+
+    if (block == NULL) {
+        block = ngx_http_sse_block_create(ngx_http_sse_batch.scratch
+                                          + cp->offset, cp->len);
+        ngx_http_sse_blocks[j] = block;
+    }
+
+    return block;
+}
+
+
+void
+ngx_http_sse_unshare(ngx_uint_t from, ngx_uint_t to)
+{
+    ngx_uint_t  j;
+
+    if (ngx_http_sse_blocks_cap == 0) {
+        return;
+    }
+
+    for (j = from; j < to; j++) {
+        if (ngx_http_sse_blocks[j]) {
+            ngx_http_sse_block_release(ngx_http_sse_blocks[j]);
+            ngx_http_sse_blocks[j] = NULL;
+        }
+    }
+}
+
+
 ngx_int_t
 ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc)
 {
@@ -392,9 +480,10 @@ ngx_int_t
 ngx_http_sse_pulled_event(void *data, uint64_t seq, u_char *wire, size_t len,
     size_t id_len, uint64_t cum, ngx_msec_t published)
 {
+    /* history is the store's: a pulled event is copied */
     return ngx_http_sse_sub_append_event((ngx_http_sse_sub_chan_t *) data,
                                          seq, wire, len, id_len, cum,
-                                         published);
+                                         published, NULL);
 }
 
 } // namespace

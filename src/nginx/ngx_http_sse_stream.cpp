@@ -45,6 +45,10 @@ namespace {
 
 ngx_uint_t ngx_http_sse_fits(ngx_http_sse_sub_t *sub, size_t len);
 size_t ngx_http_sse_unsent(ngx_http_sse_sub_t *sub);
+size_t ngx_http_sse_copied(ngx_http_sse_sub_t *sub);
+ngx_uint_t ngx_http_sse_out_sent(ngx_http_sse_sub_t *sub);
+ngx_int_t ngx_http_sse_append_shared(ngx_http_sse_sub_t *sub,
+    ngx_http_sse_block_t *block, u_char *p, size_t len);
 ngx_int_t ngx_http_sse_append(ngx_http_sse_sub_t *sub, u_char *p,
     size_t len);
 ngx_int_t ngx_http_sse_append_id_line(ngx_http_sse_sub_t *sub);
@@ -160,6 +164,7 @@ ngx_http_sse_release_out(ngx_http_sse_sub_t *sub)
     ngx_http_sse_buffer_free(sub->out, sub->out_cap);
     sub->out = NULL;
     sub->out_cap = 0;
+    ngx_http_sse_refs_free(&sub->out_refs);
 
     if (sub->out_buf) {
         sub->out_buf->start = NULL;
@@ -180,15 +185,22 @@ ngx_http_sse_release_out(ngx_http_sse_sub_t *sub)
 void
 ngx_http_sse_reuse_out(ngx_http_sse_sub_t *sub)
 {
+    ngx_http_sse_refs_t  *refs;
+
     if (sub->pend != NULL) {
         ngx_http_sse_release_out(sub);
         return;
     }
 
+    /* both reference nothing: the sent one's were released when sent */
+
     sub->pend = sub->out;
     sub->pend_cap = sub->out_cap;
     sub->out = NULL;
     sub->out_cap = 0;
+    refs = sub->pend_refs;
+    sub->pend_refs = sub->out_refs;
+    sub->out_refs = refs;
 
     if (sub->out_buf) {
         sub->out_buf->start = NULL;
@@ -319,7 +331,7 @@ ngx_http_sse_sub_start(ngx_http_sse_sub_t *sub)
 ngx_int_t
 ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
     u_char *wire, size_t len, size_t id_len, uint64_t cum,
-    ngx_msec_t published)
+    ngx_msec_t published, ngx_http_sse_block_t *block)
 {
     size_t               need;
     ngx_int_t            rc;
@@ -345,14 +357,21 @@ ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
     sc->pos.seq = seq;
     sc->pos_cum = cum;
 
+    /*
+     * A large event the fan-out shares (block: wire is in it) is
+     * referenced, not copied; the id line of a stream of several channels
+     * is the stream's own, copied in front of it.
+     */
+
     if (sub->nchans == 1) {
-        rc = ngx_http_sse_append(sub, wire, len);
+        rc = ngx_http_sse_append_shared(sub, block, wire, len);
 
     } else {
         rc = ngx_http_sse_append_id_line(sub);
 
         if (rc == NGX_OK) {
-            rc = ngx_http_sse_append(sub, wire + id_len, len - id_len);
+            rc = ngx_http_sse_append_shared(sub, block, wire + id_len,
+                                            len - id_len);
         }
     }
 
@@ -667,15 +686,25 @@ ngx_http_sse_sub_end(ngx_http_sse_sub_t *sub, ngx_uint_t graceful)
             rc = NGX_ERROR;
 
         } else {
-            /* sub->pend lives until the request's pool is destroyed */
+            /*
+             * sub->pend, and the blocks it references, live until the
+             * request's pool is destroyed (ngx_http_sse_free() from its
+             * cleanup): nothing is appended to it any more
+             */
             b->memory = 1;
             b->flush = 1;
             b->start = sub->pend;
             b->pos = sub->pend;
-            b->last = sub->pend + sub->pend_len;
+            b->last = sub->pend + ngx_http_sse_copied(sub);
             b->end = b->last;
             cl->buf = b;
             cl->next = NULL;
+
+            if (sub->pend_refs && sub->pend_refs->nrefs) {
+                cl = ngx_http_sse_refs_chain(sub->pend_refs, b->pos, b->pos,
+                                             b->last);
+            }
+
             sub->pend_len = 0;
             ngx_http_sse_metrics_handed(sub);
 
@@ -885,12 +914,41 @@ ngx_http_sse_unsent(ngx_http_sse_sub_t *sub)
 
     unsent = sub->pend_len;
 
-    if (sub->out_busy) {
-        unsent += sub->detached ? (size_t) (sub->out_last - sub->out_pos)
-                                : (size_t) ngx_buf_size(sub->out_buf);
+    if (!sub->out_busy) {
+        return unsent;
     }
 
+    if (sub->out_refs && sub->out_refs->nrefs) {
+        /* its chain: on a detached stream, what send_chain() left */
+        return unsent + ngx_http_sse_refs_unsent(sub->out_refs);
+    }
+
+    unsent += sub->detached ? (size_t) (sub->out_last - sub->out_pos)
+                            : (size_t) ngx_buf_size(sub->out_buf);
+
     return unsent;
+}
+
+
+/* of the bytes pending, those in the buffer (the rest are referenced) */
+
+size_t
+ngx_http_sse_copied(ngx_http_sse_sub_t *sub)
+{
+    return sub->pend_len - (sub->pend_refs ? sub->pend_refs->bytes : 0);
+}
+
+
+/* the buffer handed to the filter chain is sent */
+
+ngx_uint_t
+ngx_http_sse_out_sent(ngx_http_sse_sub_t *sub)
+{
+    if (sub->out_refs && sub->out_refs->nrefs) {
+        return ngx_http_sse_refs_unsent(sub->out_refs) == 0;
+    }
+
+    return ngx_buf_size(sub->out_buf) == 0;
 }
 
 
@@ -901,7 +959,43 @@ ngx_http_sse_append(ngx_http_sse_sub_t *sub, u_char *p, size_t len)
         return NGX_ERROR;
     }
 
-    ngx_memcpy(sub->pend + sub->hdr + sub->pend_len, p, len);
+    ngx_memcpy(sub->pend + sub->hdr + ngx_http_sse_copied(sub), p, len);
+    sub->pend_len += len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Bytes of a shared block are referenced, if they are large enough to be
+ * worth it; otherwise (or when the buffer references as many blocks as it
+ * may) copied.  A detached TLS stream copies: its writes encrypt one
+ * buffer at a time, so a chain would only make more, smaller records.
+ */
+
+ngx_int_t
+ngx_http_sse_append_shared(ngx_http_sse_sub_t *sub, ngx_http_sse_block_t *block,
+    u_char *p, size_t len)
+{
+    if (block == NULL
+        || len < NGX_HTTP_SSE_BLOCK_MIN
+        || (sub->detached && sub->connection->ssl))
+    {
+        return ngx_http_sse_append(sub, p, len);
+    }
+
+    /* the buffer, for the copied bytes around it (a chunk's framing) */
+    if (ngx_http_sse_reserve(sub, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_sse_refs_add(&sub->pend_refs, block, p, len,
+                              ngx_http_sse_copied(sub))
+        != NGX_OK)
+    {
+        return ngx_http_sse_append(sub, p, len);
+    }
+
     sub->pend_len += len;
 
     return NGX_OK;
@@ -932,10 +1026,12 @@ ngx_http_sse_append_id_line(ngx_http_sse_sub_t *sub)
 void
 ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
 {
-    u_char              *p;
-    size_t               cap;
-    ngx_int_t            rc;
-    ngx_http_request_t  *r = sub->request;
+    u_char               *p;
+    size_t                cap, copied;
+    ngx_int_t             rc;
+    ngx_chain_t          *out;
+    ngx_http_request_t   *r = sub->request;
+    ngx_http_sse_refs_t  *refs;
 
     if (sub->out_busy) {
         rc = ngx_http_output_filter(r, NULL);
@@ -945,7 +1041,7 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
             return;
         }
 
-        if (ngx_buf_size(sub->out_buf) == 0) {
+        if (ngx_http_sse_out_sent(sub)) {
             ngx_http_sse_sent(sub);
 
         } else {
@@ -957,17 +1053,31 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
 
         /* the filled buffer goes out, the sent one fills up next */
 
+        copied = ngx_http_sse_copied(sub);
+
         p = sub->out;
         cap = sub->out_cap;
         sub->out = sub->pend;
         sub->out_cap = sub->pend_cap;
         sub->pend = p;
         sub->pend_cap = cap;
+        refs = sub->out_refs;
+        sub->out_refs = sub->pend_refs;
+        sub->pend_refs = refs;
 
         sub->out_buf->start = sub->out;
         sub->out_buf->pos = sub->out;
-        sub->out_buf->last = sub->out + sub->pend_len;
+        sub->out_buf->last = sub->out + copied;
         sub->out_buf->end = sub->out + sub->out_cap;
+        out = &sub->out_cl;
+
+        if (sub->out_refs && sub->out_refs->nrefs) {
+            /* its own bytes and the blocks it references, in order */
+            out = ngx_http_sse_refs_chain(sub->out_refs, sub->out, sub->out,
+                                          sub->out + copied);
+            sub->out_buf->pos = sub->out_buf->last;
+        }
+
         sub->pend_len = 0;
         ngx_http_sse_metrics_swap(sub);
         ngx_http_sse_swap_events(sub);
@@ -975,14 +1085,14 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
         sub->out_busy = 1;
         sub->last_write = ngx_current_msec;
 
-        rc = ngx_http_output_filter(r, &sub->out_cl);
+        rc = ngx_http_output_filter(r, out);
 
         if (rc == NGX_ERROR) {
             ngx_http_sse_sub_drop(sub);
             return;
         }
 
-        if (ngx_buf_size(sub->out_buf) == 0) {
+        if (ngx_http_sse_out_sent(sub)) {
             ngx_http_sse_sent(sub);
 
         } else {
@@ -1014,9 +1124,10 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
 void
 ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub)
 {
-    u_char      *p, *start, *end;
-    u_char       head[NGX_HTTP_SSE_CHUNK_HDR + 2];
-    size_t       cap, len;
+    u_char               *p, *start, *end;
+    u_char                head[NGX_HTTP_SSE_CHUNK_HDR + 2];
+    size_t                cap, len, copied;
+    ngx_http_sse_refs_t  *refs;
 
     if (sub->out_busy) {
         ngx_http_sse_send_detached(sub);
@@ -1030,15 +1141,20 @@ ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub)
 
         /* the filled buffer becomes one chunk: header, data, CRLF */
 
+        copied = ngx_http_sse_copied(sub);
+
         p = sub->out;
         cap = sub->out_cap;
         sub->out = sub->pend;
         sub->out_cap = sub->pend_cap;
         sub->pend = p;
         sub->pend_cap = cap;
+        refs = sub->out_refs;
+        sub->out_refs = sub->pend_refs;
+        sub->pend_refs = refs;
 
         start = sub->out + sub->hdr;
-        end = start + sub->pend_len;
+        end = start + copied;
 
         if (sub->chunked) {
             len = ngx_sprintf(head, "%xz\r\n", sub->pend_len) - head;
@@ -1052,6 +1168,16 @@ ngx_http_sse_flush_detached(ngx_http_sse_sub_t *sub)
 
         sub->out_pos = start;
         sub->out_last = end;
+
+        if (sub->out_refs && sub->out_refs->nrefs) {
+            /* its own bytes and the blocks it references, in order */
+            sub->out_chain = ngx_http_sse_refs_chain(sub->out_refs, start,
+                                                     sub->out + sub->hdr,
+                                                     end);
+            sub->out_pos = NULL;
+            sub->out_last = NULL;
+        }
+
         sub->pend_len = 0;
         ngx_http_sse_metrics_swap(sub);
         ngx_http_sse_swap_events(sub);
@@ -1115,7 +1241,34 @@ ngx_http_sse_send_detached(ngx_http_sse_sub_t *sub)
 {
     ssize_t            n;
     ngx_err_t          err;
+    ngx_chain_t       *cl;
     ngx_connection_t  *c = sub->connection;
+
+    if (sub->out_chain) {
+        /* writev(): the blocks are sent from where they are */
+        cl = c->send_chain(c, sub->out_chain, 0);
+
+        if (cl == NGX_CHAIN_ERROR) {
+            err = ngx_socket_errno;
+
+            if (err == NGX_ECONNRESET || err == NGX_EPIPE) {
+                ngx_http_sse_sub_reason(sub, NGX_HTTP_SSE_CLOSE_CLIENT);
+            }
+
+            ngx_http_sse_sub_drop(sub);
+            return;
+        }
+
+        sub->out_chain = cl;
+
+        if (cl) {
+            ngx_http_sse_progress(sub);
+            return;
+        }
+
+        ngx_http_sse_sent(sub);
+        return;
+    }
 
     while (sub->out_pos < sub->out_last) {
         n = c->send(c, sub->out_pos, sub->out_last - sub->out_pos);
@@ -1405,6 +1558,11 @@ ngx_http_sse_free(ngx_http_sse_sub_t *sub)
 
     ngx_http_sse_buffer_free(sub->pend, sub->pend_cap);
     ngx_http_sse_buffer_free(sub->out, sub->out_cap);
+
+    /* whatever nginx held of them went with the request or connection */
+    ngx_http_sse_refs_free(&sub->pend_refs);
+    ngx_http_sse_refs_free(&sub->out_refs);
+
     ngx_free(sub->log);
     ngx_free(sub);
 }
@@ -1417,7 +1575,7 @@ ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len)
     size_t   need, cap, most;
 
     /* the chunk header in front, the chunk's CRLF behind */
-    need = sub->hdr + sub->pend_len + len + 2;
+    need = sub->hdr + ngx_http_sse_copied(sub) + len + 2;
 
     if (need <= sub->pend_cap) {
         return NGX_OK;
@@ -1443,7 +1601,7 @@ ngx_http_sse_reserve(ngx_http_sse_sub_t *sub, size_t len)
         p = ngx_http_sse_buffer_alloc(cap);
 
         if (p) {
-            ngx_memcpy(p, sub->pend, sub->hdr + sub->pend_len);
+            ngx_memcpy(p, sub->pend, sub->hdr + ngx_http_sse_copied(sub));
             ngx_http_sse_buffer_free(sub->pend, sub->pend_cap);
         }
 
@@ -1473,6 +1631,10 @@ ngx_http_sse_sent(ngx_http_sse_sub_t *sub)
     ngx_http_sse_metrics_sent(sub, -1);
 
     sub->out_busy = 0;
+    sub->out_chain = NULL;
+
+    /* the bytes are out: the blocks may go, as far as this stream goes */
+    ngx_http_sse_refs_clear(sub->out_refs);
 
     if (sub->out_events) {
         sub->events_sent += sub->out_events;
@@ -1503,6 +1665,10 @@ ngx_http_sse_release_buffers(ngx_http_sse_sub_t *sub)
         sub->pend_cap = 0;
     }
 
+    if (sub->pend_len == 0) {
+        ngx_http_sse_refs_free(&sub->pend_refs);
+    }
+
     ngx_http_sse_metrics_idle(sub);
 }
 
@@ -1518,8 +1684,20 @@ void
 ngx_http_sse_progress(ngx_http_sse_sub_t *sub)
 {
     u_char  *data;
+    size_t   len;
 
     if (sub->timing == NULL || sub->out == NULL) {
+        return;
+    }
+
+    if (sub->out_refs && sub->out_refs->nrefs) {
+        /* a detached stream's chain begins with the chunk header */
+        len = ngx_http_sse_refs_sent(sub->out_refs);
+
+        if (len > sub->out_refs->head) {
+            ngx_http_sse_metrics_sent(sub, len - sub->out_refs->head);
+        }
+
         return;
     }
 
