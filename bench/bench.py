@@ -55,6 +55,7 @@ class Profile:
     rate_channels: int
     rate_publishers: int
     rate_subs_per_channel: int
+    rate_paced: float        # "publish, no subscribers, paced": publishes per second in all
     idle_subs: int
     idle_channels: int
     held_subs: int
@@ -94,18 +95,21 @@ PROFILES = {
         broadcast_subs=10000, broadcast_events=100,
         many_channels=1000, many_subs_per_channel=10, many_events=50, many_publishers=10,
         rate_seconds=5, rate_channels=100, rate_publishers=16, rate_subs_per_channel=10,
+        rate_paced=40000,
         idle_subs=18000, idle_channels=1000,
         held_subs=100000, held_workers=8, held_channels=1000,
         storm_clients=1000, storm_channels=100, storm_before=10, storm_missed=50,
         paced_events=20, paced_rate=5, many_paced_events=10, many_paced_rate=4000,
         replay_clients=1000, replay_events=1000, replay_size=4096,
         tokens_channels=1000, tokens_channels_many=5000, tokens_rate=4000, tokens_seconds=20,
-        rounds=3, budget_s=840),   # 720, + 60 s for the new many-channels-paced and
-                                   # replay-storm rows, + 60 s for "broadcast, 16 KB events"
+        rounds=3, budget_s=870),   # 720, + 60 s for the many-channels-paced and
+                                   # replay-storm rows, + 60 s for "broadcast, 16 KB
+                                   # events", + 30 s for "publish, no subscribers, paced"
     "quick": Profile(
         broadcast_subs=2000, broadcast_events=20,
         many_channels=200, many_subs_per_channel=10, many_events=10, many_publishers=10,
         rate_seconds=2, rate_channels=100, rate_publishers=16, rate_subs_per_channel=10,
+        rate_paced=10000,
         idle_subs=3000, idle_channels=300,
         held_subs=10000, held_workers=4, held_channels=100,
         storm_clients=200, storm_channels=20, storm_before=5, storm_missed=20,
@@ -687,8 +691,9 @@ def w_many_channels_paced(bench, kind):
                       p.many_paced_events, p.many_publishers, rate=p.many_paced_rate)
 
 
-def publish_rate(bench, kind, workload, subs_per_channel):
-    """Publishers as fast as they get answers, for a fixed time."""
+def publish_rate(bench, kind, workload, subs_per_channel, rate=0):
+    """Publishers as fast as they get answers (or at a rate), for a fixed
+    time."""
     p = bench.profile
     with bench.server(kind, workload) as srv:
         subs = None
@@ -701,7 +706,7 @@ def publish_rate(bench, kind, workload, subs_per_channel):
                 time.sleep(0.5)
             before = srv.cpu_snapshot()
             pub = bench.publish(srv, "publishers", p.rate_channels, p.rate_publishers,
-                                duration=p.rate_seconds, procs=2)
+                                duration=p.rate_seconds, procs=2, rate=rate)
             cpu = srv.cpu_since(before)
             if subs:
                 time.sleep(1)   # the last deliveries
@@ -727,6 +732,12 @@ def publish_rate(bench, kind, workload, subs_per_channel):
 
 def w_publish_0(bench, kind):
     return publish_rate(bench, kind, "publish_0", 0)
+
+
+def w_publish_0_paced(bench, kind):
+    """publish_0 at a rate every server sustains: the round trips compared
+    at the same load (back to back, a faster server is offered more)."""
+    return publish_rate(bench, kind, "publish_0_paced", 0, rate=bench.profile.rate_paced)
 
 
 def w_publish_10(bench, kind):
@@ -1369,6 +1380,8 @@ WORKLOADS = [
     Workload("many_channels", "many channels", w_many_channels, FANOUT, "deliveries_per_cpu_s"),
     Workload("many_channels_paced", "many channels, paced", w_many_channels_paced, FANOUT),
     Workload("publish_0", "publish, no subscribers", w_publish_0, FANOUT + ("plain",), "rps"),
+    Workload("publish_0_paced", "publish, no subscribers, paced", w_publish_0_paced,
+             FANOUT + ("plain",)),
     Workload("publish_10", "publish, 10 subscribers per channel", w_publish_10, FANOUT),
     Workload("idle_memory", "idle memory", w_idle_memory, FANOUT),
     Workload("idle_memory_proxied", "idle memory behind a default nginx proxy",
@@ -1567,6 +1580,9 @@ ROWS = [
     ("publish_0", "publishes per server CPU-second", "rps_per_cpu_s"),
     ("publish_0", "p99 publish round trip (ms)", "publish_p99_ms"),
     ("publish_0", "non-2xx replies", "non_2xx"),
+    ("publish_0_paced", "publishes per second achieved", "rps"),
+    ("publish_0_paced", "p99 publish round trip (ms)", "publish_p99_ms"),
+    ("publish_0_paced", "non-2xx replies", "non_2xx"),
     ("publish_10", "publishes per second", "rps"),
     ("publish_10", "p99 publish round trip (ms)", "publish_p99_ms"),
     ("publish_10", "non-2xx replies", "non_2xx"),
@@ -1741,6 +1757,9 @@ def targets(results, profile):
              "broadcast", "latency_p99_ms", "nchan", "<=", 1 / 3)
     relative("… p99 publish→receive ≤ 1/3 of nchan's, publishing paced (broadcast, paced)",
              "broadcast_paced", "latency_p99_ms", "nchan", "<=", 1 / 3)
+    relative(f"… p99 publish round trip ≤ nchan's, paced at {profile.rate_paced:,.0f}/s "
+             f"(publish, no subscribers, paced)",
+             "publish_0_paced", "publish_p99_ms", "nchan", "<=", 1.0)
     relative(f"… p99 publish→receive ≤ 0.5× nchan's, publishing paced at "
              f"{profile.many_paced_rate:,.0f}/s (many channels, paced)",
              "many_channels_paced", "latency_p99_ms", "nchan", "<=", 0.5)
@@ -1916,6 +1935,15 @@ def unmet_reasons(results, rows, info, profile):
                          f"{num(w, 'module', 'rps')}, nchan {num(w, 'nchan', 'rps')}, floor "
                          f"{num(w, 'floor', 'rps')}; floor ÷ nchan on this p99 "
                          f"{fmt_ratio(ratio(value(results, w, 'floor', key), value(results, w, 'nchan', key)))}.")
+            if w == "publish_0":
+                wp = "publish_0_paced"
+                extra += (f"  nginx's own `return 201` (plain): {num(w, 'plain', 'rps')} per "
+                          f"second, p99 {num(w, 'plain', key, ' ms')} (plain ÷ nchan "
+                          f"{fmt_ratio(ratio(value(results, w, 'plain', key), value(results, w, 'nchan', key)))}).  "
+                          f"Paced at {profile.rate_paced:,.0f} publishes/s, the same for all: p99 module "
+                          f"{num(wp, 'module', key, ' ms')}, nchan {num(wp, 'nchan', key, ' ms')}, "
+                          f"floor {num(wp, 'floor', key, ' ms')}, plain {num(wp, 'plain', key, ' ms')} "
+                          f"(module ÷ nchan {rel(wp, key, 'nchan')}).")
             out.append(
                 f"- **{label}**: module {num(w, 'module', key, ' ms')}, nchan "
                 f"{num(w, 'nchan', key, ' ms')}, floor {num(w, 'floor', key, ' ms')}.{extra}")
@@ -2064,6 +2092,10 @@ The report states how much CPU other processes took during the run.
   keep-alive publishers (2 client processes) over {rate_channels} channels as
   fast as replies come, for {rate_seconds:g} s.  `plain` is nginx answering
   `return 201` on the same location: the ceiling of HTTP handling alone.
+- **publish, no subscribers, paced**: the same publishers at {rate_paced:g}
+  publishes per second in all, a rate every server sustains: back to back, a
+  server that answers faster is offered more and queues more, so the round
+  trips are compared at the same load here.
 - **idle memory**: {idle_subs:,} subscribers over {idle_channels:,} channels,
   held idle.
 - **idle memory behind a default nginx proxy**: the same, through an nginx

@@ -50,6 +50,8 @@ def all_met_results():
         "many_channels_paced": server_results(fan(200, 5), fan(100, 20), fan(210, 6)),
         "publish_0": server_results(pub(1500, 1500, 1), pub(1000, 1000, 2), pub(1600, 1600, 1),
                                     pub(1600, 1600, 1)),
+        "publish_0_paced": server_results(pub(1000, 1000, 0.5), pub(1000, 1000, 1),
+                                          pub(1000, 1000, 0.4), pub(1000, 1000, 0.4)),
         "publish_10": server_results(pub(1000, 1000, 1), pub(900, 900, 2), pub(1000, 1000, 1)),
         "idle_memory": server_results({"bytes_per_sub": 1000.0}, {"bytes_per_sub": 10000.0}),
         "held": server_results({"probe_received": p.held_subs, "non_2xx": 0}, None),
