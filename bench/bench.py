@@ -1883,6 +1883,7 @@ def unmet_reasons(results, rows, info, profile):
                 f"{info['background_cpu_share']:.0%} of the host's CPU during the run.")
         elif any(label == p[2] for p in p99_targets(profile) if p[0] in TOKENS):
             w = next(p[0] for p in p99_targets(profile) if p[2] == label)
+            wpost = w.replace("tokens_stream", "tokens_post")   # the same subscribers
             nchan_how = value(results, w, "nchan", "publishing")
             out.append(
                 f"- **{label}**: p99 of the module {num(w, 'module', 'latency_p99_ms', ' ms')} "
@@ -1893,6 +1894,11 @@ def unmet_reasons(results, rows, info, profile):
                 + (f", the floor server {num(w, 'floor', 'latency_p99_ms', ' ms')} (floor ÷ "
                    f"nchan {fmt_ratio(ratio(value(results, w, 'floor', 'latency_p99_ms'), value(results, w, 'nchan', 'latency_p99_ms')))})"
                    if value(results, w, "floor", "latency_p99_ms") is not None else "")
+                + (f", the floor server on the same subscribers with one POST per token "
+                   f"{num(wpost, 'floor', 'latency_p99_ms', ' ms')} (÷ nchan's here "
+                   f"{fmt_ratio(ratio(value(results, wpost, 'floor', 'latency_p99_ms'), value(results, w, 'nchan', 'latency_p99_ms')))})"
+                   if value(results, w, "floor", "latency_p99_ms") is None
+                   and value(results, wpost, "floor", "latency_p99_ms") is not None else "")
                 + f".  Tokens per second achieved (asked: {profile.tokens_rate:g}): module "
                 f"{num(w, 'module', 'tokens_per_s')}, nchan {num(w, 'nchan', 'tokens_per_s')}; "
                 f"deliveries per server CPU-second: module "
