@@ -214,7 +214,15 @@ ok(wait_until(sub { subscribers('rl') == 9 }, 5),
     . 'h2 frames queued)');
 my @rlv = map { payload("r$_", 50000) } 1 .. 8;
 ok(publish_all('rl', @rlv), '8 events of 50 KB: 201');
-ok($t->reload(timeout => SSETest::tmo(15)), 'reload: the old worker exited');
+my %old = map { $_ => 1 } $t->workers;
+ok($t->reload(wait_old => 0), 'reload: a new worker runs');
+# the old worker ends its streams; it exits once the HTTP/2 client reads
+# the frames queued for it (they end its streams), or after send_timeout
+ok(wait_until(sub {
+        $h2r->read_frames(0.05);
+        SSETest::Stream::poll_many(\@rl, 0.05);
+        return !grep { $old{$_} } $t->workers;
+    }, 20), 'the old worker exited');
 ok(SSETest::Stream::wait_all(\@rl, sub { $_[0]->is_closed }, 20),
     'every stream of the old worker ended');
 is(scalar(grep { !prefix_of($_, \@rlv) } @rl), 0,
