@@ -7,7 +7,8 @@
 #  - TLS: a detached stream copies (its writes encrypt one buffer at a
 #    time); a stream on its request (limit_conn) references blocks and
 #    hands the chain to the TLS writer; HTTP/2 over TLS; clients that go
-#    away while nginx holds their bytes;
+#    away while nginx holds their bytes; a stream on its request read
+#    slowly gets its last bytes when TLS held them (not at the next event);
 #  - HTTP/2 DATA frames queued on the connection's socket (the client's
 #    window open, its socket not read): a RST_STREAM, a stream dropped as
 #    too slow and a closed connection while frames point into blocks;
@@ -137,6 +138,22 @@ for my $name (sort keys %keep) {
 }
 ok(wait_until(sub { subscribers('tls') == 4 }, 10), '... the others are gone');
 $_->close for values %keep;
+
+# -- (a2) TLS on its request, read slowly: the last bytes are not left behind --
+
+# curl reads at 30 KB/s: TLS often takes a buffer's last bytes into its
+# own buffer when the socket is full; they must go out when the socket
+# drains, not wait for an event that never comes (heartbeats are off)
+my @slowtls = map { $t->curl_subscribe("$tls/onreq?ch=tlsslow", '-k',
+                                       '--http1.1', '--limit-rate', '30k') } 1 .. 4;
+ok(wait_until(sub { subscribers('tlsslow') == 4 }, 10),
+    'TLS on request: 4 streams read slowly');
+my @slowv = map { payload("u$_", 20000 + $_) } 1 .. 6;
+ok(publish_all('tlsslow', @slowv), '6 events of 20 KB: 201');
+ok(SSETest::Stream::wait_all(\@slowtls, sub { $_[0]->event_count >= 6 }, 20),
+    '... every stream got the last event too');
+is(scalar(grep { !same_events($_, \@slowv) } @slowtls), 0, '... byte for byte');
+$_->close for @slowtls;
 
 # -- (b) HTTP/2 DATA frames queued on an unread socket --------------------------
 
