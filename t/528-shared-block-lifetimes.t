@@ -144,12 +144,17 @@ $_->close for values %keep;
 # curl reads at 30 KB/s: TLS often takes a buffer's last bytes into its
 # own buffer when the socket is full; they must go out when the socket
 # drains, not wait for an event that never comes (heartbeats are off)
-my @slowtls = map { $t->curl_subscribe("$tls/onreq?ch=tlsslow", '-k',
-                                       '--http1.1', '--limit-rate', '30k') } 1 .. 4;
-ok(wait_until(sub { subscribers('tlsslow') == 4 }, 10),
-    'TLS on request: 4 streams read slowly');
+# (the same with copied events: a channel with one stream in the worker)
+my @slowtls = ((map { $t->curl_subscribe("$tls/onreq?ch=tlsslow", '-k',
+                                         '--http1.1', '--limit-rate', '30k') } 1 .. 4),
+               (map { $t->curl_subscribe("$tls/onreq?ch=tlsone$_", '-k',
+                                         '--http1.1', '--limit-rate', '30k') } 1 .. 2));
+ok(wait_until(sub { subscribers('tlsslow') == 4 && subscribers('tlsone1') == 1
+                    && subscribers('tlsone2') == 1 }, 10),
+    'TLS on request: 6 streams read slowly (4 share blocks, 2 copy)');
 my @slowv = map { payload("u$_", 20000 + $_) } 1 .. 6;
-ok(publish_all('tlsslow', @slowv), '6 events of 20 KB: 201');
+ok(publish_all('tlsslow', @slowv) && publish_all('tlsone1', @slowv)
+   && publish_all('tlsone2', @slowv), '6 events of 20 KB to each channel: 201');
 ok(SSETest::Stream::wait_all(\@slowtls, sub { $_[0]->event_count >= 6 }, 20),
     '... every stream got the last event too');
 is(scalar(grep { !same_events($_, \@slowv) } @slowtls), 0, '... byte for byte');
