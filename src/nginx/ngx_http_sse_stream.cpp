@@ -1033,7 +1033,15 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
     ngx_http_request_t   *r = sub->request;
     ngx_http_sse_refs_t  *refs;
 
-    if (sub->out_busy) {
+    /*
+     * TLS may have taken the last bytes of a buffer into its own and not
+     * written them yet (the socket was full): the buffer counts as sent,
+     * but those bytes go out only when nginx's writer runs again.  This
+     * write event runs it, not the next event published (with heartbeats
+     * off, perhaps never).
+     */
+
+    if (sub->out_busy || (r->connection->buffered & NGX_LOWLEVEL_BUFFERED)) {
         rc = ngx_http_output_filter(r, NULL);
 
         if (rc == NGX_ERROR) {
@@ -1041,11 +1049,13 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
             return;
         }
 
-        if (ngx_http_sse_out_sent(sub)) {
-            ngx_http_sse_sent(sub);
+        if (sub->out_busy) {
+            if (ngx_http_sse_out_sent(sub)) {
+                ngx_http_sse_sent(sub);
 
-        } else {
-            ngx_http_sse_progress(sub);
+            } else {
+                ngx_http_sse_progress(sub);
+            }
         }
     }
 
@@ -1100,7 +1110,9 @@ ngx_http_sse_flush_request(ngx_http_sse_sub_t *sub)
         }
     }
 
-    if (sub->out_busy || sub->pend_len) {
+    if (sub->out_busy || sub->pend_len
+        || (r->connection->buffered & NGX_LOWLEVEL_BUFFERED))
+    {
         if (sub->blocked_since == 0) {
             sub->blocked_since = ngx_current_msec | 1;
         }
