@@ -42,7 +42,8 @@ sub subscribers { $t->zone_status->{subscribers} // -1 }
 sub lines_of {
     my ($tag) = @_;
     open my $fh, '<', $t->dir . '/sse.log' or return ();
-    return grep { /\btag=\Q$tag\E\b/ } <$fh>;
+    # whole lines only: a long one may be read while nginx still writes it
+    return grep { /\n\z/ && /\btag=\Q$tag\E\b/ } <$fh>;
 }
 
 # 50 headers of 1000 bytes the log does not read, and two it does
