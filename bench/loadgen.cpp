@@ -713,7 +713,7 @@ private:
     void on_readable(PubConn& c);
     void on_response(PubConn& c, uint64_t now);
     void on_error(PubConn& c);
-    int wait_ms(uint64_t now) const;
+    uint64_t wait_ns(uint64_t now) const;
 
     const Options& opt_;
     const Target& target_;
@@ -965,10 +965,10 @@ void Publisher::on_error(PubConn& c) {
     connect(c);
 }
 
-int Publisher::wait_ms(uint64_t now) const {
+uint64_t Publisher::wait_ns(uint64_t now) const {
     uint64_t soonest = now + uint64_t(kPollMs) * 1'000'000;
     if (!due_.empty()) soonest = std::min(soonest, due_.top().first);
-    return int((soonest > now ? soonest - now : 0) / 1'000'000);
+    return soonest > now ? soonest - now : 0;
 }
 
 void Publisher::run(ReportSink<PubReport>& sink) {
@@ -987,7 +987,7 @@ void Publisher::run(ReportSink<PubReport>& sink) {
             sink.send(report_, false);
             next_snapshot = now + kSnapshotEveryNs;
         }
-        int n = epoll_.wait(events.data(), int(events.size()), wait_ms(now));
+        int n = epoll_.wait_ns(events.data(), int(events.size()), wait_ns(now));
         for (int i = 0; i < n; i++)
             on_io(*static_cast<PubConn*>(events[size_t(i)].data.ptr), events[size_t(i)].events);
     }

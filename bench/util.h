@@ -144,7 +144,25 @@ public:
         return n < 0 ? 0 : n;
     }
 
+    // The same with a timeout in nanoseconds (epoll_pwait2): a paced sender
+    // whose next send is due in less than a millisecond sleeps until then
+    // instead of polling with a zero timeout, which would spin a core the
+    // servers and the other clients under measurement need.  A kernel
+    // without epoll_pwait2 gets the timeout rounded up to a millisecond.
+    int wait_ns(epoll_event* events, int max, uint64_t timeout_ns) {
+        if (pwait2_) {
+            timespec ts{time_t(timeout_ns / 1'000'000'000), long(timeout_ns % 1'000'000'000)};
+            int n = epoll_pwait2(fd_.get(), events, max, &ts, nullptr);
+            if (n >= 0 || errno == EINTR) return n < 0 ? 0 : n;
+            if (errno != ENOSYS) die("epoll_pwait2: %s", std::strerror(errno));
+            pwait2_ = false;
+        }
+        return wait(events, max, int((timeout_ns + 999'999) / 1'000'000));
+    }
+
 private:
+    bool pwait2_ = true;
+
     void ctl(int op, int fd, uint32_t events, void* ptr) {
         epoll_event ev{};
         ev.events = events;
