@@ -1953,6 +1953,16 @@ def unmet_reasons(results, rows, info, profile):
             out.append(
                 f"- **{label}**: module {num(w, 'module', key, ' ms')}, nchan "
                 f"{num(w, 'nchan', key, ' ms')}, floor {num(w, 'floor', key, ' ms')}.{extra}")
+        elif label.startswith("publishes per second, no subscribers"):
+            w = "publish_0"
+            out.append(
+                f"- **{label}**: publishes per second module {num(w, 'module', 'rps')}, nchan "
+                f"{num(w, 'nchan', 'rps')}, floor {num(w, 'floor', 'rps')}, nginx's own "
+                f"`return 201` (plain) {num(w, 'plain', 'rps')}: plain ÷ nchan "
+                f"{fmt_ratio(ratio(value(results, w, 'plain', 'rps'), value(results, w, 'nchan', 'rps')))}"
+                f", module ÷ plain {rel(w, 'rps', 'plain')} (per server CPU-second: module "
+                f"{num(w, 'module', 'rps_per_cpu_s')}, nchan {num(w, 'nchan', 'rps_per_cpu_s')}, "
+                f"plain {num(w, 'plain', 'rps_per_cpu_s')}).")
         else:
             out.append(f"- **{label}**: see the results below.")
     return out + [""]
