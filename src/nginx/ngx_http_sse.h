@@ -786,8 +786,6 @@ ngx_chain_t *ngx_http_sse_refs_chain(ngx_http_sse_refs_t *refs,
 size_t ngx_http_sse_refs_unsent(ngx_http_sse_refs_t *refs);
 size_t ngx_http_sse_refs_sent(ngx_http_sse_refs_t *refs);
 
-extern ngx_uint_t  ngx_http_sse_nblocks;
-
 
 /* ---- access log and $sse_* variables (ngx_http_sse_log.cpp) --------- */
 
