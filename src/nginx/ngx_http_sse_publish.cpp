@@ -203,8 +203,8 @@ ngx_http_sse_publish_start(ngx_http_request_t *r,
               ngx_pcalloc(r->pool,
                           sizeof(ngx_http_sse_pub_t)
                           + n * (sizeof(sse::Slice) + sizeof(ngx_array_t)
-                                 + sizeof(sse::Position)
-                                 + 2 * sizeof(ngx_uint_t)));
+                                 + 2 * sizeof(sse::Position)
+                                 + 4 * sizeof(ngx_uint_t)));
     if (pub == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -212,8 +212,11 @@ ngx_http_sse_publish_start(ngx_http_request_t *r,
     pub->ids = (sse::Slice *) (pub + 1);
     pub->positions = (ngx_array_t *) (pub->ids + n);
     pub->last = (sse::Position *) (pub->positions + n);
-    pub->published = (ngx_uint_t *) (pub->last + n);
+    pub->op.last = pub->last + n;
+    pub->published = (ngx_uint_t *) (pub->op.last + n);
     pub->subscribers = pub->published + n;
+    pub->op.published = pub->subscribers + n;
+    pub->op.subscribers = pub->op.published + n;
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {

@@ -207,29 +207,64 @@ unsigned char *put(unsigned char *out, const void *src, size_t n)
 }
 
 /*
- * Finds the end of the data line starting at pos.  Returns the line length;
- * *next is where the next line starts, or len + 1 past the last line.
+ * Splits event data into lines at CRLF, CR or LF.  memchr(), not a loop
+ * over every byte: most events (a token, a JSON object) have no line
+ * break at all, and this runs under the zone lock.  Where the next LF is
+ * is remembered, so data of many lone CRs is not searched again to its
+ * end for every line: the work stays linear in the data.
  */
-size_t data_line(Slice data, size_t pos, size_t *next)
-{
-    for (size_t i = pos; i < data.len; i++) {
-        unsigned char c = data.data[i];
+class LineSplitter {
+public:
+    explicit LineSplitter(Slice data) : data_(data) {}
 
-        if (c == '\n') {
-            *next = i + 1;
-            return i - pos;
+    /*
+     * The line starting at pos: returns its length; *next is where the
+     * next line starts, or len + 1 past the last line.
+     */
+    size_t line(size_t pos, size_t *next)
+    {
+        if (pos >= data_.len) {
+            *next = data_.len + 1;
+            return 0;
         }
 
-        if (c == '\r') {
-            bool crlf = i + 1 < data.len && data.data[i + 1] == '\n';
-            *next = i + (crlf ? 2 : 1);
-            return i - pos;
+        if (!lf_known_ || lf_ < pos) {
+            const void *lf = std::memchr(data_.data + pos, '\n',
+                                         data_.len - pos);
+            lf_ = lf ? offset(lf) : data_.len;
+            lf_known_ = true;
         }
+
+        size_t end = lf_;
+
+        const void *cr = std::memchr(data_.data + pos, '\r', end - pos);
+        if (cr) {
+            end = offset(cr);
+        }
+
+        if (end == data_.len) {
+            *next = data_.len + 1;
+            return data_.len - pos;
+        }
+
+        bool crlf = data_.data[end] == '\r' && end + 1 < data_.len
+                    && data_.data[end + 1] == '\n';
+        *next = end + (crlf ? 2 : 1);
+
+        return end - pos;
     }
 
-    *next = data.len + 1;
-    return data.len - pos;
-}
+private:
+    size_t offset(const void *p) const
+    {
+        return static_cast<size_t>(static_cast<const unsigned char *>(p)
+                                   - data_.data);
+    }
+
+    Slice   data_;
+    size_t  lf_ = 0;
+    bool    lf_known_ = false;
+};
 
 } // namespace
 
@@ -252,19 +287,20 @@ size_t encoded_size(Slice id, Slice type, Slice data)
      */
     size_t lines = 1;
     size_t break_bytes = 0;
+    size_t pos = 0;
+    LineSplitter split(data);
 
-    for (size_t i = 0; i < data.len; i++) {
-        unsigned char c = data.data[i];
+    for ( ;; ) {
+        size_t next;
+        size_t len = split.line(pos, &next);
 
-        if (c == '\r' && i + 1 < data.len && data.data[i + 1] == '\n') {
-            lines++;
-            break_bytes += 2;
-            i++;
-
-        } else if (c == '\r' || c == '\n') {
-            lines++;
-            break_bytes++;
+        if (next > data.len) {
+            break;
         }
+
+        lines++;
+        break_bytes += next - (pos + len);     /* CRLF, CR or LF */
+        pos = next;
     }
 
     size += lines * (data_prefix_len + 1) + (data.len - break_bytes);
@@ -288,10 +324,11 @@ size_t encode(unsigned char *out, Slice id, Slice type, Slice data)
     }
 
     size_t pos = 0;
+    LineSplitter split(data);
 
     do {
         size_t next;
-        size_t len = data_line(data, pos, &next);
+        size_t len = split.line(pos, &next);
 
         p = put(p, data_prefix, data_prefix_len);
         p = put(p, data.data + pos, len);
@@ -327,8 +364,13 @@ const char base36_digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
 constexpr size_t max_epoch_digits = 13;     /* 2^64-1 = "3w5e11264sgsf" */
 constexpr size_t max_seq_digits = 20;       /* 2^64-1 = 18446744073709551615 */
 
-/* writes v in the given base, most significant digit first */
-size_t format_in_base(unsigned char *out, uint64_t v, unsigned base)
+/*
+ * Writes v in the given base, most significant digit first.  The base is
+ * a constant of each instance: a division by a constant is a multiply,
+ * and ids are formatted under the zone lock.
+ */
+template <unsigned base>
+size_t format_in_base(unsigned char *out, uint64_t v)
 {
     unsigned char  digits[64];
     size_t         n = 0;
@@ -423,7 +465,7 @@ const unsigned char *parse_position(const unsigned char *p,
 
 size_t format_u64(unsigned char *out, uint64_t v)
 {
-    return format_in_base(out, v, 10);
+    return format_in_base<10>(out, v);
 }
 
 
@@ -435,9 +477,9 @@ size_t format_id(unsigned char *out, const Position *pos, size_t n)
         if (i) {
             *p++ = '.';
         }
-        p += format_in_base(p, pos[i].epoch, 36);
+        p += format_in_base<36>(p, pos[i].epoch);
         *p++ = '-';
-        p += format_in_base(p, pos[i].seq, 10);
+        p += format_in_base<10>(p, pos[i].seq);
     }
 
     return static_cast<size_t>(p - out);

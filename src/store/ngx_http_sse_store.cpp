@@ -1513,11 +1513,28 @@ ngx_http_sse_needed(ngx_http_sse_channel_t *ch, size_t extra)
         return 0;
     }
 
-    ev = ch->ring[ch->ring_head];
-    behind = ch->total + extra - (ev->cum - ev->len);
+    /*
+     * The oldest event is read only for a worker that has not got it: a
+     * channel nobody reads, or whose readers are all past it (the usual
+     * case at every publish once history is full), costs no cache miss
+     * on an event stored long ago.
+     */
+
+    behind = 0;
+    ev = NULL;
 
     for (cs = ch->slots; cs; cs = cs->next) {
-        if (cs->cursor < ch->first_seq && behind <= cs->allowance) {
+
+        if (cs->cursor >= ch->first_seq) {
+            continue;
+        }
+
+        if (ev == NULL) {
+            ev = ch->ring[ch->ring_head];
+            behind = ch->total + extra - (ev->cum - ev->len);
+        }
+
+        if (behind <= cs->allowance) {
             return 1;
         }
     }

@@ -126,12 +126,14 @@ typedef struct {
     /*
      * out, per channel: the events stored by this operation (their seqs
      * follow each other: the first is last.seq - published + 1), the id
-     * of the last one, and the channel's subscribers at that moment
+     * of the last one, and the channel's subscribers at that moment.
+     * nchans of each, in the caller's memory: sized for the request's
+     * channels, not for 64 (~2 KB a publish would zero for nothing).
      */
     ngx_int_t                   rc;
-    ngx_uint_t                  published[sse::max_channels_per_stream];
-    sse::Position               last[sse::max_channels_per_stream];
-    ngx_uint_t                  subscribers[sse::max_channels_per_stream];
+    ngx_uint_t                 *published;
+    sse::Position              *last;
+    ngx_uint_t                 *subscribers;
 } ngx_http_sse_store_publish_t;
 
 

@@ -123,6 +123,11 @@ protected:
 
         std::memset(op.get(), 0, sizeof(*op));
 
+        outs_.emplace_back(std::make_unique<PublishOuts>());
+        op->published = outs_.back()->published;
+        op->last = outs_.back()->last;
+        op->subscribers = outs_.back()->subscribers;
+
         ids_ = std::move(ids);
         slices_.clear();
         for (auto &id : ids_) {
@@ -299,6 +304,14 @@ protected:
     }
 
 private:
+    /* a publish's answers per channel: the op points into them */
+    struct PublishOuts {
+        ngx_uint_t     published[sse::max_channels_per_stream] = {};
+        sse::Position  last[sse::max_channels_per_stream] = {};
+        ngx_uint_t     subscribers[sse::max_channels_per_stream] = {};
+    };
+
+    std::vector<std::unique_ptr<PublishOuts>>  outs_;
     std::string                              key_;
     std::vector<std::string>                 ids_;
     std::vector<sse::Slice>                  slices_;
