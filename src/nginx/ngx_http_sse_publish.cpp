@@ -843,8 +843,8 @@ ngx_http_sse_published(void *data)
 ngx_int_t
 ngx_http_sse_publish_reply(ngx_http_sse_pub_t *pub)
 {
-    u_char              *json, *p;
-    size_t               len;
+    u_char              *json, *p, *last;
+    size_t               len, last_len;
     ngx_uint_t           i, k, total, status;
     sse::Position       *pos;
     ngx_http_request_t  *r = pub->request;
@@ -897,10 +897,14 @@ ngx_http_sse_publish_reply(ngx_http_sse_pub_t *pub)
 
         p = ngx_cpymem(p, ",\"id\":", 6);
 
+        last = p;
+        last_len = 0;
+
         if (pub->published[i]) {
             *p++ = '"';
             p += sse::format_id(p, &pub->last[i], 1);
             *p++ = '"';
+            last_len = (size_t) (p - last);
 
         } else {
             p = ngx_cpymem(p, "null", 4);
@@ -912,15 +916,33 @@ ngx_http_sse_publish_reply(ngx_http_sse_pub_t *pub)
             if (k) {
                 *p++ = ',';
             }
+
+            /* the last id is written once already (one event: the only) */
+
+            if (last_len && pos[k].seq == pub->last[i].seq
+                && pos[k].epoch == pub->last[i].epoch)
+            {
+                p = ngx_cpymem(p, last, last_len);
+                continue;
+            }
+
             *p++ = '"';
             p += sse::format_id(p, &pos[k], 1);
             *p++ = '"';
         }
 
-        p = ngx_sprintf(p, "]%s,\"events\":%ui,\"subscribers\":%ui",
-                        pub->published[i] > pub->positions[i].nelts
-                        ? ",\"ids_truncated\":true" : "",
-                        pub->published[i], pub->subscribers[i]);
+        *p++ = ']';
+
+        if (pub->published[i] > pub->positions[i].nelts) {
+            p = ngx_cpymem(p, ",\"ids_truncated\":true",
+                           sizeof(",\"ids_truncated\":true") - 1);
+        }
+
+        p = ngx_cpymem(p, ",\"events\":", sizeof(",\"events\":") - 1);
+        p += sse::format_u64(p, pub->published[i]);
+        p = ngx_cpymem(p, ",\"subscribers\":",
+                       sizeof(",\"subscribers\":") - 1);
+        p += sse::format_u64(p, pub->subscribers[i]);
 
         if (pub->nchans > 1) {
             *p++ = '}';

@@ -131,6 +131,22 @@ bool utf8_valid(const unsigned char *p, size_t n)
     size_t i = 0;
 
     while (i < n) {
+
+        /*
+         * ASCII eight bytes at a time: most event data (JSON, tokens) is
+         * ASCII, and every published byte comes through here.
+         */
+        if (n - i >= 8) {
+            uint64_t word;
+
+            std::memcpy(&word, p + i, 8);
+
+            if ((word & UINT64_C(0x8080808080808080)) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+
         unsigned char c = p[i];
 
         if (c < 0x80) {
@@ -373,16 +389,16 @@ template <unsigned base>
 size_t format_in_base(unsigned char *out, uint64_t v)
 {
     unsigned char  digits[64];
-    size_t         n = 0;
+    unsigned char *d = digits + sizeof(digits);
 
+    /* least significant digit first, from the end: no reversal */
     do {
-        digits[n++] = static_cast<unsigned char>(base36_digits[v % base]);
+        *--d = static_cast<unsigned char>(base36_digits[v % base]);
         v /= base;
     } while (v);
 
-    for (size_t i = 0; i < n; i++) {
-        out[i] = digits[n - 1 - i];
-    }
+    size_t n = static_cast<size_t>(digits + sizeof(digits) - d);
+    std::memcpy(out, d, n);
 
     return n;
 }
