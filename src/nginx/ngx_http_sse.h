@@ -288,6 +288,9 @@ typedef struct {
     time_t                      nomem_logged;
     time_t                      idem_logged;
 
+    /* the second a store operation last found nothing left to expire */
+    time_t                      expired_at;
+
     ngx_http_sse_redis_shm_t    redis;      /* with sse_redis only */
 
     /* this node among those sharing a Redis: random hex, made with the

@@ -858,9 +858,33 @@ ngx_http_sse_dequeue(ngx_http_sse_zone_t *zone, ngx_uint_t slot)
 ngx_uint_t
 ngx_http_sse_store_expire(ngx_http_sse_zone_t *zone)
 {
+    time_t      now;
+    ngx_uint_t  more;
+
     zone->sh->op++;
 
-    return ngx_http_sse_expire(zone);
+    /*
+     * Deadlines are whole seconds: once an operation found nothing left
+     * to expire, the others of the same second need not look again.  A
+     * look reads the oldest event, record and channels of the zone, lines
+     * no other operation touches: cache misses, under the lock, at every
+     * publish.  (What only the current operation kept, ch->op, goes in
+     * the next second instead of the next operation.)
+     */
+
+    now = ngx_time();
+
+    if (zone->sh->expired_at == now) {
+        return 0;
+    }
+
+    more = ngx_http_sse_expire(zone);
+
+    if (!more) {
+        zone->sh->expired_at = now;
+    }
+
+    return more;
 }
 
 
