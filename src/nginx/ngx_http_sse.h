@@ -247,7 +247,15 @@ typedef struct {
     uint32_t                    magic;
     ngx_http_sse_limits_t       limits;     /* of the newest configuration */
 
-    ngx_rbtree_t                rbtree;
+    /*
+     * Channels by id: a table of trees indexed by the low bits of the
+     * id's crc32, one tree per 4 KB of zone.  A lookup under the lock
+     * reads a bucket and a tree of a few nodes, not one tree of every
+     * channel (a cache miss per level); names that all fall in one bucket
+     * (crc32 collisions are easy to make) still get a tree's log n.
+     */
+    ngx_rbtree_t               *channels_by_id;
+    ngx_uint_t                  channels_mask;
     ngx_rbtree_node_t           sentinel;
     ngx_queue_t                 events;     /* every stored event, by age */
     ngx_queue_t                 idle;       /* channels w/o subscribers */
@@ -573,6 +581,13 @@ ngx_int_t ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data);
  * returns are then never reclaimed to make room for allocations of the
  * same operation.
  */
+/* the tree of channels whose ids have this crc32 (node.key) */
+static ngx_inline ngx_rbtree_t *
+ngx_http_sse_channel_tree(ngx_http_sse_shctx_t *sh, ngx_rbtree_key_t key)
+{
+    return &sh->channels_by_id[key & sh->channels_mask];
+}
+
 ngx_http_sse_channel_t *ngx_http_sse_channel_find(ngx_http_sse_zone_t *zone,
     u_char *id, size_t len);
 ngx_http_sse_channel_t *ngx_http_sse_channel_get(ngx_http_sse_zone_t *zone,

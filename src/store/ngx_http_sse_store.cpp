@@ -57,7 +57,7 @@ ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_sse_zone_t *zone = (ngx_http_sse_zone_t *) shm_zone->data;
 
     size_t                  len;
-    ngx_uint_t              i;
+    ngx_uint_t              i, n;
     ngx_list_part_t        *part;
     ngx_shm_zone_t         *oshm;
     ngx_http_sse_shctx_t   *sh;
@@ -146,7 +146,27 @@ ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     sh->magic = NGX_HTTP_SSE_ZONE_MAGIC;
     sh->limits = zone->limits;
 
-    ngx_rbtree_init(&sh->rbtree, &sh->sentinel, ngx_http_sse_rbtree_insert);
+    /* a power of two of buckets, about one per 4 KB of zone */
+
+    for (n = 16; n * 2 <= shm_zone->shm.size / 4096 && n < 1024 * 1024;
+         n *= 2)
+    {
+        /* void */
+    }
+
+    sh->channels_by_id = (ngx_rbtree_t *)
+        ngx_slab_alloc(zone->shpool, n * sizeof(ngx_rbtree_t));
+    if (sh->channels_by_id == NULL) {
+        return NGX_ERROR;
+    }
+
+    sh->channels_mask = n - 1;
+
+    for (i = 0; i < n; i++) {
+        ngx_rbtree_init(&sh->channels_by_id[i], &sh->sentinel,
+                        ngx_http_sse_rbtree_insert);
+    }
+
     ngx_queue_init(&sh->events);
     ngx_queue_init(&sh->idle);
     ngx_queue_init(&sh->empty);
@@ -207,13 +227,15 @@ ngx_http_sse_channel_find(ngx_http_sse_zone_t *zone, u_char *id, size_t len)
 {
     uint32_t                 hash;
     ngx_int_t                rc;
+    ngx_rbtree_t            *tree;
     ngx_rbtree_node_t       *node, *sentinel;
     ngx_http_sse_channel_t  *ch;
 
     hash = ngx_crc32_short(id, len);
 
-    node = zone->sh->rbtree.root;
-    sentinel = zone->sh->rbtree.sentinel;
+    tree = ngx_http_sse_channel_tree(zone->sh, hash);
+    node = tree->root;
+    sentinel = tree->sentinel;
 
     while (node != sentinel) {
 
@@ -289,7 +311,7 @@ ngx_http_sse_channel_get(ngx_http_sse_zone_t *zone, u_char *id, size_t len,
     ch->id_len = (u_char) len;
     ngx_memcpy(ch->id, id, len);
 
-    ngx_rbtree_insert(&sh->rbtree, &ch->node);
+    ngx_rbtree_insert(ngx_http_sse_channel_tree(sh, ch->node.key), &ch->node);
     sh->channels++;
 
     ngx_http_sse_channel_idle(zone, ch);
@@ -332,14 +354,16 @@ ngx_http_sse_channel_revive(ngx_http_sse_zone_t *zone,
          * are gone; a new node takes the id.
          */
 
-        ngx_rbtree_delete(&sh->rbtree, &ch->node);
+        ngx_rbtree_delete(ngx_http_sse_channel_tree(sh, ch->node.key),
+                          &ch->node);
         ch->unlinked = 1;
 
         fresh = ngx_http_sse_channel_get(zone, ch->id, ch->id_len, err);
 
         if (fresh == NULL) {
             /* no room for the new epoch: the DELETE stands as it was */
-            ngx_rbtree_insert(&sh->rbtree, &ch->node);
+            ngx_rbtree_insert(ngx_http_sse_channel_tree(sh, ch->node.key),
+                              &ch->node);
             ch->unlinked = 0;
         }
 
@@ -1429,7 +1453,8 @@ ngx_http_sse_channel_free(ngx_http_sse_zone_t *zone,
     }
 
     if (!ch->unlinked) {
-        ngx_rbtree_delete(&zone->sh->rbtree, &ch->node);
+        ngx_rbtree_delete(ngx_http_sse_channel_tree(zone->sh, ch->node.key),
+                          &ch->node);
     }
 
     zone->sh->channels--;
