@@ -17,6 +17,9 @@
 #  - a stream of several channels writes its own id line in front of each
 #    shared body; small and large events interleave in order, also past
 #    the number of blocks one buffer may reference (the rest is copied);
+#  - streams that decline a large event (behind, replaying): the first
+#    stream that takes it makes its block, and none is made when every
+#    stream declines it; they pull it from history later, byte for byte;
 #  - streams that end while their buffers reference blocks (a DELETE: all
 #    of it goes out first, on a request through nginx's writer; a
 #    shutdown: freed with the worker).
@@ -55,6 +58,12 @@ http {
             sse_subscribe $arg_ch zone=z;
             sse_max_pending 1m;
             limit_conn lc 1000;
+        }
+        # replays every stored event: behind until it has them all
+        location /replay {
+            sse_subscribe $arg_ch zone=z;
+            sse_replay all;
+            sse_max_pending 64k;
         }
         location /pub   { sse_publish $arg_ch zone=z; }
         location = /status { sse_status; }
@@ -243,7 +252,34 @@ ok($m2->wait_events(1 + @mb, 10) && same_events($m2, \@mb),
 like($m2->events->[0]{id} // '', qr/^[0-9a-z]+-\d+$/, '... and one-channel ids');
 $_->close for $m, $m2;
 
-# -- (f) streams that end while their buffers reference blocks ---------------
+# -- (f) streams that decline a large event -----------------------------------
+
+# Two streams that replay 320 KB of history and do not read (not even
+# their headers) are behind: 64 KB in their buffers, ~40 KB in their
+# sockets.  A large event is not theirs yet (they pull it from history
+# later), so the first stream that takes it, further down the channel's
+# list, is the one that makes its block; an event that every stream
+# declines makes none.  Then each gets every byte.
+my @lazyv = map { payload("z$_", 20000) } 1 .. 18;
+$t->publish('/pub?ch=lazy', $_)->status == 202 or fail('publish') for @lazyv[0 .. 15];
+my @lazy = map { $t->subscribe('/replay?ch=lazy', rcvbuf => 4096, port => 2,
+                               wait => 0) } 1 .. 2;
+ok(wait_until(sub { (($t->channel_info('/pub?ch=lazy') // {})->{subscribers} // -1) == 2 }, 5),
+    'two streams replaying 16 events of 20 KB, not reading');
+is($t->publish('/pub?ch=lazy', $lazyv[16])->status, 201,
+    'a large event that both decline: 201');
+my $lazyr = $t->subscribe('/big?ch=lazy');
+ok($lazyr->wait_comment(2), 'then a stream that reads');
+is($t->publish('/pub?ch=lazy', $lazyv[17])->status, 201,
+    'a large event that only the third stream takes: 201');
+ok($lazyr->wait_events(1, 5) && same_events($lazyr, [$lazyv[17]]),
+    '... which it got byte for byte');
+ok(SSETest::Stream::wait_all(\@lazy, sub { $_[0]->event_count >= 18 }, 20),
+    'then the two read: they pulled all 18 from history');
+is(scalar(grep { !same_events($_, \@lazyv) } @lazy), 0, '... byte for byte, in order');
+$_->close for @lazy, $lazyr;
+
+# -- (g) streams that end while their buffers reference blocks ---------------
 
 # a DELETE ends every stream of the channel gracefully: what each holds,
 # referenced or copied, goes out before the end of its response (on a
