@@ -438,6 +438,7 @@ typedef struct {
     size_t                      bytes;      /* referenced, in all */
     size_t                      head;       /* the chain's bytes before the
                                                data: a chunk header */
+    size_t                      size;       /* the chain's bytes, in all */
     ngx_http_sse_ref_t          refs[NGX_HTTP_SSE_REFS_MAX];
     ngx_buf_t                   bufs[2 * NGX_HTTP_SSE_REFS_MAX + 1];
     ngx_chain_t                 chain[2 * NGX_HTTP_SSE_REFS_MAX + 1];
@@ -795,8 +796,8 @@ void ngx_http_sse_refs_clear(ngx_http_sse_refs_t *refs);
 void ngx_http_sse_refs_free(ngx_http_sse_refs_t **refs);
 ngx_chain_t *ngx_http_sse_refs_chain(ngx_http_sse_refs_t *refs,
     u_char *start, u_char *data, u_char *end);
-size_t ngx_http_sse_refs_unsent(ngx_http_sse_refs_t *refs);
 size_t ngx_http_sse_refs_sent(ngx_http_sse_refs_t *refs);
+size_t ngx_http_sse_refs_unsent(ngx_http_sse_refs_t *refs);
 
 
 /* ---- access log and $sse_* variables (ngx_http_sse_log.cpp) --------- */

@@ -141,6 +141,7 @@ ngx_http_sse_refs_chain(ngx_http_sse_refs_t *refs, u_char *start,
     n = 0;
     p = start;
     refs->head = data - start;
+    refs->size = (end - start) + refs->bytes;
 
     for (i = 0; i <= refs->nrefs; i++) {
 
@@ -184,23 +185,10 @@ ngx_http_sse_refs_chain(ngx_http_sse_refs_t *refs, u_char *start,
 }
 
 
-/* bytes of the chain not yet sent, and sent */
-
-size_t
-ngx_http_sse_refs_unsent(ngx_http_sse_refs_t *refs)
-{
-    size_t        size;
-    ngx_chain_t  *cl;
-
-    size = 0;
-
-    for (cl = &refs->chain[0]; cl; cl = cl->next) {
-        size += cl->buf->last - cl->buf->pos;
-    }
-
-    return size;
-}
-
+/*
+ * Bytes of the chain sent: nginx moves each buffer's pos as it sends,
+ * never its start or last.  The rest of the chain's bytes are unsent.
+ */
 
 size_t
 ngx_http_sse_refs_sent(ngx_http_sse_refs_t *refs)
@@ -215,6 +203,13 @@ ngx_http_sse_refs_sent(ngx_http_sse_refs_t *refs)
     }
 
     return size;
+}
+
+
+size_t
+ngx_http_sse_refs_unsent(ngx_http_sse_refs_t *refs)
+{
+    return refs->size - ngx_http_sse_refs_sent(refs);
 }
 
 
