@@ -5,13 +5,13 @@
  * copied once into a counted block, by the first stream that takes it;
  * each stream it is appended to references the block from its buffer
  * (ngx_http_sse_refs_t) instead of copying it, and the stream's write
- * hands nginx a chain: its own bytes (a chunk
- * header, a multi-channel stream's id line, smaller events) with the
- * blocks' bytes in between.  A reference is released when the buffer
- * that holds it is sent, or when the stream is freed (the client went
- * away, it was dropped, the worker shuts down, an HTTP/2 stream was
- * reset): whatever nginx still keeps of the chain (HTTP/2 frames point
- * to the caller's buffers) goes no later than the stream does.
+ * hands nginx a chain: its own bytes (a chunk header, a multi-channel
+ * stream's id line, smaller events) with the blocks' bytes in between.
+ * A reference is released when the buffer that holds it is sent, or
+ * when the stream is freed (the client went away, it was dropped, the
+ * worker shuts down, an HTTP/2 stream was reset): whatever nginx still
+ * keeps of the chain (HTTP/2 frames point to the caller's buffers) goes
+ * no later than the stream does.
  */
 
 #include "ngx_http_sse.h"
@@ -87,6 +87,7 @@ ngx_http_sse_refs_add(ngx_http_sse_refs_t **refs, ngx_http_sse_share_t *share,
 
     return NGX_OK;
 }
+
 
 /* the buffer's bytes are sent, or it goes: its references are released */
 
