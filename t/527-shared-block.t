@@ -17,6 +17,9 @@
 #  - a stream of several channels writes its own id line in front of each
 #    shared body; small and large events interleave in order, also past
 #    the number of blocks one buffer may reference (the rest is copied);
+#  - streams that decline a large event (behind, replaying): the first
+#    stream that takes it makes its block, and none is made when every
+#    stream declines it; they pull it from history later, byte for byte;
 #  - streams that end while their buffers reference blocks (a DELETE: all
 #    of it goes out first, on a request through nginx's writer; a
 #    shutdown: freed with the worker).
@@ -56,6 +59,12 @@ http {
             sse_max_pending 1m;
             limit_conn lc 1000;
         }
+        # replays every stored event: behind until it has them all
+        location /replay {
+            sse_subscribe $arg_ch zone=z;
+            sse_replay all;
+            sse_max_pending 64k;
+        }
         location /pub   { sse_publish $arg_ch zone=z; }
         location = /status { sse_status; }
     }
@@ -64,20 +73,6 @@ EOF
 
 my ($worker) = $t->workers;
 
-sub payload {
-    my ($tag, $size) = @_;
-    my $d = "$tag:";
-    my $i = 0;
-    $d .= chr(ord('a') + $i++ % 26) x 997 while length $d < $size;
-    return substr($d, 0, $size);
-}
-
-sub same_events {
-    my ($s, $want) = @_;
-    my @got = map { $_->{data} } @{$s->events};
-    return join("\n", @got) eq join("\n", @$want);
-}
-
 # -- (a) 1000 streams that do not read: one block per event ------------------
 
 my @s = map { $t->subscribe('/sub?ch=wide', rcvbuf => 4096, port => 2) } 1 .. $N;
@@ -85,7 +80,7 @@ ok(SSETest::Stream::wait_all(\@s, sub { @{$_[0]{comments}} }, 30),
     "$N streams of one channel open");
 
 my $rss0 = SSETest::rss_settled($worker, 20);
-my @wide = map { payload("w$_", 65536) } 1 .. 2;
+my @wide = map { sized_data("w$_", 65536) } 1 .. 2;
 for (@wide) {
     is($t->publish('/pub?ch=wide', $_)->status, 201, 'a 64 KB event: 201');
 }
@@ -101,7 +96,7 @@ cmp_ok($grew, '<', 16 * 1024,
 
 ok(SSETest::Stream::wait_all(\@s, sub { $_[0]->event_count >= 2 }, 120),
     'then they read: every stream got both');
-is(scalar(grep { !same_events($_, \@wide) } @s), 0,
+is(scalar(grep { !$_->same_data(\@wide) } @s), 0,
     '... byte for byte, in order');
 is($t->zone_status('z')->{dropped_slow}, 0, '... and nobody was dropped');
 $_->close for @s;
@@ -114,14 +109,14 @@ my $stalled = $t->subscribe('/sub64?ch=stall', rcvbuf => 4096, port => 2);
 ok(SSETest::Stream::wait_all([@readers, $stalled],
     sub { @{$_[0]{comments}} }, 5), '20 readers and one that never reads');
 
-my @stall = map { payload("s$_", 16384) } 1 .. 12;
+my @stall = map { sized_data("s$_", 16384) } 1 .. 12;
 for my $i (0 .. $#stall) {
     $t->publish('/pub?ch=stall', $stall[$i])->status == 201
         or fail("publish $i");
     SSETest::Stream::wait_all(\@readers,
         sub { $_[0]->event_count >= $i + 1 }, 10);
 }
-is(scalar(grep { !same_events($_, \@stall) } @readers), 0,
+is(scalar(grep { !$_->same_data(\@stall) } @readers), 0,
     '12 events of 16 KB: the readers got every byte');
 ok(wait_until(sub { $t->zone_status('z')->{dropped_slow} == 1 }, 5),
     'the one that never reads was dropped as too slow');
@@ -164,7 +159,7 @@ ok(SSETest::Stream::wait_all([@keep, @gone, @keep10, @gone10, @keepreq, @gonereq
 ok(wait_until(sub { (($t->channel_info('/pub?ch=gone') // {})->{subscribers} // -1) == 60 }, 5),
     '... all 60 joined (7 of them HTTP/2, their window 1 KB; 8 on their request)');
 
-my @gonev = map { payload("g$_", 30000 + 9000 * $_) } 1 .. 4;
+my @gonev = map { sized_data("g$_", 30000 + 9000 * $_) } 1 .. 4;
 $t->publish('/pub?ch=gone', $gonev[$_])->status == 201 or fail("publish $_")
     for 0, 1;
 # their output now references the blocks; they go away before it is sent
@@ -180,7 +175,7 @@ $h2->close;
 ok(SSETest::Stream::wait_all([@keep, @keep10, @keepreq],
     sub { $_[0]->event_count >= 4 }, 30),
     'the streams that stayed got all four events');
-is(scalar(grep { !same_events($_, \@gonev) } @keep, @keep10, @keepreq), 0,
+is(scalar(grep { !$_->same_data(\@gonev) } @keep, @keep10, @keepreq), 0,
     '... byte for byte (HTTP/1.1, HTTP/1.0, on their request)');
 ok(wait_until(sub { (($t->channel_info('/pub?ch=gone') // {})->{subscribers} // -1) == 18 }, 10),
     'the others are gone from the channel');
@@ -195,12 +190,13 @@ SKIP: {
                                      '--http2-prior-knowledge') } 1 .. 3;
     ok(SSETest::Stream::wait_all(\@h, sub { @{$_[0]{comments}} }, 10),
         'three HTTP/2 streams open');
-    my @h2v = (payload('a', 100), payload('b', 20000), payload('c', 65536),
-               payload('d', 9000), payload('e', 300), payload('f', 131072));
+    my @h2v = (sized_data('a', 100), sized_data('b', 20000),
+               sized_data('c', 65536), sized_data('d', 9000),
+               sized_data('e', 300), sized_data('f', 131072));
     $t->publish('/pub?ch=h2', $_)->status == 201 or fail('publish') for @h2v;
     ok(SSETest::Stream::wait_all(\@h, sub { $_[0]->event_count >= 6 }, 20),
         'HTTP/2: every stream got small and large events');
-    is(scalar(grep { !same_events($_, \@h2v) } @h), 0, '... byte for byte, in order');
+    is(scalar(grep { !$_->same_data(\@h2v) } @h), 0, '... byte for byte, in order');
     $_->close for @h;
 }
 
@@ -224,7 +220,7 @@ $m2->forget;
 my (@mv, @ids, @mb);
 for my $i (1 .. 14) {
     my $ch = $i % 3 ? 'ma' : 'mb';
-    my $v = payload("m$i", $i % 4 == 0 ? 200 : 8192 + 1000 * $i);
+    my $v = sized_data("m$i", $i % 4 == 0 ? 200 : 8192 + 1000 * $i);
     my $r = $t->publish("/pub?ch=$ch", $v);
     is($r->status, 201, "publish $i to $ch") if $i == 1;
     $last{$ch} = $r->json->{id} // '';
@@ -233,17 +229,44 @@ for my $i (1 .. 14) {
     push @mb, $v if $ch eq 'mb';
 }
 ok($m->wait_events(16, 20), '14 events, most of them large, then it read');
-ok(same_events($m, \@mv), '... byte for byte, in order (more than 8 blocks '
+ok($m->same_data(\@mv), '... byte for byte, in order (more than 8 blocks '
    . 'in one buffer: the rest were copied)');
 my @gotids = map { $_->{id} // '' } @{$m->events};
 is(join(' ', @gotids), join(' ', @ids),
     '... each with the stream\'s own id: both channels\' positions');
-ok($m2->wait_events(1 + @mb, 10) && same_events($m2, \@mb),
+ok($m2->wait_events(1 + @mb, 10) && $m2->same_data(\@mb),
     'the one-channel stream of mb got its events with the shared bodies');
 like($m2->events->[0]{id} // '', qr/^[0-9a-z]+-\d+$/, '... and one-channel ids');
 $_->close for $m, $m2;
 
-# -- (f) streams that end while their buffers reference blocks ---------------
+# -- (f) streams that decline a large event -----------------------------------
+
+# Two streams that replay 320 KB of history and do not read (not even
+# their headers) are behind: 64 KB in their buffers, ~40 KB in their
+# sockets.  A large event is not theirs yet (they pull it from history
+# later), so the first stream that takes it, further down the channel's
+# list, is the one that makes its block; an event that every stream
+# declines makes none.  Then each gets every byte.
+my @lazyv = map { sized_data("z$_", 20000) } 1 .. 18;
+$t->publish('/pub?ch=lazy', $_)->status == 202 or fail('publish') for @lazyv[0 .. 15];
+my @lazy = map { $t->subscribe('/replay?ch=lazy', rcvbuf => 4096, port => 2,
+                               wait => 0) } 1 .. 2;
+ok(wait_until(sub { (($t->channel_info('/pub?ch=lazy') // {})->{subscribers} // -1) == 2 }, 5),
+    'two streams replaying 16 events of 20 KB, not reading');
+is($t->publish('/pub?ch=lazy', $lazyv[16])->status, 201,
+    'a large event that both decline: 201');
+my $lazyr = $t->subscribe('/big?ch=lazy');
+ok($lazyr->wait_comment(2), 'then a stream that reads');
+is($t->publish('/pub?ch=lazy', $lazyv[17])->status, 201,
+    'a large event that only the third stream takes: 201');
+ok($lazyr->wait_events(1, 5) && $lazyr->same_data([$lazyv[17]]),
+    '... which it got byte for byte');
+ok(SSETest::Stream::wait_all(\@lazy, sub { $_[0]->event_count >= 18 }, 20),
+    'then the two read: they pulled all 18 from history');
+is(scalar(grep { !$_->same_data(\@lazyv) } @lazy), 0, '... byte for byte, in order');
+$_->close for @lazy, $lazyr;
+
+# -- (g) streams that end while their buffers reference blocks ---------------
 
 # a DELETE ends every stream of the channel gracefully: what each holds,
 # referenced or copied, goes out before the end of its response (on a
@@ -252,12 +275,12 @@ my @del = ((map { $t->subscribe('/big?ch=del', rcvbuf => 4096, port => 2) } 1 ..
            (map { $t->subscribe('/onreq?ch=del', rcvbuf => 4096, port => 2) } 1 .. 3));
 ok(SSETest::Stream::wait_all(\@del, sub { @{$_[0]{comments}} }, 5),
     'six streams (detached, and on their request) that do not read yet');
-my @delv = map { payload("d$_", 9000 * $_) } 1 .. 5;
+my @delv = map { sized_data("d$_", 9000 * $_) } 1 .. 5;
 $t->publish('/pub?ch=del', $_)->status == 201 or fail('publish') for @delv;
 is($t->delete('/pub?ch=del')->status, 200, 'the channel is deleted meanwhile');
 ok(SSETest::Stream::wait_all(\@del, sub { $_[0]->is_closed }, 20),
     'then they read: every stream ended');
-is(scalar(grep { !same_events($_, \@delv) } @del), 0,
+is(scalar(grep { !$_->same_data(\@delv) } @del), 0,
     '... after every event, byte for byte');
 is(scalar(grep { $_->is_chunked && !$_->complete } @del), 0,
     '... the chunked ones with the last chunk');
@@ -273,7 +296,7 @@ $h2l->request('GET', '/big?ch=left') for 1 .. 2;
 $h2l->read_frames(1);
 ok(SSETest::Stream::wait_all(\@left, sub { @{$_[0]{comments}} }, 5),
     'streams that will not read before the shutdown');
-$t->publish('/pub?ch=left', payload("l$_", 40000))->status == 201
+$t->publish('/pub?ch=left', sized_data("l$_", 40000))->status == 201
     or fail('publish') for 1 .. 3;
 
 is($t->zone_status('z')->{dropped_slow}, 1, 'only the stalled reader was ever dropped');

@@ -72,28 +72,6 @@ http {
 }
 EOF
 
-sub payload {
-    my ($tag, $size) = @_;
-    my $d = "$tag:";
-    my $i = 0;
-    $d .= chr(ord('a') + $i++ % 26) x 997 while length $d < $size;
-    return substr($d, 0, $size);
-}
-
-sub same_events {
-    my ($s, $want) = @_;
-    my @got = map { $_->{data} } @{$s->events};
-    return join("\n", @got) eq join("\n", @$want);
-}
-
-# what a stream got is the first n of what was published, byte for byte
-sub prefix_of {
-    my ($s, $want) = @_;
-    my @got = map { $_->{data} } @{$s->events};
-    return 0 if @got > @$want;
-    return join("\n", @got) eq join("\n", @$want[0 .. $#got]);
-}
-
 sub subscribers {
     my ($ch) = @_;
     return (($t->channel_info("/pub?ch=$ch") // {})->{subscribers} // -1);
@@ -128,12 +106,12 @@ for my $name (sort keys %how) {
 ok(wait_until(sub { subscribers('tls') == 8 }, 10),
     'TLS: 8 streams that do not read (detached 1.1 and 1.0, on request, h2)');
 
-my @tlsv = map { payload("t$_", 40000 + 1000 * $_) } 1 .. 16;
+my @tlsv = map { sized_data("t$_", 40000 + 1000 * $_) } 1 .. 16;
 ok(publish_all('tls', @tlsv[0 .. 11]), '12 events of ~45 KB: 201');
 $_->close for values %gone;
 ok(publish_all('tls', @tlsv[12 .. 15]), 'half of them went away: 4 more: 201');
 for my $name (sort keys %keep) {
-    ok($keep{$name}->wait_events(16, 30) && same_events($keep{$name}, \@tlsv),
+    ok($keep{$name}->wait_events(16, 30) && $keep{$name}->same_data(\@tlsv),
         "TLS $name: every event, byte for byte");
 }
 ok(wait_until(sub { subscribers('tls') == 4 }, 10), '... the others are gone');
@@ -152,12 +130,12 @@ my @slowtls = ((map { $t->curl_subscribe("$tls/onreq?ch=tlsslow", '-k',
 ok(wait_until(sub { subscribers('tlsslow') == 4 && subscribers('tlsone1') == 1
                     && subscribers('tlsone2') == 1 }, 10),
     'TLS on request: 6 streams read slowly (4 share blocks, 2 copy)');
-my @slowv = map { payload("u$_", 20000 + $_) } 1 .. 6;
+my @slowv = map { sized_data("u$_", 20000 + $_) } 1 .. 6;
 ok(publish_all('tlsslow', @slowv) && publish_all('tlsone1', @slowv)
    && publish_all('tlsone2', @slowv), '6 events of 20 KB to each channel: 201');
 ok(SSETest::Stream::wait_all(\@slowtls, sub { $_[0]->event_count >= 6 }, 20),
     '... every stream got the last event too');
-is(scalar(grep { !same_events($_, \@slowv) } @slowtls), 0, '... byte for byte');
+is(scalar(grep { !$_->same_data(\@slowv) } @slowtls), 0, '... byte for byte');
 $_->close for @slowtls;
 
 # -- (b) HTTP/2 DATA frames queued on an unread socket --------------------------
@@ -180,7 +158,7 @@ my $reader = $t->subscribe('/big?ch=q');
 ok(wait_until(sub { subscribers('q') == 7 }, 10),
     'HTTP/2: 6 streams on 3 connections that never read, and a reader');
 
-my @qv = map { payload("q$_", 30000) } 1 .. 12;
+my @qv = map { sized_data("q$_", 30000) } 1 .. 12;
 my $dropped0 = $t->zone_status('z')->{dropped_slow};
 ok(publish_all('q', @qv[0 .. 5]), '6 events of 30 KB: 201');
 ok(wait_until(sub { $t->zone_status('z')->{dropped_slow} == $dropped0 + 1 }, 10),
@@ -189,7 +167,7 @@ $h2a->send_frame(3, 0, $ida[0], pack('N', 8));   # RST_STREAM CANCEL
 $h2c->close;
 ok(publish_all('q', @qv[6 .. 11]), 'a stream reset, a connection closed: 6 more: 201');
 $h2a->send_frame(3, 0, $_, pack('N', 8)) for @ida[1, 2];
-ok($reader->wait_events(12, 20) && same_events($reader, \@qv),
+ok($reader->wait_events(12, 20) && $reader->same_data(\@qv),
     'the reader got every event, byte for byte');
 $h2a->close;
 $h2b->close;
@@ -207,14 +185,14 @@ my @life = (
 );
 ok(wait_until(sub { subscribers('life') == 6 }, 5),
     'six streams of a short lifetime that do not read yet');
-my @lifev = map { payload("l$_", 9000 * $_) } 1 .. 6;
+my @lifev = map { sized_data("l$_", 9000 * $_) } 1 .. 6;
 ok(publish_all('life', @lifev), '6 large events: 201');
 is(subscribers('life'), 6, '... all published within their lifetime');
 ok(wait_until(sub { subscribers('life') == 0 }, $life + 5),
     'their lifetime ended while nginx held their events');
 ok(SSETest::Stream::wait_all(\@life, sub { $_[0]->is_closed }, 20),
     'then they read: every stream ended');
-is(scalar(grep { !same_events($_, \@lifev) } @life), 0,
+is(scalar(grep { !$_->same_data(\@lifev) } @life), 0,
     '... after every event, byte for byte');
 is(scalar(grep { $_->is_chunked && !$_->complete } @life), 0,
     '... the chunked ones with the last chunk');
@@ -234,7 +212,7 @@ $h2r->request('GET', '/big?ch=rl') for 1 .. 2;
 ok(wait_until(sub { subscribers('rl') == 9 }, 5),
     'nine streams that do not read yet (detached, on request, h2, TLS, '
     . 'h2 frames queued)');
-my @rlv = map { payload("r$_", 50000) } 1 .. 8;
+my @rlv = map { sized_data("r$_", 50000) } 1 .. 8;
 ok(publish_all('rl', @rlv), '8 events of 50 KB: 201');
 my %old = map { $_ => 1 } $t->workers;
 ok($t->reload(wait_old => 0), 'reload: a new worker runs');
@@ -247,7 +225,7 @@ ok(wait_until(sub {
     }, 20), 'the old worker exited');
 ok(SSETest::Stream::wait_all(\@rl, sub { $_[0]->is_closed }, 20),
     'every stream of the old worker ended');
-is(scalar(grep { !prefix_of($_, \@rlv) } @rl), 0,
+is(scalar(grep { !$_->data_prefix_of(\@rlv) } @rl), 0,
     '... each with what it got byte for byte, in order');
 $h2r->close;
 $_->close for @rl;

@@ -75,10 +75,20 @@ like($scripts[0] // '', qr/textContent/, 'text is shown with textContent');
 # the fields it shows of each zone (t/browser/status-page.test.mjs sees
 # their values follow the server's)
 for my $f (qw(channels subscribers stored_events workers published
-              delivered evicted dropped_slow refused_full wakeups
+              delivered evicted dropped_slow refused_full wakeups woken
               idempotency_records idempotent_replays idempotency_dropped
               publish_flush_seconds stream_duration_seconds)) {
     like($scripts[0] // '', qr/\[\s*"\Q$f\E"\s*,/, "the page shows the zone's $f");
+}
+
+# and, for a zone with sse_redis, its redis object (the browser test sees
+# it follow a link that is down, and absent from the other zones)
+like($scripts[0] // '', qr/\.redis\b/, 'the page reads the zone\'s redis object');
+for my $f (qw(reconnects publishes_refused errors)) {
+    like($scripts[0] // '', qr/\[\s*"\Q$f\E"\s*,/, "the page shows redis $f");
+}
+for my $f (qw(state last_reply_ms)) {
+    like($scripts[0] // '', qr/\.\Q$f\E\b/, "the page shows redis $f");
 }
 
 # nothing of the configuration is in it: zone names arrive as JSON data

@@ -415,6 +415,19 @@ typedef struct {
 
 
 /*
+ * A large event of the fan-out's batch, as its streams see it: its wire
+ * bytes in the batch, and its block, made by the first stream that
+ * references it (NULL until then: if every stream declines the event,
+ * none is made).
+ */
+typedef struct {
+    u_char                     *wire;
+    size_t                      len;
+    ngx_http_sse_block_t       *block;
+} ngx_http_sse_share_t;
+
+
+/*
  * The blocks one of a stream's two buffers references, and where: the
  * buffer holds the copied bytes, and each block's bytes go in between,
  * at "at" (an offset in the buffer's copied data).  bufs and chain are
@@ -436,6 +449,7 @@ typedef struct {
     size_t                      bytes;      /* referenced, in all */
     size_t                      head;       /* the chain's bytes before the
                                                data: a chunk header */
+    size_t                      size;       /* the chain's bytes, in all */
     ngx_http_sse_ref_t          refs[NGX_HTTP_SSE_REFS_MAX];
     ngx_buf_t                   bufs[2 * NGX_HTTP_SSE_REFS_MAX + 1];
     ngx_chain_t                 chain[2 * NGX_HTTP_SSE_REFS_MAX + 1];
@@ -762,7 +776,7 @@ ngx_http_sse_sub_t *ngx_http_sse_sub_create(ngx_http_request_t *r,
 ngx_int_t ngx_http_sse_sub_start(ngx_http_sse_sub_t *sub);
 ngx_int_t ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc,
     uint64_t seq, u_char *wire, size_t len, size_t id_len, uint64_t cum,
-    ngx_msec_t published, ngx_http_sse_block_t *block);
+    ngx_msec_t published, ngx_http_sse_share_t *share);
 ngx_int_t ngx_http_sse_sub_pull(ngx_http_sse_sub_t *sub);
 void ngx_http_sse_sub_pulled(ngx_http_sse_sub_t *sub, ngx_int_t rc);
 ngx_int_t ngx_http_sse_sub_send(ngx_http_sse_sub_t *sub);
@@ -793,16 +807,15 @@ ngx_http_sse_sub_reason(ngx_http_sse_sub_t *sub, ngx_uint_t reason)
 
 /* ---- shared blocks of large events (ngx_http_sse_block.cpp) --------- */
 
-ngx_http_sse_block_t *ngx_http_sse_block_create(u_char *wire, size_t len);
 void ngx_http_sse_block_release(ngx_http_sse_block_t *block);
 ngx_int_t ngx_http_sse_refs_add(ngx_http_sse_refs_t **refs,
-    ngx_http_sse_block_t *block, u_char *pos, size_t len, size_t at);
+    ngx_http_sse_share_t *share, u_char *pos, size_t len, size_t at);
 void ngx_http_sse_refs_clear(ngx_http_sse_refs_t *refs);
 void ngx_http_sse_refs_free(ngx_http_sse_refs_t **refs);
 ngx_chain_t *ngx_http_sse_refs_chain(ngx_http_sse_refs_t *refs,
     u_char *start, u_char *data, u_char *end);
-size_t ngx_http_sse_refs_unsent(ngx_http_sse_refs_t *refs);
 size_t ngx_http_sse_refs_sent(ngx_http_sse_refs_t *refs);
+size_t ngx_http_sse_refs_unsent(ngx_http_sse_refs_t *refs);
 
 
 /* ---- access log and $sse_* variables (ngx_http_sse_log.cpp) --------- */

@@ -1,40 +1,27 @@
 /*
  * Large events shared by a worker's streams.
  *
- * The fan-out copies a large event (NGX_HTTP_SSE_BLOCK_MIN bytes or more)
- * once into a counted block; each stream it is appended to references
- * the block from its buffer (ngx_http_sse_refs_t) instead of copying it,
- * and the stream's write hands nginx a chain: its own bytes (a chunk
- * header, a multi-channel stream's id line, smaller events) with the
- * blocks' bytes in between.  A reference is released when the buffer
- * that holds it is sent, or when the stream is freed (the client went
- * away, it was dropped, the worker shuts down, an HTTP/2 stream was
- * reset): whatever nginx still keeps of the chain (HTTP/2 frames point
- * to the caller's buffers) goes no later than the stream does.
+ * A large event (NGX_HTTP_SSE_BLOCK_MIN bytes or more) of the fan-out is
+ * copied once into a counted block, by the first stream that takes it;
+ * each stream it is appended to references the block from its buffer
+ * (ngx_http_sse_refs_t) instead of copying it, and the stream's write
+ * hands nginx a chain: its own bytes (a chunk header, a multi-channel
+ * stream's id line, smaller events) with the blocks' bytes in between.
+ * A reference is released when the buffer that holds it is sent, or
+ * when the stream is freed (the client went away, it was dropped, the
+ * worker shuts down, an HTTP/2 stream was reset): whatever nginx still
+ * keeps of the chain (HTTP/2 frames point to the caller's buffers) goes
+ * no later than the stream does.
  */
 
 #include "ngx_http_sse.h"
 
 
-/* one reference, the caller's (the fan-out's, while it runs) */
+namespace {
 
-ngx_http_sse_block_t *
-ngx_http_sse_block_create(u_char *wire, size_t len)
-{
-    ngx_http_sse_block_t  *block;
+ngx_http_sse_block_t *ngx_http_sse_block_create(u_char *wire, size_t len);
 
-    block = (ngx_http_sse_block_t *) ngx_alloc(sizeof(ngx_http_sse_block_t)
-                                               + len, ngx_cycle->log);
-    if (block == NULL) {
-        return NULL;
-    }
-
-    block->refs = 1;
-    block->len = len;
-    ngx_memcpy(ngx_http_sse_block_data(block), wire, len);
-
-    return block;
-}
+} // namespace
 
 
 void
@@ -48,13 +35,16 @@ ngx_http_sse_block_release(ngx_http_sse_block_t *block)
 
 
 /*
- * A buffer references len bytes of a block at pos, to go in at "at" of
- * its copied data.  NGX_DECLINED: it holds as many references as it may
- * (or no memory for its table): the caller copies the bytes instead.
+ * A buffer references len bytes of a large event at pos (in share->wire),
+ * to go in at "at" of its copied data.  The event's block is made by the
+ * first buffer that references it, with the fan-out's reference (released
+ * when the fan-out is done with the event).  NGX_DECLINED: the buffer
+ * holds as many references as it may, or there is no memory for its
+ * table or the block: the caller copies the bytes instead.
  */
 
 ngx_int_t
-ngx_http_sse_refs_add(ngx_http_sse_refs_t **refs, ngx_http_sse_block_t *block,
+ngx_http_sse_refs_add(ngx_http_sse_refs_t **refs, ngx_http_sse_share_t *share,
     u_char *pos, size_t len, size_t at)
 {
     ngx_http_sse_ref_t   *ref;
@@ -78,14 +68,22 @@ ngx_http_sse_refs_add(ngx_http_sse_refs_t **refs, ngx_http_sse_block_t *block,
         return NGX_DECLINED;
     }
 
+    if (share->block == NULL) {
+        share->block = ngx_http_sse_block_create(share->wire, share->len);
+
+        if (share->block == NULL) {
+            return NGX_DECLINED;
+        }
+    }
+
     ref = &rs->refs[rs->nrefs++];
-    ref->block = block;
-    ref->pos = pos;
+    ref->block = share->block;
+    ref->pos = ngx_http_sse_block_data(share->block) + (pos - share->wire);
     ref->len = len;
     ref->at = at;
 
     rs->bytes += len;
-    block->refs++;
+    share->block->refs++;
 
     return NGX_OK;
 }
@@ -144,6 +142,7 @@ ngx_http_sse_refs_chain(ngx_http_sse_refs_t *refs, u_char *start,
     n = 0;
     p = start;
     refs->head = data - start;
+    refs->size = (end - start) + refs->bytes;
 
     for (i = 0; i <= refs->nrefs; i++) {
 
@@ -187,23 +186,10 @@ ngx_http_sse_refs_chain(ngx_http_sse_refs_t *refs, u_char *start,
 }
 
 
-/* bytes of the chain not yet sent, and sent */
-
-size_t
-ngx_http_sse_refs_unsent(ngx_http_sse_refs_t *refs)
-{
-    size_t        size;
-    ngx_chain_t  *cl;
-
-    size = 0;
-
-    for (cl = &refs->chain[0]; cl; cl = cl->next) {
-        size += cl->buf->last - cl->buf->pos;
-    }
-
-    return size;
-}
-
+/*
+ * Bytes of the chain sent: nginx moves each buffer's pos as it sends,
+ * never its start or last.  The rest of the chain's bytes are unsent.
+ */
 
 size_t
 ngx_http_sse_refs_sent(ngx_http_sse_refs_t *refs)
@@ -219,3 +205,35 @@ ngx_http_sse_refs_sent(ngx_http_sse_refs_t *refs)
 
     return size;
 }
+
+
+size_t
+ngx_http_sse_refs_unsent(ngx_http_sse_refs_t *refs)
+{
+    return refs->size - ngx_http_sse_refs_sent(refs);
+}
+
+
+namespace {
+
+/* one reference, the fan-out's (ngx_http_sse_unshare() releases it) */
+
+ngx_http_sse_block_t *
+ngx_http_sse_block_create(u_char *wire, size_t len)
+{
+    ngx_http_sse_block_t  *block;
+
+    block = (ngx_http_sse_block_t *) ngx_alloc(sizeof(ngx_http_sse_block_t)
+                                               + len, ngx_cycle->log);
+    if (block == NULL) {
+        return NULL;
+    }
+
+    block->refs = 1;
+    block->len = len;
+    ngx_memcpy(ngx_http_sse_block_data(block), wire, len);
+
+    return block;
+}
+
+} // namespace

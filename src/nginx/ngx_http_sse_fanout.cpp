@@ -26,7 +26,7 @@ void ngx_http_sse_settle(ngx_http_sse_zone_t *zone);
 ngx_int_t ngx_http_sse_pull_channel(ngx_http_sse_sub_chan_t *sc);
 ngx_int_t ngx_http_sse_pulled_event(void *data, uint64_t seq, u_char *wire,
     size_t len, size_t id_len, uint64_t cum, ngx_msec_t published);
-ngx_http_sse_block_t *ngx_http_sse_share(ngx_http_sse_copy_t *cp,
+ngx_http_sse_share_t *ngx_http_sse_share(ngx_http_sse_copy_t *cp,
     ngx_uint_t j);
 void ngx_http_sse_unshare(ngx_uint_t from, ngx_uint_t to);
 
@@ -38,12 +38,13 @@ ngx_http_sse_batch_t  ngx_http_sse_batch;
 ngx_uint_t            ngx_http_sse_round;
 
 /*
- * The shared blocks of the batch's large events, by their index in
- * batch->copies: made when the first stream takes the event, released by
- * the fan-out once every stream of the channel has it.
+ * The batch's large events as their streams share them, by their index
+ * in batch->copies: a block is made when the first stream references the
+ * event, and the fan-out's reference to it released once every stream of
+ * the channel has had the event.
  */
-ngx_http_sse_block_t **ngx_http_sse_blocks;
-size_t                 ngx_http_sse_blocks_cap;
+ngx_http_sse_share_t  *ngx_http_sse_shares;
+size_t                 ngx_http_sse_shares_cap;
 
 } // namespace
 
@@ -78,7 +79,7 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
     ngx_queue_t              *q, *next;
     ngx_http_sse_sub_t       *sub;
     ngx_http_sse_copy_t      *cp, *copies;
-    ngx_http_sse_block_t     *block;
+    ngx_http_sse_share_t     *share;
     ngx_http_sse_batch_t     *batch = &ngx_http_sse_batch;
     ngx_http_sse_local_t     *local;
     ngx_http_sse_sub_chan_t  *sc;
@@ -96,19 +97,19 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
     j = 0;
     copies = batch->copies;
 
-    if (batch->ncopies > ngx_http_sse_blocks_cap
-        && ngx_http_sse_grow((void **) &ngx_http_sse_blocks,
-                             &ngx_http_sse_blocks_cap, batch->ncopies,
-                             sizeof(ngx_http_sse_block_t *), 64)
+    if (batch->ncopies > ngx_http_sse_shares_cap
+        && ngx_http_sse_grow((void **) &ngx_http_sse_shares,
+                             &ngx_http_sse_shares_cap, batch->ncopies,
+                             sizeof(ngx_http_sse_share_t), 64)
            != NGX_OK)
     {
         /* no memory for the table: this round copies every event */
-        ngx_http_sse_blocks_cap = 0;
+        ngx_http_sse_shares_cap = 0;
     }
 
-    if (ngx_http_sse_blocks_cap) {
-        ngx_memzero(ngx_http_sse_blocks,
-                    batch->ncopies * sizeof(ngx_http_sse_block_t *));
+    if (ngx_http_sse_shares_cap) {
+        ngx_memzero(ngx_http_sse_shares,
+                    batch->ncopies * sizeof(ngx_http_sse_share_t));
     }
 
     for (i = 0; i < batch->ntouched; i++) {
@@ -138,18 +139,14 @@ ngx_http_sse_fan_out(ngx_http_sse_zone_t *zone)
                  cp < copies + batch->ncopies && cp->local == local;
                  cp++)
             {
-                block = (local->nsubs > 1) ? ngx_http_sse_share(cp, cp - copies)
+                share = (local->nsubs > 1) ? ngx_http_sse_share(cp, cp - copies)
                                            : NULL;
 
                 rc = ngx_http_sse_sub_append_event(sc, cp->seq,
-                                                   block
-                                                   ? ngx_http_sse_block_data(
-                                                         block)
-                                                   : batch->scratch
-                                                     + cp->offset,
+                                                   batch->scratch + cp->offset,
                                                    cp->len, cp->id_len,
                                                    cp->cum, cp->published,
-                                                   block);
+                                                   share);
                 if (rc == NGX_ERROR) {
                     /* no memory for its buffer (the zone is not locked) */
                     ngx_http_sse_sub_drop(sub);
@@ -391,33 +388,38 @@ ngx_http_sse_renew_local(ngx_http_sse_local_t *local)
 
 
 /*
- * The shared block of a large event of the batch, made when the first
- * stream takes it (one copy per worker, out of the batch: the batch is
- * reused by the next wake-up).  NULL: it is copied (small, or no memory).
+ * A large event of the batch as the streams of a channel with several
+ * streams here share it; NULL: it is copied (small, or no memory).
+ *
+ * Its block (one copy per worker, out of the batch: the batch is reused
+ * by the next wake-up) is made by the first stream that references it
+ * (ngx_http_sse_refs_add()), not here: every stream may decline the
+ * event (behind: it pulls from history; a detached TLS stream copies),
+ * and then no block is made.  The first taker makes it, not the second:
+ * it cannot know whether another follows without a second walk over the
+ * channel's streams, and the block costs it one copy, as much as a copy
+ * into its own buffer; waiting for a second taker would cost two copies
+ * (the first taker's own, then the block) in the usual case, where the
+ * channel's streams all take the event.
  */
 
-ngx_http_sse_block_t *
+ngx_http_sse_share_t *
 ngx_http_sse_share(ngx_http_sse_copy_t *cp, ngx_uint_t j)
 {
-    size_t                 len;
-    ngx_http_sse_block_t  *block;
+    ngx_http_sse_share_t  *share;
 
     /* what a stream would reference: a multi-channel stream, the body */
-    len = cp->len - cp->id_len;
-
-    if (len < NGX_HTTP_SSE_BLOCK_MIN || ngx_http_sse_blocks_cap == 0) {
+    if (cp->len - cp->id_len < NGX_HTTP_SSE_BLOCK_MIN
+        || ngx_http_sse_shares_cap == 0)
+    {
         return NULL;
     }
 
-    block = ngx_http_sse_blocks[j];
+    share = &ngx_http_sse_shares[j];
+    share->wire = ngx_http_sse_batch.scratch + cp->offset;
+    share->len = cp->len;
 
-    if (block == NULL) {
-        block = ngx_http_sse_block_create(ngx_http_sse_batch.scratch
-                                          + cp->offset, cp->len);
-        ngx_http_sse_blocks[j] = block;
-    }
-
-    return block;
+    return share;
 }
 
 
@@ -426,14 +428,14 @@ ngx_http_sse_unshare(ngx_uint_t from, ngx_uint_t to)
 {
     ngx_uint_t  j;
 
-    if (ngx_http_sse_blocks_cap == 0) {
+    if (ngx_http_sse_shares_cap == 0) {
         return;
     }
 
     for (j = from; j < to; j++) {
-        if (ngx_http_sse_blocks[j]) {
-            ngx_http_sse_block_release(ngx_http_sse_blocks[j]);
-            ngx_http_sse_blocks[j] = NULL;
+        if (ngx_http_sse_shares[j].block) {
+            ngx_http_sse_block_release(ngx_http_sse_shares[j].block);
+            ngx_http_sse_shares[j].block = NULL;
         }
     }
 }

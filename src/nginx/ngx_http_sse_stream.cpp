@@ -48,7 +48,7 @@ size_t ngx_http_sse_unsent(ngx_http_sse_sub_t *sub);
 size_t ngx_http_sse_copied(ngx_http_sse_sub_t *sub);
 ngx_uint_t ngx_http_sse_out_sent(ngx_http_sse_sub_t *sub);
 ngx_int_t ngx_http_sse_append_shared(ngx_http_sse_sub_t *sub,
-    ngx_http_sse_block_t *block, u_char *p, size_t len);
+    ngx_http_sse_share_t *share, u_char *p, size_t len);
 ngx_int_t ngx_http_sse_append(ngx_http_sse_sub_t *sub, u_char *p,
     size_t len);
 ngx_int_t ngx_http_sse_append_id_line(ngx_http_sse_sub_t *sub);
@@ -331,7 +331,7 @@ ngx_http_sse_sub_start(ngx_http_sse_sub_t *sub)
 ngx_int_t
 ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
     u_char *wire, size_t len, size_t id_len, uint64_t cum,
-    ngx_msec_t published, ngx_http_sse_block_t *block)
+    ngx_msec_t published, ngx_http_sse_share_t *share)
 {
     size_t               need;
     ngx_int_t            rc;
@@ -358,19 +358,19 @@ ngx_http_sse_sub_append_event(ngx_http_sse_sub_chan_t *sc, uint64_t seq,
     sc->pos_cum = cum;
 
     /*
-     * A large event the fan-out shares (block: wire is in it) is
+     * A large event the fan-out shares (share: wire is share->wire) is
      * referenced, not copied; the id line of a stream of several channels
      * is the stream's own, copied in front of it.
      */
 
     if (sub->nchans == 1) {
-        rc = ngx_http_sse_append_shared(sub, block, wire, len);
+        rc = ngx_http_sse_append_shared(sub, share, wire, len);
 
     } else {
         rc = ngx_http_sse_append_id_line(sub);
 
         if (rc == NGX_OK) {
-            rc = ngx_http_sse_append_shared(sub, block, wire + id_len,
+            rc = ngx_http_sse_append_shared(sub, share, wire + id_len,
                                             len - id_len);
         }
     }
@@ -967,17 +967,17 @@ ngx_http_sse_append(ngx_http_sse_sub_t *sub, u_char *p, size_t len)
 
 
 /*
- * Bytes of a shared block are referenced, if they are large enough to be
+ * Bytes of a shared event are referenced, if they are large enough to be
  * worth it; otherwise (or when the buffer references as many blocks as it
  * may) copied.  A detached TLS stream copies: its writes encrypt one
  * buffer at a time, so a chain would only make more, smaller records.
  */
 
 ngx_int_t
-ngx_http_sse_append_shared(ngx_http_sse_sub_t *sub, ngx_http_sse_block_t *block,
-    u_char *p, size_t len)
+ngx_http_sse_append_shared(ngx_http_sse_sub_t *sub,
+    ngx_http_sse_share_t *share, u_char *p, size_t len)
 {
-    if (block == NULL
+    if (share == NULL
         || len < NGX_HTTP_SSE_BLOCK_MIN
         || (sub->detached && sub->connection->ssl))
     {
@@ -989,7 +989,7 @@ ngx_http_sse_append_shared(ngx_http_sse_sub_t *sub, ngx_http_sse_block_t *block,
         return NGX_ERROR;
     }
 
-    if (ngx_http_sse_refs_add(&sub->pend_refs, block, p, len,
+    if (ngx_http_sse_refs_add(&sub->pend_refs, share, p, len,
                               ngx_http_sse_copied(sub))
         != NGX_OK)
     {

@@ -2,9 +2,12 @@
 // Content-Security-Policy without a single violation (one would be a
 // console error), shows every zone, and its numbers follow the server
 // live: a subscriber and three publishes appear within seconds, the
-// latency histogram counts the deliveries, a publish with an
-// Idempotency-Key and its retry show as a kept answer and a replay.  A zone whose name is HTML is
-// shown as text, never parsed.  A screenshot goes to build/status-page.png
+// latency histogram counts the deliveries, the wake-ups and the channels
+// taken in them are the JSON's, a publish with an Idempotency-Key and its
+// retry show as a kept answer and a replay.  A zone with sse_redis (its
+// Redis a port nobody listens on) shows its link's state, down, and its
+// reconnects as the JSON has them; the other zones show no Redis part.
+// A zone whose name is HTML is shown as text, never parsed.  A screenshot goes to build/status-page.png
 // and must show something: its pixels are checked, not only the file.
 
 import { after, before, describe, test } from 'node:test';
@@ -12,7 +15,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-    REPO, badLogLines, launchBrowser, publish, request, startNginx,
+    REPO, badLogLines, freePort, launchBrowser, publish, request, startNginx,
 } from './lib/harness.mjs';
 import { decodePng, pixelStats } from './lib/png.mjs';
 
@@ -25,10 +28,14 @@ describe('the live status page in Chromium', () => {
     let browser;
 
     before(async () => {
+        // nothing listens there: the link is down, and retried
+        const noRedis = await freePort();
         nginx = await startNginx({
             workers: 2,
             httpExtra: 'sse_zone sse 8m history=100;\n' +
-                       `    sse_zone "${EVIL.replace(/"/g, '\\"')}" 1m;`,
+                       `    sse_zone "${EVIL.replace(/"/g, '\\"')}" 1m;\n` +
+                       '    sse_zone linked 1m;\n' +
+                       `    sse_redis redis://127.0.0.1:${noRedis} zone=linked;`,
         });
         browser = await launchBrowser(nginx.dir);
     });
@@ -76,6 +83,50 @@ describe('the live status page in Chromium', () => {
         }, null, WAIT);
         assert.equal(await shown('channels'), 1, 'channels: 1');
 
+        // the wake-ups and the channels taken in them: the JSON's figures
+        const json = (await request(nginx.port, 'GET', '/sse-status')).json;
+        const { wakeups, woken } = json.zones.sse;
+        assert.ok(woken >= 1 && wakeups >= 1, `woken ${woken}, wakeups ${wakeups}`);
+        await page.waitForFunction(([w, n]) => {
+            const get = (m) => Number((document.querySelector(
+                `section[data-zone="sse"] [data-metric="${m}"]`) || {}).textContent);
+            return get('wakeups') === w && get('woken') === n;
+        }, [wakeups, woken], WAIT);
+
+        // the zone with sse_redis shows its link: down, retried, never
+        // answered; as the JSON has it at the same moment
+        await page.waitForFunction(() => {
+            const td = (m) => document.querySelector(
+                `section[data-zone="linked"] [data-metric="${m}"]`);
+            return td('redis_state') && td('redis_state').textContent === 'down'
+                && Number(td('redis_reconnects').textContent) >= 1;
+        }, null, WAIT);
+        const linked = (await request(nginx.port, 'GET', '/sse-status')).json.zones.linked.redis;
+        assert.equal(linked.state, 'down', 'JSON: the link is down');
+        assert.equal(linked.last_reply_ms, null, 'JSON: no reply ever');
+        await page.waitForFunction((n) => Number(document.querySelector(
+            'section[data-zone="linked"] [data-metric="redis_reconnects"]').textContent) >= n,
+            linked.reconnects, WAIT);
+        const redisShown = await page.evaluate(() => {
+            const text = (m) => document.querySelector(
+                `section[data-zone="linked"] [data-metric="${m}"]`).textContent;
+            return {
+                state: text('redis_state'),
+                refused: text('redis_publishes_refused'),
+                errors: text('redis_errors'),
+                lastReply: text('redis_last_reply_ms'),
+                downClass: document.querySelector(
+                    'section[data-zone="linked"] [data-metric="redis_state"]').className,
+                parts: [...document.querySelectorAll('section.zone')]
+                    .filter((s) => s.querySelector('[data-redis]'))
+                    .map((s) => s.getAttribute('data-zone')),
+            };
+        });
+        assert.deepEqual(redisShown, {
+            state: 'down', refused: '0', errors: '0', lastReply: 'never',
+            downClass: 'value down', parts: ['linked'],
+        }, 'the Redis part of the linked zone, and of no other');
+
         // a publish with an Idempotency-Key, then its retry: one answer
         // kept, one publish answered from it
         assert.equal(await shown('idempotency_records'), 0, 'idempotency_records: 0 at first');
@@ -102,7 +153,8 @@ describe('the live status page in Chromium', () => {
             images: document.querySelectorAll('img').length,
             xss: window.__xss === undefined ? null : window.__xss,
         }));
-        assert.deepEqual(evil.names.sort(), [EVIL, 'sse'].sort(), 'both zones, names as text');
+        assert.deepEqual(evil.names.sort(), [EVIL, 'linked', 'sse'].sort(),
+                         'every zone, names as text');
         assert.ok(evil.zones.includes(EVIL), 'the name as an attribute value, exactly');
         assert.equal(evil.images, 0, 'no element was made of the name');
         assert.equal(evil.xss, null, 'no script ran from it');

@@ -60,7 +60,7 @@ use SSETest::Follower;
 
 our @EXPORT = qw(wait_until timeout_factor tmo json_decode json_encode
     free_ports repo_root fd_limit no_skip skip_file skip_tests sanitized
-    rss_kb rss_settled read_response);
+    rss_kb rss_settled read_response sized_data);
 
 my $REPO = Cwd::abs_path(File::Spec->catdir(
     (File::Spec->splitpath(__FILE__))[1], '..', '..'));
@@ -124,6 +124,16 @@ sub rss_settled {
         return defined $rss && $same >= 2;
     }, $timeout // 10, 0.05);
     return $ok ? $rss : undef;
+}
+
+# event data of exactly $size bytes: "$tag:", then runs of 997 letters
+# a..z, so that a shifted, lost or repeated piece of a large event shows
+sub sized_data {
+    my ($tag, $size) = @_;
+    my $d = "$tag:";
+    my $i = 0;
+    $d .= chr(ord('a') + $i++ % 26) x 997 while length $d < $size;
+    return substr($d, 0, $size);
 }
 
 # one whole HTTP response with a Content-Length read from a raw socket

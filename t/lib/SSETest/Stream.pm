@@ -9,6 +9,8 @@ package SSETest::Stream;
 #   $s->next_event($timeout)        the next event not yet taken, or undef
 #   $s->wait_comment($timeout)      the next comment not yet taken, or undef
 #   $s->events, $s->comments        all of them so far (array refs)
+#   $s->same_data(\@want)           the events' data are @want, in order
+#   $s->data_prefix_of(\@want)      ... are the first ones of @want
 #   $s->wait_closed($timeout), $s->is_closed
 #   $s->raw                         the body bytes (chunk coding removed)
 #   $s->error                       a framing error (bad chunk, junk)
@@ -216,6 +218,23 @@ sub take_comments {
 
 # data of all events so far (array)
 sub data { map { $_->{data} } @{$_[0]{events}} }
+
+# the data of the events so far are exactly @$want, byte for byte, in order
+sub same_data {
+    my ($self, $want) = @_;
+    return @{$self->{events}} == @$want && $self->data_prefix_of($want);
+}
+
+# the data of the events so far are the first ones of @$want
+sub data_prefix_of {
+    my ($self, $want) = @_;
+    my @got = $self->data;
+    return 0 if @got > @$want;
+    for my $i (0 .. $#got) {
+        return 0 if $got[$i] ne $want->[$i];
+    }
+    return 1;
+}
 
 # forget stored events and comments (for long runs); counts stay
 sub forget {
