@@ -17,9 +17,10 @@
 #  - a stream of several channels writes its own id line in front of each
 #    shared body; small and large events interleave in order, also past
 #    the number of blocks one buffer may reference (the rest is copied);
-#  - streams that decline a large event (behind, replaying): the first
-#    stream that takes it makes its block, and none is made when every
-#    stream declines it; they pull it from history later, byte for byte;
+#  - streams that decline a large event (behind, replaying) beside one
+#    that takes it, and an event every stream declines: each stream still
+#    gets every byte (that no block is made for an event nobody takes is
+#    not visible from outside: the old code freed it in the same round);
 #  - streams that end while their buffers reference blocks (a DELETE: all
 #    of it goes out first, on a request through nginx's writer; a
 #    shutdown: freed with the worker).
@@ -244,9 +245,10 @@ $_->close for $m, $m2;
 # Two streams that replay 320 KB of history and do not read (not even
 # their headers) are behind: 64 KB in their buffers, ~40 KB in their
 # sockets.  A large event is not theirs yet (they pull it from history
-# later), so the first stream that takes it, further down the channel's
-# list, is the one that makes its block; an event that every stream
-# declines makes none.  Then each gets every byte.
+# later): the first stream that takes it, further down the channel's
+# list, is the one that makes its block, and an event every stream
+# declines makes none.  What this checks is that each stream, on either
+# path, gets every byte in order.
 my @lazyv = map { sized_data("z$_", 20000) } 1 .. 18;
 $t->publish('/pub?ch=lazy', $_)->status == 202 or fail('publish') for @lazyv[0 .. 15];
 my @lazy = map { $t->subscribe('/replay?ch=lazy', rcvbuf => 4096, port => 2,

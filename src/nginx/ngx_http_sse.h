@@ -588,13 +588,6 @@ extern ngx_module_t  ngx_http_sse_module;
 
 ngx_int_t ngx_http_sse_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 
-/*
- * For the shm store's files only.  All of these expect the zone locked.
- * A locked operation that looks channels up begins with
- * ngx_http_sse_store_expire(): the channels ngx_http_sse_channel_get()
- * returns are then never reclaimed to make room for allocations of the
- * same operation.
- */
 /* the tree of channels whose ids have this crc32 (node.key) */
 static ngx_inline ngx_rbtree_t *
 ngx_http_sse_channel_tree(ngx_http_sse_shctx_t *sh, ngx_rbtree_key_t key)
@@ -602,6 +595,14 @@ ngx_http_sse_channel_tree(ngx_http_sse_shctx_t *sh, ngx_rbtree_key_t key)
     return &sh->channels_by_id[key & sh->channels_mask];
 }
 
+
+/*
+ * For the shm store's files only.  All of these expect the zone locked.
+ * A locked operation that looks channels up begins with
+ * ngx_http_sse_store_expire(): the channels ngx_http_sse_channel_get()
+ * returns are then never reclaimed to make room for allocations of the
+ * same operation.
+ */
 ngx_http_sse_channel_t *ngx_http_sse_channel_find(ngx_http_sse_zone_t *zone,
     u_char *id, size_t len);
 ngx_http_sse_channel_t *ngx_http_sse_channel_get(ngx_http_sse_zone_t *zone,

@@ -231,7 +231,7 @@ unsigned char *put(unsigned char *out, const void *src, size_t n)
  */
 class LineSplitter {
 public:
-    explicit LineSplitter(Slice data) : data_(data) {}
+    explicit LineSplitter(Slice data) : data_(data), lf_(find_lf(0)) {}
 
     /*
      * The line starting at pos: returns its length; *next is where the
@@ -244,11 +244,8 @@ public:
             return 0;
         }
 
-        if (!lf_known_ || lf_ < pos) {
-            const void *lf = std::memchr(data_.data + pos, '\n',
-                                         data_.len - pos);
-            lf_ = lf ? offset(lf) : data_.len;
-            lf_known_ = true;
+        if (lf_ < pos) {
+            lf_ = find_lf(pos);
         }
 
         size_t end = lf_;
@@ -271,6 +268,19 @@ public:
     }
 
 private:
+    /* the first LF at or after from, or len */
+    size_t find_lf(size_t from) const
+    {
+        if (from >= data_.len) {
+            return data_.len;       /* and no memchr() of a NULL data */
+        }
+
+        const void *lf = std::memchr(data_.data + from, '\n',
+                                     data_.len - from);
+
+        return lf ? offset(lf) : data_.len;
+    }
+
     size_t offset(const void *p) const
     {
         return static_cast<size_t>(static_cast<const unsigned char *>(p)
@@ -278,8 +288,7 @@ private:
     }
 
     Slice   data_;
-    size_t  lf_ = 0;
-    bool    lf_known_ = false;
+    size_t  lf_;        /* the first LF at or after the last search */
 };
 
 } // namespace
