@@ -51,6 +51,7 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 summary=()
+failures=()
 status=0
 all_start=$(date +%s)
 for tarball in "${tarballs[@]}"; do
@@ -86,11 +87,18 @@ for tarball in "${tarballs[@]}"; do
         summary+=("nginx $v: ${tests:-0} tests + ${browser:-0} browser tests passed (build $((built - start))s, tests $((end - built))s)")
     else
         summary+=("nginx $v: FAILED (build $((built - start))s, tests $((end - built))s; log: $dir/prove.log)")
+        # CI keeps only the tail of the output: repeat what failed there
+        failures+=("--- nginx $v: what failed")
+        mapfile -t -O "${#failures[@]}" failures < <(
+            { grep -E '^(not ok|#   Failed test|#   at )' "$dir/prove.log"
+              sed -n '/^Test Summary Report/,/^Files=/p' "$dir/prove.log"
+              grep -E '^not ok' "$dir/browser.log"; } | head -60)
         status=1
     fi
 done
 
 echo
+[ "${#failures[@]}" = 0 ] || printf '%s\n' "${failures[@]}"
 printf '%s\n' "${summary[@]}"
 echo "matrix: ${#tarballs[@]} versions, $( [ $status = 0 ] && echo passed || echo FAILED ) in $(( $(date +%s) - all_start ))s"
 exit $status
