@@ -382,9 +382,9 @@ typedef struct {
     ngx_queue_t                 link;       /* local->subs */
     ngx_http_sse_local_t       *local;
     ngx_http_sse_sub_t         *sub;
-    ngx_uint_t                  index;      /* in sub->chans */
     sse::Position               pos;        /* last event appended */
     uint64_t                    pos_cum;    /* channel bytes through it */
+    uint32_t                    index;      /* in sub->chans */
     unsigned                    state:2;    /* ngx_http_sse_sc_state_e */
 } ngx_http_sse_sub_chan_t;
 
@@ -469,15 +469,15 @@ struct ngx_http_sse_sub_s {
     ngx_queue_t                 all;        /* every stream of the worker */
     ngx_pool_cleanup_t         *cleanup;    /* on the request's pool */
 
-    ngx_uint_t                  nchans;
     ngx_http_sse_sub_chan_t    *chans;
+    uint32_t                    nchans;
+    uint32_t                    nbehind;    /* channels pulled lazily */
 
     /* bytes not yet handed on; the first hdr bytes are room for a chunk
      * header, and two more are kept at the end for its CRLF */
     u_char                     *pend;
     size_t                      pend_len;
     size_t                      pend_cap;
-    size_t                      hdr;
 
     /* bytes handed on, not yet sent */
     u_char                     *out;
@@ -497,20 +497,33 @@ struct ngx_http_sse_sub_s {
     ngx_str_t                  *reset_event;    /* sse_reset_event; empty:
                                                    none */
     size_t                      limit;      /* bytes behind: + replay */
-    ngx_uint_t                  nbehind;    /* channels pulled lazily */
     ngx_msec_t                  heartbeat;  /* 0: off */
     time_t                      deadline;   /* sse_lifetime, 0: none */
     ngx_msec_t                  last_write; /* ngx_current_msec */
     ngx_msec_t                  blocked_since;  /* ngx_current_msec
                                                    (made non-zero);
                                                    0: not blocked */
-    ngx_msec_t                  send_timeout;
     ngx_msec_t                  started;    /* ngx_current_msec */
     ngx_http_sse_timing_t      *timing;     /* what its buffers hold,
                                                for the latency histogram */
     ngx_uint_t                  fanned;     /* the fan-out round it last
                                                wrote in */
 
+    /*
+     * For its access-log line (ngx_http_sse_log.cpp).  If ids is set,
+     * after chans[] come two positions per channel: the stream's id after
+     * the last event of the buffer being sent, and the id last sent
+     * ($sse_last_event_id).
+     */
+    ngx_http_sse_log_t         *log;
+    ngx_uint_t                  events_sent;
+    uint32_t                    out_events;     /* in the buffer being sent */
+    uint32_t                    pend_events;    /* in the one filling up */
+
+    uint32_t                    send_timeout;   /* ms, at most 49 days */
+
+    /* the chunk header's room in each buffer: 0 or NGX_HTTP_SSE_CHUNK_HDR */
+    unsigned                    hdr:5;
     unsigned                    out_busy:1;
     unsigned                    done:1;         /* left its channels */
     unsigned                    dropping:1;     /* close on write event */
@@ -521,16 +534,7 @@ struct ngx_http_sse_sub_s {
     unsigned                    token_deadline:1;   /* deadline: its token */
     unsigned                    ended:1;        /* its log line is written */
     unsigned                    close_reason:4; /* NGX_HTTP_SSE_CLOSE_* */
-
-    /*
-     * For its access-log line (ngx_http_sse_log.cpp).  After chans[] come
-     * two positions per channel: the stream's id after the last event of
-     * the buffer being sent, and the id last sent (ngx_http_sse_ids()).
-     */
-    ngx_http_sse_log_t         *log;
-    ngx_uint_t                  events_sent;
-    uint32_t                    out_events;     /* in the buffer being sent */
-    uint32_t                    pend_events;    /* in the one filling up */
+    unsigned                    ids:1;          /* keeps its ids: above */
 };
 
 #define ngx_http_sse_out_ids(sub)                                             \
@@ -822,6 +826,7 @@ size_t ngx_http_sse_refs_unsent(ngx_http_sse_refs_t *refs);
 /* ---- access log and $sse_* variables (ngx_http_sse_log.cpp) --------- */
 
 ngx_int_t ngx_http_sse_log_add_variables(ngx_conf_t *cf);
+ngx_uint_t ngx_http_sse_log_ids(ngx_http_request_t *r);
 ngx_int_t ngx_http_sse_log_start(ngx_http_sse_sub_t *sub,
     ngx_http_request_t *r, sse::Slice *ids, ngx_uint_t n);
 void ngx_http_sse_log_detach(ngx_http_sse_sub_t *sub, ngx_http_request_t *r);

@@ -19,6 +19,12 @@
 #include "ngx_http_sse.h"
 
 
+/* nginx's access log (ngx_http_log_module.c), always built in */
+extern "C" {
+extern ngx_module_t  ngx_http_log_module;
+}
+
+
 /*
  * One malloc()ed block per stream: the stream's channel list (if
  * $sse_channels is used), then, once detached, its request line, the
@@ -57,8 +63,21 @@ typedef struct {
     ngx_str_t                  *names;      /* "user_agent": '-' is '_' */
     ngx_uint_t                  nnames;
     unsigned                    channels:1;     /* $sse_channels */
+    unsigned                    last_event_id:1;    /* $sse_last_event_id */
     unsigned                    remote_user:1;  /* Authorization: Basic */
+    unsigned                    log_handlers:1; /* another module's too */
 } ngx_http_sse_log_needs_t;
+
+
+/*
+ * The head of ngx_http_log_module's location configuration, private to
+ * it: its first field, the location's access logs, has been first since
+ * nginx 0.7.  After the configuration is merged it is NULL only where
+ * "access_log off" holds (see ngx_http_sse_log_wanted()).
+ */
+typedef struct {
+    ngx_array_t                *logs;
+} ngx_http_sse_log_module_conf_t;
 
 
 /* the request's client address, before the request is freed */
@@ -72,6 +91,8 @@ typedef struct {
 
 
 ngx_http_sse_log_needs_t *ngx_http_sse_log_needs(ngx_http_request_t *r);
+ngx_uint_t ngx_http_sse_log_wanted(ngx_http_request_t *r,
+    ngx_http_sse_log_needs_t *needs);
 ngx_uint_t ngx_http_sse_log_named(ngx_table_elt_t *h, ngx_str_t *name);
 ngx_uint_t ngx_http_sse_log_keeps(ngx_http_sse_log_needs_t *needs,
     ngx_table_elt_t *h);
@@ -130,6 +151,23 @@ ngx_int_t
 ngx_http_sse_log_add_variables(ngx_conf_t *cf)
 {
     return ngx_http_sse_add_variables(cf, ngx_http_sse_log_vars);
+}
+
+
+/*
+ * Whether streams keep the ids they sent, for $sse_last_event_id: only
+ * when the configuration reads that variable (a log_format, a map),
+ * 32 bytes per channel of every stream otherwise spent for nothing.
+ */
+
+ngx_uint_t
+ngx_http_sse_log_ids(ngx_http_request_t *r)
+{
+    ngx_http_sse_log_needs_t  *needs;
+
+    needs = ngx_http_sse_log_needs(r);
+
+    return needs == NULL || needs->last_event_id;
 }
 
 
@@ -209,6 +247,11 @@ ngx_http_sse_log_detach(ngx_http_sse_sub_t *sub, ngx_http_request_t *r)
     needs = ngx_http_sse_log_needs(r);
 
     if (needs == NULL || r->request_line.len > NGX_MAX_UINT32_VALUE) {
+        return;
+    }
+
+    if (!ngx_http_sse_log_wanted(r, needs)) {
+        /* no line to write at the end: nothing kept for it */
         return;
     }
 
@@ -465,7 +508,11 @@ ngx_http_sse_log_needs(ngx_http_request_t *r)
 
     needs->nnames = 0;
     needs->channels = 0;
+    needs->last_event_id = 0;
     needs->remote_user = 0;
+
+    /* ngx_http_log_module's own handler is always there */
+    needs->log_handlers = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.nelts > 1;
 
     for (i = 0; i < cmcf->variables.nelts; i++) {
         name = &needs->names[needs->nnames];
@@ -504,12 +551,45 @@ ngx_http_sse_log_needs(ngx_http_request_t *r)
                    && ngx_strncmp(v[i].name.data, "sse_channels", 12) == 0)
         {
             needs->channels = 1;
+
+        } else if (v[i].name.len == 17
+                   && ngx_strncmp(v[i].name.data, "sse_last_event_id", 17)
+                      == 0)
+        {
+            needs->last_event_id = 1;
         }
     }
 
     needs->cmcf = cmcf;
 
     return needs;
+}
+
+
+/*
+ * Whether the request's access-log line is written at all: not when its
+ * location has no access log ("access_log off") and no other module has
+ * a log-phase handler.  A detached stream then keeps nothing for a line
+ * at its end (~100 bytes an idle subscriber).  Should nginx ever reorder
+ * that configuration, a location's logs would be misread as none: its
+ * line would then be written when the stream detaches, as when memory
+ * for the record is short, not lost.
+ */
+
+ngx_uint_t
+ngx_http_sse_log_wanted(ngx_http_request_t *r,
+    ngx_http_sse_log_needs_t *needs)
+{
+    ngx_http_sse_log_module_conf_t  *lcf;
+
+    if (needs->log_handlers) {
+        return 1;
+    }
+
+    lcf = (ngx_http_sse_log_module_conf_t *)
+              ngx_http_get_module_loc_conf(r, ngx_http_log_module);
+
+    return lcf->logs != NULL;
 }
 
 
@@ -759,7 +839,7 @@ ngx_http_sse_variable_last_event_id(ngx_http_request_t *r,
 
     sub = ngx_http_sse_log_stream(r);
 
-    if (sub == NULL || sub->events_sent == 0) {
+    if (sub == NULL || sub->events_sent == 0 || !sub->ids) {
         v->not_found = 1;
         return NGX_OK;
     }

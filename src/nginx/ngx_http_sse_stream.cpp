@@ -216,6 +216,7 @@ ngx_http_sse_reuse_out(ngx_http_sse_sub_t *sub)
 ngx_http_sse_sub_t *
 ngx_http_sse_sub_create(ngx_http_request_t *r, ngx_uint_t nchans)
 {
+    ngx_uint_t                 ids;
     ngx_http_sse_sub_t        *sub;
     ngx_pool_cleanup_t        *cln;
     ngx_http_core_loc_conf_t  *clcf;
@@ -227,10 +228,12 @@ ngx_http_sse_sub_create(ngx_http_request_t *r, ngx_uint_t nchans)
 
     /* not on the request's pool: the stream may outlive the request */
 
+    ids = ngx_http_sse_log_ids(r);
+
     sub = (ngx_http_sse_sub_t *)
               ngx_calloc(sizeof(ngx_http_sse_sub_t)
                          + nchans * (sizeof(ngx_http_sse_sub_chan_t)
-                                     + 2 * sizeof(sse::Position)),
+                                     + (ids ? 2 * sizeof(sse::Position) : 0)),
                          r->connection->log);
     if (sub == NULL) {
         return NULL;
@@ -253,9 +256,11 @@ ngx_http_sse_sub_create(ngx_http_request_t *r, ngx_uint_t nchans)
     sub->cleanup = cln;
     sub->nchans = nchans;
     sub->chans = (ngx_http_sse_sub_chan_t *) (sub + 1);
+    sub->ids = ids;
     sub->last_write = ngx_current_msec;
     sub->started = ngx_current_msec;
-    sub->send_timeout = clcf->send_timeout;
+    sub->send_timeout = (uint32_t) ngx_min(clcf->send_timeout,
+                                           NGX_MAX_UINT32_VALUE);
 
     sub->out_buf->memory = 1;
     sub->out_buf->flush = 1;
@@ -1651,8 +1656,11 @@ ngx_http_sse_sent(ngx_http_sse_sub_t *sub)
     if (sub->out_events) {
         sub->events_sent += sub->out_events;
         sub->out_events = 0;
-        ngx_memcpy(ngx_http_sse_sent_ids(sub), ngx_http_sse_out_ids(sub),
-                   sub->nchans * sizeof(sse::Position));
+
+        if (sub->ids) {
+            ngx_memcpy(ngx_http_sse_sent_ids(sub), ngx_http_sse_out_ids(sub),
+                       sub->nchans * sizeof(sse::Position));
+        }
     }
 
     if (sub->out_cap > NGX_HTTP_SSE_KEEP_BUFFER) {
@@ -1744,7 +1752,7 @@ ngx_http_sse_swap_events(ngx_http_sse_sub_t *sub)
     sub->out_events = sub->pend_events;
     sub->pend_events = 0;
 
-    if (sub->out_events == 0) {
+    if (sub->out_events == 0 || !sub->ids) {
         return;
     }
 
@@ -1771,6 +1779,10 @@ ngx_http_sse_handed_over(ngx_http_sse_sub_t *sub)
     sub->events_sent += sub->out_events + sub->pend_events;
     sub->out_events = 0;
     sub->pend_events = 0;
+
+    if (!sub->ids) {
+        return;
+    }
 
     ids = ngx_http_sse_sent_ids(sub);
 
