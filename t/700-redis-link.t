@@ -52,6 +52,7 @@ sub pinging {
 ok(wait_state('up', 5), 'the link comes up') or diag explain redis_status();
 my $st = redis_status();
 is($st->{reconnects}, 0, 'no reconnects yet');
+is($st->{workers_down}, 0, 'no worker has it down');
 is($st->{publishes_refused}, 0, 'publishes_refused exists, 0');
 ok(defined $st->{last_reply_ms} && $st->{last_reply_ms} >= 0
    && $st->{last_reply_ms} < SSETest::tmo(3) * 1000,
@@ -81,6 +82,9 @@ my $t0 = time;
 ok(wait_state('down', 3), 'state down once Redis is gone');
 my $took = time - $t0;
 cmp_ok($took, '<', SSETest::tmo(2.5), sprintf('seen within %.2f s', $took));
+ok(SSETest::wait_until(sub { (redis_status()->{workers_down} // 0) == 2 },
+                       SSETest::tmo(3), 0.05),
+   'by both workers (workers_down 2)') or diag explain redis_status();
 
 ok(SSETest::wait_until(sub { (redis_status()->{reconnects} // 0) >= 4 }, 1),
    'each of the 4 connections retried at once (first retry within 100 ms)')
@@ -89,7 +93,8 @@ ok(SSETest::wait_until(sub { (redis_status()->{reconnects} // 0) >= 4 }, 1),
 # the retries back off: 100 ms doubling (jittered down to half at most),
 # so at most 6 attempts per connection in the first 3 s; a fixed 100 ms
 # retry would make 30
-sleep 3 - (time - $t0);
+my $left = 3 - (time - $t0);
+sleep $left if $left > 0;
 my $attempts = redis_status()->{reconnects};
 cmp_ok($attempts, '<=', 4 * 7, "backoff: $attempts attempts in 3 s by 4 connections");
 

@@ -255,6 +255,7 @@ void ngx_http_sse_redis_error(ngx_http_sse_redis_t *redis);
 
 typedef struct {
     ngx_uint_t                  state;      /* NGX_HTTP_SSE_REDIS_* */
+    ngx_uint_t                  workers_down;   /* of those attached */
     ngx_uint_t                  reconnects;
     ngx_uint_t                  publishes_refused;
     ngx_uint_t                  errors;

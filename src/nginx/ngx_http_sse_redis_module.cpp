@@ -186,7 +186,7 @@ ngx_int_t
 ngx_http_sse_redis_figures(ngx_cycle_t *cycle, ngx_http_sse_zone_t *zone,
     ngx_http_sse_redis_figures_t *f)
 {
-    ngx_uint_t                       i, found, state, any_down, any_other;
+    ngx_uint_t                       i, found, state, any_other;
     ngx_msec_t                       last;
     ngx_atomic_uint_t                pid;
     ngx_http_sse_shctx_t            *sh = zone->sh;
@@ -219,8 +219,8 @@ ngx_http_sse_redis_figures(ngx_cycle_t *cycle, ngx_http_sse_zone_t *zone,
      * reported yet is still connecting.
      */
 
-    any_down = 0;
     any_other = 0;
+    f->workers_down = 0;
 
     for (i = 0; i < NGX_HTTP_SSE_MAX_SLOTS; i++) {
         pid = sh->slots[i].pid;
@@ -232,14 +232,14 @@ ngx_http_sse_redis_figures(ngx_cycle_t *cycle, ngx_http_sse_zone_t *zone,
                 ? sh->redis.workers[i].state : NGX_HTTP_SSE_REDIS_CONNECTING;
 
         if (state == NGX_HTTP_SSE_REDIS_DOWN) {
-            any_down = 1;
+            f->workers_down++;
 
         } else if (state != NGX_HTTP_SSE_REDIS_UP) {
             any_other = 1;
         }
     }
 
-    f->state = any_down ? NGX_HTTP_SSE_REDIS_DOWN
+    f->state = f->workers_down ? NGX_HTTP_SSE_REDIS_DOWN
                : any_other ? NGX_HTTP_SSE_REDIS_CONNECTING
                : NGX_HTTP_SSE_REDIS_UP;
 

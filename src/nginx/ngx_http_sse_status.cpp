@@ -153,9 +153,9 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
 
     len = 64 + 4 * 200 + 4 * 200;
     for (i = 0; i < smcf->zones.nelts; i++) {
-        /* the counters, and the redis object's four */
+        /* the counters, and the redis object's five numbers */
         len += (sizeof(ngx_http_sse_metrics) / sizeof(ngx_http_sse_metrics[0])
-                + 4)
+                + 5)
                * (200 + zones[i]->name.len * 6)
                + ngx_http_sse_metrics_size(zones[i]);
     }
@@ -276,17 +276,18 @@ ngx_http_sse_figures(ngx_http_sse_zone_t *zone, ngx_http_sse_figures_t *f)
 }
 
 
-/* "redis":{"state":..,"reconnects":..,"publishes_refused":..,
- * "errors":..,"last_reply_ms":.. (null: never)} */
+/* "redis":{"state":..,"workers_down":..,"reconnects":..,
+ * "publishes_refused":..,"errors":..,"last_reply_ms":.. (null: never)} */
 
 u_char *
 ngx_http_sse_redis_json(u_char *p, ngx_http_sse_redis_figures_t *f)
 {
-    p = ngx_sprintf(p, ",\"redis\":{\"state\":\"%s\",\"reconnects\":%ui,"
+    p = ngx_sprintf(p, ",\"redis\":{\"state\":\"%s\",\"workers_down\":%ui,"
+                    "\"reconnects\":%ui,"
                     "\"publishes_refused\":%ui,\"errors\":%ui,"
                     "\"last_reply_ms\":",
-                    ngx_http_sse_redis_states[f->state], f->reconnects,
-                    f->publishes_refused, f->errors);
+                    ngx_http_sse_redis_states[f->state], f->workers_down,
+                    f->reconnects, f->publishes_refused, f->errors);
 
     if (f->last_reply_ms < 0) {
         p = ngx_cpymem(p, "null", 4);
