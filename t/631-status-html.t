@@ -87,7 +87,7 @@ like($scripts[0] // '', qr/\.redis\b/, 'the page reads the zone\'s redis object'
 for my $f (qw(reconnects publishes_refused errors)) {
     like($scripts[0] // '', qr/\[\s*"\Q$f\E"\s*,/, "the page shows redis $f");
 }
-for my $f (qw(state last_reply_ms)) {
+for my $f (qw(state workers_down last_reply_ms)) {
     like($scripts[0] // '', qr/\.\Q$f\E\b/, "the page shows redis $f");
 }
 

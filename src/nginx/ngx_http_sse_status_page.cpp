@@ -183,6 +183,7 @@ const char  ngx_http_sse_page_script[] =
 "    var state = typeof r.state === \"string\" ? r.state : \"?\";\n"
 "    var tr = row(table, \"state\", state, \"redis_state\");\n"
 "    if (state !== \"up\") { tr.children[1].className += \" down\"; }\n"
+"    row(table, \"workers down\", number(r.workers_down), \"redis_workers_down\");\n"
 "    redisCounters.forEach(function (c) {\n"
 "      row(table, c[1], number(r[c[0]]), \"redis_\" + c[0],\n"
 "          rate(r, old, c[0], seconds));\n"

@@ -93,17 +93,20 @@ describe('the live status page in Chromium', () => {
             return get('wakeups') === w && get('woken') === n;
         }, [wakeups, woken], WAIT);
 
-        // the zone with sse_redis shows its link: down, retried, never
-        // answered; as the JSON has it at the same moment
+        // the zone with sse_redis shows its link: down (on both workers:
+        // nobody listens on its port), retried, never answered; as the
+        // JSON has it at the same moment
         await page.waitForFunction(() => {
             const td = (m) => document.querySelector(
                 `section[data-zone="linked"] [data-metric="${m}"]`);
             return td('redis_state') && td('redis_state').textContent === 'down'
+                && td('redis_workers_down').textContent === '2'
                 && Number(td('redis_reconnects').textContent) >= 1;
         }, null, WAIT);
         const linked = (await request(nginx.port, 'GET', '/sse-status')).json.zones.linked.redis;
         assert.equal(linked.state, 'down', 'JSON: the link is down');
         assert.equal(linked.last_reply_ms, null, 'JSON: no reply ever');
+        assert.equal(linked.workers_down, 2, 'JSON: both workers have it down');
         await page.waitForFunction((n) => Number(document.querySelector(
             'section[data-zone="linked"] [data-metric="redis_reconnects"]').textContent) >= n,
             linked.reconnects, WAIT);
@@ -112,6 +115,7 @@ describe('the live status page in Chromium', () => {
                 `section[data-zone="linked"] [data-metric="${m}"]`).textContent;
             return {
                 state: text('redis_state'),
+                workersDown: text('redis_workers_down'),
                 refused: text('redis_publishes_refused'),
                 errors: text('redis_errors'),
                 lastReply: text('redis_last_reply_ms'),
@@ -123,7 +127,8 @@ describe('the live status page in Chromium', () => {
             };
         });
         assert.deepEqual(redisShown, {
-            state: 'down', refused: '0', errors: '0', lastReply: 'never',
+            state: 'down', workersDown: '2',
+            refused: '0', errors: '0', lastReply: 'never',
             downClass: 'value down', parts: ['linked'],
         }, 'the Redis part of the linked zone, and of no other');
 
