@@ -90,9 +90,9 @@ for tarball in "${tarballs[@]}"; do
         # CI keeps only the tail of the output: repeat what failed there
         failures+=("--- nginx $v: what failed")
         mapfile -t -O "${#failures[@]}" failures < <(
-            { grep -E '^(not ok|#   Failed test|#   at )' "$dir/prove.log"
-              sed -n '/^Test Summary Report/,/^Files=/p' "$dir/prove.log"
-              grep -E '^not ok' "$dir/browser.log"; } | head -60)
+            { sed -n '/^Test Summary Report/,/^Files=/p' "$dir/prove.log"
+              grep -E '^ *not ok' "$dir/browser.log"
+              grep -E '^(#   Failed test|#   at )' "$dir/prove.log"; } | head -60)
         status=1
     fi
 done

@@ -252,6 +252,8 @@ ngx_http_sse_log_detach(ngx_http_sse_sub_t *sub, ngx_http_request_t *r)
 
     if (!ngx_http_sse_log_wanted(r, needs)) {
         /* no line to write at the end: nothing kept for it */
+        ngx_free(sub->log);
+        sub->log = NULL;
         return;
     }
 

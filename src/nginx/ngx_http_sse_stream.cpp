@@ -28,6 +28,8 @@
 /* room for a chunk header: up to 16 hex digits and CRLF */
 #define NGX_HTTP_SSE_CHUNK_HDR  18
 
+static_assert(NGX_HTTP_SSE_CHUNK_HDR < 32, "it fits sub->hdr (5 bits)");
+
 /* a sent buffer up to this size is kept for the next write */
 #define NGX_HTTP_SSE_KEEP_BUFFER  65536
 
