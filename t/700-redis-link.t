@@ -68,6 +68,8 @@ ok(SSETest::wait_until(sub { pinging() == 4 }, 5),
 
 my $prom = $t->get('/status?format=prometheus')->body;
 like($prom, qr/^sse_redis_up\{zone="shared"\} 1$/m, 'prometheus: up 1');
+like($prom, qr/^sse_redis_workers_down\{zone="shared"\} 0$/m,
+     'prometheus: no worker has it down');
 like($prom, qr/^sse_redis_reconnects_total\{zone="shared"\} 0$/m,
      'prometheus: reconnects');
 like($prom, qr/^sse_redis_publishes_refused_total\{zone="shared"\} 0$/m,

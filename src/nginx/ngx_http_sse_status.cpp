@@ -151,7 +151,7 @@ ngx_http_sse_status_handler(ngx_http_request_t *r)
 
     has_tokens = (ngx_http_sse_tokens_figures((ngx_cycle_t *) ngx_cycle, tokens) == NGX_OK);
 
-    len = 64 + 4 * 200 + 4 * 200;
+    len = 64 + 4 * 200 + 5 * 200;
     for (i = 0; i < smcf->zones.nelts; i++) {
         /* the counters, and the redis object's five numbers */
         len += (sizeof(ngx_http_sse_metrics) / sizeof(ngx_http_sse_metrics[0])
@@ -308,9 +308,11 @@ ngx_http_sse_redis_prometheus(u_char *p, ngx_http_sse_zone_t **zones,
 {
     ngx_uint_t   i, k, any, value;
 
-    static const char  *metrics[4][3] = {
+    static const char  *metrics[5][3] = {
         { "sse_redis_up", "gauge",
           "1 when every worker's Redis connections are up" },
+        { "sse_redis_workers_down", "gauge",
+          "workers whose Redis connection failed or was lost" },
         { "sse_redis_reconnects_total", "counter",
           "Redis connection attempts after a connection was lost or failed" },
         { "sse_redis_publishes_refused_total", "counter",
@@ -329,7 +331,7 @@ ngx_http_sse_redis_prometheus(u_char *p, ngx_http_sse_zone_t **zones,
         return p;
     }
 
-    for (k = 0; k < 4; k++) {
+    for (k = 0; k < 5; k++) {
         p = ngx_sprintf(p, "# HELP %s %s\n# TYPE %s %s\n", metrics[k][0],
                         metrics[k][2], metrics[k][0], metrics[k][1]);
 
@@ -339,8 +341,9 @@ ngx_http_sse_redis_prometheus(u_char *p, ngx_http_sse_zone_t **zones,
             }
 
             value = (k == 0) ? (redis[i].state == NGX_HTTP_SSE_REDIS_UP)
-                    : (k == 1) ? redis[i].reconnects
-                    : (k == 2) ? redis[i].publishes_refused
+                    : (k == 1) ? redis[i].workers_down
+                    : (k == 2) ? redis[i].reconnects
+                    : (k == 3) ? redis[i].publishes_refused
                     : redis[i].errors;
 
             p = ngx_sprintf(p, "%s{zone=\"", metrics[k][0]);
