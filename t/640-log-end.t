@@ -65,27 +65,8 @@ sub log_lines {
     return <$fh>;
 }
 
-sub lines_of {
-    my ($tag) = @_;
-    return grep { /\btag=\Q$tag\E\b/ } log_lines();
-}
-
-sub fields {
-    my ($line) = @_;
-    my %f;
-    while ($line =~ /(\w+)=("([^"]*)"|\[([^\]]*)\]|(\S*))/g) {
-        $f{$1} = defined $3 ? $3 : defined $4 ? $4 : $5;
-    }
-    return \%f;
-}
-
-# the one line of a tagged stream, once written
-sub wait_line {
-    my ($tag, $timeout) = @_;
-    my @l;
-    wait_until(sub { @l = lines_of($tag); @l > 0 }, $timeout // 5);
-    return @l == 1 ? fields($l[0]) : undef;
-}
+sub lines_of { log_lines_tagged($log, $_[0]) }
+sub wait_line { wait_log_line($log, @_) }
 
 sub subscribers { $t->zone_status->{subscribers} // -1 }
 

@@ -61,25 +61,8 @@ EOF
 
 my $log = $t->dir . '/sse.log';
 
-sub lines_of {
-    my ($tag) = @_;
-    open my $fh, '<', $log or return ();
-    return grep { /\btag=\Q$tag\E\b/ } <$fh>;
-}
-
-sub fields {
-    my ($line) = @_;
-    my %f;
-    $f{$1} = $2 while $line =~ /(\w+)=(\S*)/g;
-    return \%f;
-}
-
-sub wait_line {
-    my ($tag, $timeout) = @_;
-    my @l;
-    wait_until(sub { @l = lines_of($tag); @l > 0 }, $timeout // 5);
-    return @l == 1 ? fields($l[0]) : undef;
-}
+sub lines_of { log_lines_tagged($log, $_[0]) }
+sub wait_line { wait_log_line($log, @_) }
 
 # reads a stalled stream to its end: its events and their ids
 sub drain {

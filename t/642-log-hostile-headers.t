@@ -39,12 +39,8 @@ ok($worker, 'one worker');
 
 sub subscribers { $t->zone_status->{subscribers} // -1 }
 
-sub lines_of {
-    my ($tag) = @_;
-    open my $fh, '<', $t->dir . '/sse.log' or return ();
-    # whole lines only: a long one may be read while nginx still writes it
-    return grep { /\n\z/ && /\btag=\Q$tag\E\b/ } <$fh>;
-}
+# whole lines only: a long one may be read while nginx still writes it
+sub lines_of { log_lines_tagged($t->dir . '/sse.log', $_[0]) }
 
 # 50 headers of 1000 bytes the log does not read, and two it does
 my %junk = map { sprintf('X-Junk-%02d', $_) => ('j' x 1000) } 1 .. 50;

@@ -37,27 +37,8 @@ EOF2
 
 my $log = $t->dir . '/sse.log';
 
-sub lines_of {
-    my ($tag) = @_;
-    open my $fh, '<', $log or return ();
-    return grep { /\btag=\Q$tag\E\b/ } <$fh>;
-}
-
-sub fields {
-    my ($line) = @_;
-    my %f;
-    while ($line =~ /(\w+)=("([^"]*)"|(\S*))/g) {
-        $f{$1} = defined $3 ? $3 : $4;
-    }
-    return \%f;
-}
-
-sub wait_line {
-    my ($tag) = @_;
-    my @l;
-    wait_until(sub { @l = lines_of($tag); @l > 0 }, 5);
-    return @l == 1 ? fields($l[0]) : undef;
-}
+sub lines_of { log_lines_tagged($log, $_[0]) }
+sub wait_line { wait_log_line($log, $_[0]) }
 
 # a stream where access_log is off: it detaches, streams, ends, no line
 my $q = $t->subscribe('/quiet?ch=q&tag=quiet');

@@ -60,7 +60,8 @@ use SSETest::Follower;
 
 our @EXPORT = qw(wait_until timeout_factor tmo json_decode json_encode
     free_ports repo_root fd_limit no_skip skip_file skip_tests sanitized
-    rss_kb rss_settled read_response sized_data);
+    rss_kb rss_settled read_response sized_data log_lines_tagged log_fields
+    wait_log_line);
 
 my $REPO = Cwd::abs_path(File::Spec->catdir(
     (File::Spec->splitpath(__FILE__))[1], '..', '..'));
@@ -179,6 +180,34 @@ sub wait_until {
         return 0 if time >= $deadline;
         sleep($interval);
     }
+}
+
+# The whole lines of access log $file whose tag=... field is $tag (a
+# line nginx is still writing is left for the next read).
+sub log_lines_tagged {
+    my ($file, $tag) = @_;
+    open my $fh, '<', $file or return ();
+    return grep { /\n\z/ && /\btag=\Q$tag\E\b/ } <$fh>;
+}
+
+# A log line's name=value fields: a value is "quoted", [bracketed] or bare.
+sub log_fields {
+    my ($line) = @_;
+    my %f;
+    while ($line =~ /(\w+)=("([^"]*)"|\[([^\]]*)\]|(\S*))/g) {
+        $f{$1} = defined $3 ? $3 : defined $4 ? $4 : $5;
+    }
+    return \%f;
+}
+
+# The fields of the one line tagged $tag in $file, once it is written;
+# undef when none comes within $timeout, or when there are several.
+sub wait_log_line {
+    my ($file, $tag, $timeout) = @_;
+    my @l;
+    wait_until(sub { @l = log_lines_tagged($file, $tag); @l > 0 },
+               $timeout // 5);
+    return @l == 1 ? log_fields($l[0]) : undef;
 }
 
 # the soft limit of open files of this process
