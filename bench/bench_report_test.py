@@ -53,6 +53,8 @@ def all_met_results():
         "publish_0_paced": server_results(pub(1000, 1000, 0.5), pub(1000, 1000, 1),
                                           pub(1000, 1000, 0.4), pub(1000, 1000, 0.4)),
         "publish_10": server_results(pub(1000, 1000, 1), pub(900, 900, 2), pub(1000, 1000, 1)),
+        "publish_10_paced": server_results(pub(800, 800, 0.5), pub(800, 800, 1),
+                                           pub(800, 800, 0.6)),
         "idle_memory": server_results({"bytes_per_sub": 1000.0}, {"bytes_per_sub": 10000.0}),
         "held": server_results({"probe_received": p.held_subs, "non_2xx": 0}, None),
         "storm": server_results({"completion_p99_ms": 10.0, "non_2xx": 0},
