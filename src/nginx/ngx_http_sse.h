@@ -351,10 +351,11 @@ struct ngx_http_sse_local_s {
                                                stream behind, or
                                                NGX_HTTP_SSE_NONE_BEHIND */
     ngx_queue_t                 subs;       /* worker: its sub_chan_t */
-    ngx_uint_t                  nsubs;      /* worker */
-    ngx_uint_t                  nbehind;    /* worker: of them, pulling */
-    ngx_uint_t                  busy;       /* in a batch: keep */
-    ngx_uint_t                  ending;     /* its streams end: why */
+    uint32_t                    nsubs;      /* worker */
+    uint32_t                    nbehind;    /* worker: of them, pulling */
+    unsigned                    busy:1;     /* in a batch: keep */
+    unsigned                    ending:2;   /* its streams end: why
+                                               (NGX_HTTP_SSE_LOCAL_*) */
 };
 
 

@@ -280,6 +280,8 @@ typedef struct {
 #define NGX_HTTP_SSE_LOCAL_DELETED  1
 #define NGX_HTTP_SSE_LOCAL_RENEWED  2
 
+static_assert(NGX_HTTP_SSE_LOCAL_RENEWED < 4, "it fits local->ending (2 bits)");
+
 
 /* ---- figures ------------------------------------------------------------ */
 
