@@ -306,7 +306,7 @@ u_char *
 ngx_http_sse_redis_prometheus(u_char *p, ngx_http_sse_zone_t **zones,
     ngx_http_sse_redis_figures_t *redis, ngx_uint_t n)
 {
-    ngx_uint_t   i, k, any, value;
+    ngx_uint_t   i, k, any, values[5];
 
     static const char  *metrics[5][3] = {
         { "sse_redis_up", "gauge",
@@ -331,7 +331,7 @@ ngx_http_sse_redis_prometheus(u_char *p, ngx_http_sse_zone_t **zones,
         return p;
     }
 
-    for (k = 0; k < 5; k++) {
+    for (k = 0; k < sizeof(metrics) / sizeof(metrics[0]); k++) {
         p = ngx_sprintf(p, "# HELP %s %s\n# TYPE %s %s\n", metrics[k][0],
                         metrics[k][2], metrics[k][0], metrics[k][1]);
 
@@ -340,16 +340,17 @@ ngx_http_sse_redis_prometheus(u_char *p, ngx_http_sse_zone_t **zones,
                 continue;
             }
 
-            value = (k == 0) ? (redis[i].state == NGX_HTTP_SSE_REDIS_UP)
-                    : (k == 1) ? redis[i].workers_down
-                    : (k == 2) ? redis[i].reconnects
-                    : (k == 3) ? redis[i].publishes_refused
-                    : redis[i].errors;
+            /* in the order of metrics[] */
+            values[0] = (redis[i].state == NGX_HTTP_SSE_REDIS_UP);
+            values[1] = redis[i].workers_down;
+            values[2] = redis[i].reconnects;
+            values[3] = redis[i].publishes_refused;
+            values[4] = redis[i].errors;
 
             p = ngx_sprintf(p, "%s{zone=\"", metrics[k][0]);
             p += sse::json_escape(p, { zones[i]->name.data,
                                        zones[i]->name.len });
-            p = ngx_sprintf(p, "\"} %ui\n", value);
+            p = ngx_sprintf(p, "\"} %ui\n", values[k]);
         }
     }
 
