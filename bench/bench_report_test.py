@@ -231,8 +231,12 @@ class Targets(unittest.TestCase):
         res["many_channels"]["module"]["latency_p99_ms"] = 166.0   # 4.15 x nchan's 40
         rows = self.rows(res)
         self.assertEqual(rows["p99 publish→receive ≤ 0.5× nchan's (many channels)"],
-                         ("4.15×", False))
+                         ("4.15× (floor: 1.25×)", False))
         res["many_channels"]["module"]["latency_p99_ms"] = 24.0    # below nchan's, above half
+        rows = self.rows(res)
+        self.assertEqual(rows["p99 publish→receive ≤ 0.5× nchan's (many channels)"],
+                         ("0.60× (floor: 1.25×)", False))
+        del res["many_channels"]["floor"]   # no floor measured: the bare ratio
         rows = self.rows(res)
         self.assertEqual(rows["p99 publish→receive ≤ 0.5× nchan's (many channels)"],
                          ("0.60×", False))
@@ -273,8 +277,8 @@ class Targets(unittest.TestCase):
 class Tokens(unittest.TestCase):
     def test_tokens_per_channel_keep_the_total_rate(self):
         full = bench.PROFILES["full"]
-        self.assertEqual(bench.tokens_per_channel(full, 1000), 80)   # 4000/s x 20 s / 1000
-        self.assertEqual(bench.tokens_per_channel(full, 5000), 16)
+        self.assertEqual(bench.tokens_per_channel(full, 1000), 48)   # 4000/s x 12 s / 1000
+        self.assertEqual(bench.tokens_per_channel(full, 5000), 10)   # 9.6, rounded
         self.assertEqual(bench.tokens_per_channel(
             bench.Profile(**{**full.__dict__, "tokens_seconds": 0.1}), 5000), 1)
 
