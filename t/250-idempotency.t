@@ -2,7 +2,8 @@
 # repeated with its key to the same channels within history_ttl publishes
 # nothing and answers as the first did (same ids, same 201/202, same JSON;
 # Idempotent-Replayed: true); the key covers the channel list in its
-# order; a publish that failed is not remembered; bad keys are 400; a key
+# order; a publish refused before it stored anything is not remembered,
+# one refused part way (a full zone) is; bad keys are 400; a key
 # makes a streaming body one publish; concurrent repeats publish once; a
 # flood of distinct keys is held to the zone, drops the oldest records
 # first and never another channel's history.
@@ -22,6 +23,7 @@ http {
     sse_zone t 1m history_ttl=2s;
     sse_zone c 1m max_channels=1 channel_ttl=1s;
     sse_zone h 1m history=100;
+    sse_zone p 256k max_message=1m;
     server {
         listen 127.0.0.1:%%PORT%%;
         keepalive_requests 1000000;
@@ -32,6 +34,7 @@ http {
         location /cpub { sse_publish $arg_ch zone=c; }
         location /hsub { sse_subscribe $arg_ch zone=h; }
         location /hpub { sse_publish $arg_ch zone=h; }
+        location /ppub { sse_publish $arg_ch zone=p; }
         location = /status { sse_status; }
     }
 }
@@ -285,7 +288,42 @@ my $f3 = keyed('/cpub?ch=y', 'fail-key', 'y1');
 is($f3->body, $f2->body, 'the successful one is remembered');
 my $f4 = keyed('/cpub?ch=z', 'z-key', 'z1');
 is($f4->status, 507, 'a keyed publish refused (507)...');
+is($f4->header('Retry-After'), '5', '... with Retry-After: its retry may succeed');
 ok(!defined $f4->header('Idempotent-Replayed'), '... is not a replay');
+
+# -- a refusal part way is remembered: its retry never duplicates ------------
+
+# zone p holds 256 KB: the first event fits, the second (300 KB, within
+# max_message) never can, so the keyed publish stops after p1's first event
+my $ES = { 'Content-Type' => 'text/event-stream' };
+my $part_body = "data: small\n\ndata: " . ('h' x 300000) . "\n\n";
+my $p1 = $t->request('POST', '/ppub?ch=p1,p2', body => $part_body,
+    headers => { %$ES, 'Idempotency-Key' => 'part-key' });
+is($p1->status, 507, 'keyed publish to p1,p2 that runs out of room part way: 507');
+my %pby = map { $_->{channel} => $_ } @{($p1->json // {})->{channels} // []};
+is($pby{p1}{events}, 1, '... p1: its first event published');
+is($pby{p2}{events}, 0, '... p2: nothing');
+is(scalar @{$pby{p1}{ids} // []}, 1, '... p1: its id listed');
+like(($p1->json // {})->{message} // '', qr/new key/, '... the message says to use a new key for the rest');
+ok(!defined $p1->header('Idempotent-Replayed'), '... not a replay');
+ok(!defined $p1->header('Retry-After'), '... no Retry-After: the same request cannot succeed');
+is(($t->channel_info('/ppub?ch=p1') // {})->{events}, 1, 'p1 holds one event');
+
+my $preplays = replays('p');
+my $p2 = $t->request('POST', '/ppub?ch=p1,p2', body => $part_body,
+    headers => { %$ES, 'Idempotency-Key' => 'part-key' });
+is($p2->status, 507, 'the retry with the key: the same 507');
+is($p2->body, $p1->body, '... byte for byte (the same ids)');
+is($p2->header('Idempotent-Replayed'), 'true', '... marked Idempotent-Replayed');
+is(($t->channel_info('/ppub?ch=p1') // {})->{events}, 1,
+    '... and p1 still holds one event: nothing was published twice');
+is(replays('p'), $preplays + 1, '... counted in idempotent_replays');
+
+# the rest, under a new key, as the message says
+my $p3 = $t->request('POST', '/ppub?ch=p2', body => "data: small\n\n",
+    headers => { %$ES, 'Idempotency-Key' => 'part-key-rest' });
+is($p3->status, 202, 'the missing part to p2 under a new key: 202');
+is(($t->channel_info('/ppub?ch=p2') // {})->{events}, 1, '... p2 holds its event');
 
 # -- a flood of distinct keys: bounded by the zone, oldest records first ------
 

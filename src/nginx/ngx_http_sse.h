@@ -43,7 +43,7 @@
 #define NGX_HTTP_SSE_EXPIRE_MAX     64
 #define NGX_HTTP_SSE_EVICT_MAX      256
 
-#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534538  /* "SSE8": layout version */
+#define NGX_HTTP_SSE_ZONE_MAGIC     0x53534539  /* "SSE9": layout version */
 
 /* every directive's default (SPEC.md), in one place */
 #define NGX_HTTP_SSE_DEFAULT_ZONE          "sse"
@@ -189,8 +189,10 @@ typedef struct {
 
 /*
  * What a publish with an Idempotency-Key answered, kept for history_ttl
- * (ngx_http_sse_store_idem.cpp): per channel, the id of its last event,
- * how many it published and the subscribers it had.  After the channel
+ * (ngx_http_sse_store_idem.cpp): its outcome (NGX_OK, or the refusal of
+ * a publish that stored a part before the zone ran out of room) and per
+ * channel the id of its last event, how many it published and the
+ * subscribers it had.  After the channel
  * results comes what the record is found by, its identity: the key's
  * length (two bytes) and bytes, then each channel id as a length byte
  * and its bytes, in the request's order; a hit compares all of it, not
@@ -207,8 +209,9 @@ typedef struct {
     ngx_rbtree_node_t           node;       /* key: crc32 of key, ids */
     ngx_queue_t                 age;        /* sh->idem_age, oldest first */
     time_t                      time;       /* recorded */
-    uint32_t                    ident_len;
-    uint32_t                    nchans;
+    uint16_t                    ident_len;
+    uint16_t                    nchans;
+    int32_t                     rc;         /* the store's answer */
     ngx_http_sse_idem_chan_t    chans[1];
 } ngx_http_sse_idem_t;
 

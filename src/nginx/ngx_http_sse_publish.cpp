@@ -72,6 +72,8 @@ typedef struct {
     unsigned                    ended:1;    /* the body is all read */
     unsigned                    replayed:1; /* answered from an earlier
                                                publish with its key */
+    unsigned                    kept:1;     /* a refusal its key keeps:
+                                               retrying it cannot help */
 } ngx_http_sse_pub_t;
 
 
@@ -425,16 +427,18 @@ ngx_http_sse_publish_read(ngx_http_request_t *r)
 void
 ngx_http_sse_publish_finish(ngx_http_request_t *r, ngx_http_sse_pub_t *pub)
 {
-    if (pub->status) {
-        ngx_http_finalize_request(r, ngx_http_sse_publish_error(r, pub));
-        return;
-    }
+    /* a refusal is replayed too: one that stored a part (a full zone) */
 
     if (pub->replayed
         && ngx_http_sse_add_header(r, "Idempotent-Replayed", "true")
            != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (pub->status) {
+        ngx_http_finalize_request(r, ngx_http_sse_publish_error(r, pub));
         return;
     }
 
@@ -800,6 +804,26 @@ ngx_http_sse_published(void *data)
             break;
         }
 
+        if (pub->op.idempotency_key.len
+            && ngx_http_sse_published_any(&pub->op))
+        {
+            /* the store kept this answer for the key: say what it means */
+            pub->kept = 1;
+
+            if (!pub->op.repeated) {
+                ngx_http_sse_log_full(zone, r->connection->log);
+            }
+
+            ngx_http_sse_publish_fail(pub, NGX_HTTP_INSUFFICIENT_STORAGE,
+                                      "zone_full",
+                                      "the sse zone ran out of room part "
+                                      "way: the events listed here were "
+                                      "published, the rest were not; this "
+                                      "Idempotency-Key keeps this answer, "
+                                      "so publish the rest under a new key");
+            break;
+        }
+
         ngx_http_sse_log_full(zone, r->connection->log);
         ngx_http_sse_publish_fail(pub, NGX_HTTP_INSUFFICIENT_STORAGE,
                                   "zone_full",
@@ -988,7 +1012,9 @@ ngx_http_sse_publish_fail(ngx_http_sse_pub_t *pub, ngx_uint_t status,
 ngx_int_t
 ngx_http_sse_publish_error(ngx_http_request_t *r, ngx_http_sse_pub_t *pub)
 {
-    if (pub->status == NGX_HTTP_INSUFFICIENT_STORAGE) {
+    /* no Retry-After where the key answers a retry with this again */
+
+    if (pub->status == NGX_HTTP_INSUFFICIENT_STORAGE && !pub->kept) {
         (void) ngx_http_sse_add_header(r, "Retry-After", "5");
     }
 

@@ -114,8 +114,9 @@ typedef struct {
      * NGX_HTTP_SSE_IDEMPOTENCY_KEY_MAX bytes): a publish with a key a
      * successful publish to the same channels had within history_ttl
      * stores nothing and answers as that one did (out: repeated, and
-     * published, last, subscribers as that one's); a publish that failed
-     * is not remembered */
+     * published, last, subscribers as that one's, and rc: a publish
+     * refused after it stored a part is remembered with its refusal); a
+     * publish refused before it stored anything is not remembered */
     ngx_str_t                   idempotency_key;
 
     ngx_http_sse_store_handler_pt  handler;
@@ -135,6 +136,23 @@ typedef struct {
     sse::Position              *last;
     ngx_uint_t                 *subscribers;
 } ngx_http_sse_store_publish_t;
+
+
+/* whether a publish stored any event (on a refusal: a part) */
+
+static ngx_inline ngx_uint_t
+ngx_http_sse_published_any(ngx_http_sse_store_publish_t *op)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < op->nchans; i++) {
+        if (op->published[i]) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
 
 
 /* ---- delete and info ---------------------------------------------------- */

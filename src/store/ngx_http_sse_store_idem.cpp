@@ -37,6 +37,12 @@
      + sse::max_channels_per_stream * (1 + 255))
 
 
+/* a record keeps both in 16 bits */
+static_assert(NGX_HTTP_SSE_IDEM_IDENT_MAX <= UINT16_MAX
+              && sse::max_channels_per_stream <= UINT16_MAX,
+              "an identity's length and a channel count fit 16 bits");
+
+
 namespace {
 
 typedef struct {
@@ -115,6 +121,7 @@ ngx_http_sse_idem_replay(ngx_http_sse_zone_t *zone,
         op->subscribers[i] = rec->chans[i].subscribers;
     }
 
+    op->rc = rec->rc;
     op->repeated = 1;
 
     (void) ngx_atomic_fetch_add(&zone->sh->idempotent_replays, 1);
@@ -124,7 +131,8 @@ ngx_http_sse_idem_replay(ngx_http_sse_zone_t *zone,
 
 
 /*
- * Keeps the answer of a publish that succeeded.  Room comes from older
+ * Keeps the answer of a publish (op->rc): one that succeeded, or one
+ * refused after it stored a part.  Room comes from older
  * records only (at most NGX_HTTP_SSE_EVICT_MAX of them, and one per 32
  * bytes asked for, as ngx_http_sse_alloc() bounds its evictions); with
  * none left to free, the publish stands unrecorded (NGX_DECLINED).
@@ -181,8 +189,9 @@ ngx_http_sse_idem_record(ngx_http_sse_zone_t *zone,
 
     rec->node.key = ident.hash;
     rec->time = ngx_time();
-    rec->ident_len = (uint32_t) ident.len;
-    rec->nchans = (uint32_t) op->nchans;
+    rec->ident_len = (uint16_t) ident.len;
+    rec->nchans = (uint16_t) op->nchans;
+    rec->rc = (int32_t) op->rc;
 
     for (i = 0; i < op->nchans; i++) {
         rec->chans[i].epoch = op->last[i].epoch;

@@ -601,7 +601,7 @@ ngx_http_sse_shm_publish(ngx_http_sse_zone_t *zone,
         if (ngx_http_sse_idem_replay(zone, op) == NGX_OK) {
             ngx_shmtx_unlock(&zone->shpool->mutex);
 
-            op->rc = NGX_OK;
+            /* op->rc: the first publish's answer, a refusal included */
             op->handler(op->data);
 
             return NGX_OK;
@@ -662,9 +662,19 @@ ngx_http_sse_shm_publish(ngx_http_sse_zone_t *zone,
         ngx_http_sse_notify(zone, ch, wake, &nwake);
     }
 
-    /* a publish that failed is not remembered: its retry publishes */
+    /*
+     * A publish refused before it stored anything is not remembered: its
+     * retry publishes.  One refused after it stored a part (the zone ran
+     * out of room for a later event) is, with what it stored: its retry
+     * gets the same refusal and the same ids and stores nothing (SPEC: it
+     * answers as the first did), so a publisher retrying with the key
+     * never duplicates what went in; the reply says what did not.
+     */
 
-    if (rc == NGX_OK && op->idempotency_key.len
+    op->rc = rc;
+
+    if (op->idempotency_key.len
+        && (rc == NGX_OK || ngx_http_sse_published_any(op))
         && ngx_http_sse_idem_record(zone, op) != NGX_OK)
     {
         unrecorded = 1;
@@ -678,7 +688,6 @@ ngx_http_sse_shm_publish(ngx_http_sse_zone_t *zone,
         ngx_http_sse_idem_log(zone, ngx_cycle->log);
     }
 
-    op->rc = rc;
     op->handler(op->data);
 
     return NGX_OK;
