@@ -59,6 +59,7 @@ typedef struct {
     ngx_queue_t                 chans_all;
     ngx_queue_t                 joins;      /* awaiting Redis */
     ngx_queue_t                 fill_queue; /* channels awaiting a fill */
+    ngx_queue_t                 room_queue; /* ... awaiting room in the zone */
     ngx_uint_t                  nfills;     /* fills awaiting Redis */
     ngx_queue_t                 sub_queue;  /* awaiting their SUBSCRIBE */
     ngx_uint_t                  nsubscribing; /* SUBSCRIBEs awaiting Redis */

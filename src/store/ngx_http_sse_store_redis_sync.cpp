@@ -55,9 +55,11 @@ typedef struct {
     time_t                      refreshed;  /* count key last written */
 
     ngx_queue_t                 fill_link;  /* rs->fill_queue */
+    ngx_queue_t                 room_link;  /* rs->room_queue */
     ngx_queue_t                 sub_link;   /* rs->sub_queue */
 
     unsigned                    fill_queued:1;
+    unsigned                    room_queued:1;
     unsigned                    sub_queued:1;
     unsigned                    filling:1;
     unsigned                    fill_again:1;
@@ -152,6 +154,8 @@ void ngx_http_sse_rjoin_unhold(ngx_http_sse_rjoin_t *rj);
 void ngx_http_sse_rjoin_joined(void *data);
 
 void ngx_http_sse_fill(ngx_http_sse_rchan_t *rc);
+void ngx_http_sse_await_room(ngx_http_sse_rchan_t *rc);
+void ngx_http_sse_retry_room(ngx_http_sse_rstore_t *rs);
 void ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     void *data);
 
@@ -325,6 +329,7 @@ ngx_http_sse_rsync_init(ngx_http_sse_rstore_t *rs)
     ngx_queue_init(&rs->chans_all);
     ngx_queue_init(&rs->joins);
     ngx_queue_init(&rs->fill_queue);
+    ngx_queue_init(&rs->room_queue);
     ngx_queue_init(&rs->sub_queue);
 
     rs->tick.handler = ngx_http_sse_rsync_tick;
@@ -1135,12 +1140,67 @@ ngx_http_sse_fill(ngx_http_sse_rchan_t *rc)
 }
 
 
+/*
+ * The node's zone had no room for what Redis holds of a channel (channels
+ * that subscribers hold fill it, nothing is left to evict): the channel
+ * waits on
+ * rs->room_queue, and the tick fills it again each second while its
+ * streams are here, however long until the next message of the channel
+ * (a chat answer's last token may have none).  One queue entry per
+ * channel, one fill per channel per second at most.
+ */
+
+void
+ngx_http_sse_await_room(ngx_http_sse_rchan_t *rc)
+{
+    if (rc->room_queued) {
+        return;
+    }
+
+    rc->room_queued = 1;
+    rc->refs++;
+    ngx_queue_insert_tail(&rc->rs->room_queue, &rc->room_link);
+}
+
+
+void
+ngx_http_sse_retry_room(ngx_http_sse_rstore_t *rs)
+{
+    ngx_queue_t            queue, *q;
+    ngx_http_sse_rchan_t  *rc;
+
+    if (ngx_queue_empty(&rs->room_queue)) {
+        return;
+    }
+
+    /* taken whole: a fill that finds no room again queues for next time */
+
+    ngx_queue_init(&queue);
+    ngx_queue_add(&queue, &rs->room_queue);
+    ngx_queue_init(&rs->room_queue);
+
+    while (!ngx_queue_empty(&queue)) {
+        q = ngx_queue_head(&queue);
+        ngx_queue_remove(q);
+
+        rc = ngx_queue_data(q, ngx_http_sse_rchan_t, room_link);
+        rc->room_queued = 0;
+
+        if (rc->refs > 1) {
+            ngx_http_sse_fill(rc);
+        }
+
+        ngx_http_sse_rchan_release(rc);
+    }
+}
+
+
 void
 ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     void *data)
 {
     ngx_int_t              rc_apply;
-    ngx_uint_t             more, again, asked;
+    ngx_uint_t             more, again, asked, rc_apply_full;
     sse::Position          pos;
     ngx_uint_t             subs;
     sse::Slice             id;
@@ -1163,11 +1223,13 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     rc->filling = 0;
     rs->nfills--;
     again = 0;
+    rc_apply_full = 0;
 
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
         more = 0;
         rc_apply = ngx_http_sse_read_apply(rc->rs, rc, reply->element[0],
                                            &more);
+        rc_apply_full = (rc_apply == NGX_HTTP_SSE_ZONE_FULL);
 
         id.data = rc->sn.str.data;
         id.len = rc->sn.str.len;
@@ -1192,6 +1254,12 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     } else if (reply) {
         ngx_http_sse_redis_log_reply(&redis->commands,
                                      "answered a fill with", reply);
+    }
+
+    if (rc_apply_full && rc->refs > 1) {
+        /* the zone had no room for all of it: again once it may have */
+        ngx_http_sse_await_room(rc);
+        again = 0;
     }
 
     if (!again) {
@@ -1649,8 +1717,14 @@ ngx_http_sse_rsync_message(ngx_http_sse_redis_t *redis, ngx_str_t *channel,
             return;
         }
 
+        if (rc == NGX_HTTP_SSE_ZONE_FULL) {
+            /* in Redis but not in the zone: filled in once there is room */
+            ngx_http_sse_await_room(rch);
+            return;
+        }
+
         if (rc != NGX_OK) {
-            /* an older epoch, or no room: the next message's fill */
+            /* an older epoch: the next message's fill */
             return;
         }
     }
@@ -2033,6 +2107,8 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
      */
 
     ngx_http_sse_rsync_counts(rs);
+
+    ngx_http_sse_retry_room(rs);
 }
 
 

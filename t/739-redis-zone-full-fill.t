@@ -1,0 +1,83 @@
+# An event Redis holds but the node's zone has no room for (the zone is
+# full of channels that subscribers hold, nothing left to evict) reaches
+# the channel's subscriber once there is room, without another publish to
+# the channel: the worker fills it from Redis again each second while it
+# waits.  (It waited for the channel's next message, which the last token
+# of an answer never has.)
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use SSETest;
+use SSETest::Redis;
+
+SSETest::skip_file('redis-server or redis-cli is not installed')
+    unless SSETest::Redis->available;
+
+my $redis = SSETest::Redis->new;
+my $rport = $redis->port;
+
+my $t = SSETest->new(workers => 1)->run(<<"EOF");
+http {
+    sse_zone r 256k history_ttl=1h;
+    sse_redis redis://127.0.0.1:$rport zone=r;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /sub { sse_subscribe \$arg_ch zone=r; }
+        location /pub { sse_publish \$arg_ch zone=r; }
+        location = /status { sse_status; }
+    }
+}
+EOF
+
+my $s = $t->subscribe('/sub?ch=answer');
+ok($s->wait_comment(3), 'a subscriber of "answer"');
+like($t->publish('/pub?ch=answer', 'token 1')->status, qr/^20[12]$/, 'a first token: published');
+ok($s->wait_events(1, 3), '... delivered');
+
+# subscribers of 64 long channel ids each, until the zone has no room for
+# one more: channels held by subscribers cannot be evicted
+my $L = 'x' x 100;
+my (@hogs, $refused);
+for my $k (1 .. 60) {
+    my $list = join ',', map { "$L$k-$_" } 1 .. 64;
+    my $h = $t->subscribe("/sub?ch=$list", untracked => 1);
+    $h->wait_headers(3);
+    if ($h->status != 200) {
+        $h->close;
+        last;
+    }
+    push @hogs, $h;
+}
+# a refused subscriber gives back what it took: single channels then
+# take the zone until not even one more fits
+for my $k (1 .. 300) {
+    my $h = $t->subscribe("/sub?ch=${L}single-$k", untracked => 1);
+    $h->wait_headers(3);
+    if ($h->status != 200) {
+        $refused = $h->status;
+        $h->close;
+        last;
+    }
+    push @hogs, $h;
+}
+is($refused, 503, scalar(@hogs) . ' subscribers fill the zone with channels: the next gets 503');
+
+# the last token: Redis takes it, the node's zone cannot
+my $r = $t->publish('/pub?ch=answer', 'token 2');
+like($r->status, qr/^20[12]$/, 'the last token: published (Redis has it)');
+ok($t->wait_log(qr/sse zone "r" is full/, 3), '... the node logs that its zone is full');
+ok(!$s->wait_events(2, 1.5), '... the subscriber does not have it while the zone is full');
+
+# room comes back: no publish to "answer" follows
+$_->close for @hogs;
+ok($s->wait_events(2, 6), 'once the holders are gone, the subscriber gets the last token');
+is(($s->data)[1], 'token 2', '... the right one');
+is(scalar(grep { ($_->{type} // '') eq 'reset' } @{$s->events}), 0, '... without a reset');
+is((split /-/, $s->events->[1]{id})[-1], 2, '... at its seq, 2');
+
+$s->close;
+$t->done;
