@@ -1143,11 +1143,10 @@ ngx_http_sse_fill(ngx_http_sse_rchan_t *rc)
 /*
  * The node's zone had no room for what Redis holds of a channel (channels
  * that subscribers hold fill it, nothing is left to evict): the channel
- * waits on
- * rs->room_queue, and the tick fills it again each second while its
- * streams are here, however long until the next message of the channel
- * (a chat answer's last token may have none).  One queue entry per
- * channel, one fill per channel per second at most.
+ * waits on rs->room_queue, and the tick fills it again each second while
+ * its streams are here, however long until the channel's next message (a
+ * chat answer's last token has none).  One queue entry per channel, one
+ * fill per channel per second at most.
  */
 
 void
