@@ -72,12 +72,22 @@ like($r->status, qr/^20[12]$/, 'the last token: published (Redis has it)');
 ok($t->wait_log(qr/sse zone "r" is full/, 3), '... the node logs that its zone is full');
 ok(!$s->wait_events(2, 1.5), '... the subscriber does not have it while the zone is full');
 
+# a client that resumes meanwhile: its join reads Redis, which has the
+# token the zone cannot take
+my $s2 = $t->subscribe('/sub?ch=answer',
+    headers => { 'Last-Event-ID' => $s->events->[0]{id} });
+is($s2->status, 200, 'a client resuming after the first token while the zone is full: 200');
+ok(!$s2->wait_events(1, 1), '... it does not have the last token yet');
+
 # room comes back: no publish to "answer" follows
 $_->close for @hogs;
 ok($s->wait_events(2, 6), 'once the holders are gone, the subscriber gets the last token');
+ok($s2->wait_events(1, 6), '... and so does the client that resumed');
+is(($s2->data)[0], 'token 2', '... the last token, once');
 is(($s->data)[1], 'token 2', '... the right one');
 is(scalar(grep { ($_->{type} // '') eq 'reset' } @{$s->events}), 0, '... without a reset');
 is((split /-/, $s->events->[1]{id})[-1], 2, '... at its seq, 2');
 
 $s->close;
+$s2->close;
 $t->done;

@@ -667,17 +667,22 @@ ngx_http_sse_channel_t *ngx_http_sse_dequeue(ngx_http_sse_zone_t *zone,
 /*
  * Idempotency-Key records (ngx_http_sse_store_idem.cpp), locked too.
  * replay(): the answer of an earlier publish with op's key and channels
- * (NGX_OK, op's out fields set) or NGX_DECLINED; record(): keeps op's
- * answer (NGX_DECLINED: no room, nothing kept: the caller logs it,
- * unlocked, with ngx_http_sse_idem_log()); expire(): at most
+ * (NGX_OK, op's out fields set) or NGX_DECLINED; reserve(): room for
+ * op's record before it stores anything (NULL: no room, the caller counts
+ * the drop and logs it, unlocked, with ngx_http_sse_idem_log()); keep():
+ * op's answer into that record; unreserve(): gives it back; expire(): at most
  * NGX_HTTP_SSE_EXPIRE_MAX records past history_ttl (1: more may be
  * left); evict(): frees the oldest record to make room (0: none).
  */
 void ngx_http_sse_idem_init(ngx_http_sse_shctx_t *sh);
 ngx_int_t ngx_http_sse_idem_replay(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_publish_t *op);
-ngx_int_t ngx_http_sse_idem_record(ngx_http_sse_zone_t *zone,
+ngx_http_sse_idem_t *ngx_http_sse_idem_reserve(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_publish_t *op);
+void ngx_http_sse_idem_keep(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_publish_t *op, ngx_http_sse_idem_t *rec);
+void ngx_http_sse_idem_unreserve(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_idem_t *rec);
 ngx_uint_t ngx_http_sse_idem_expire(ngx_http_sse_zone_t *zone, time_t now);
 ngx_uint_t ngx_http_sse_idem_evict(ngx_http_sse_zone_t *zone);
 void ngx_http_sse_idem_log(ngx_http_sse_zone_t *zone, ngx_log_t *log);

@@ -804,9 +804,7 @@ ngx_http_sse_published(void *data)
             break;
         }
 
-        if (pub->op.idempotency_key.len
-            && ngx_http_sse_published_any(&pub->op))
-        {
+        if (pub->op.recorded && ngx_http_sse_published_any(&pub->op)) {
             /* the store kept this answer for the key: say what it means */
             pub->kept = 1;
 

@@ -123,6 +123,7 @@ typedef struct {
     void                       *data;
 
     ngx_uint_t                  repeated;
+    ngx_uint_t                  recorded;   /* out: the key keeps the answer */
 
     /*
      * out, per channel: the events stored by this operation (their seqs

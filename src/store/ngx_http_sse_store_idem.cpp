@@ -131,25 +131,29 @@ ngx_http_sse_idem_replay(ngx_http_sse_zone_t *zone,
 
 
 /*
- * Keeps the answer of a publish (op->rc): one that succeeded, or one
- * refused after it stored a part.  Room comes from older
- * records only (at most NGX_HTTP_SSE_EVICT_MAX of them, and one per 32
- * bytes asked for, as ngx_http_sse_alloc() bounds its evictions); with
- * none left to free, the publish stands unrecorded (NGX_DECLINED).
+ * Room for the record of a keyed publish, taken before the publish stores
+ * any event: a publish the zone runs out of room for part way (its events
+ * may have evicted every other record) still has its record, so that its
+ * retry never stores twice what went in.  Room comes from older records
+ * only (at most NGX_HTTP_SSE_EVICT_MAX of them, and one per 32 bytes
+ * asked for, as ngx_http_sse_alloc() bounds its evictions).  The record
+ * reserved is in neither the tree nor the age queue until kept, so no
+ * eviction takes it meanwhile.  NULL: no room (nothing counted yet: the
+ * caller counts a drop only if the publish needed its record).
  */
 
-ngx_int_t
-ngx_http_sse_idem_record(ngx_http_sse_zone_t *zone,
+ngx_http_sse_idem_t *
+ngx_http_sse_idem_reserve(ngx_http_sse_zone_t *zone,
     ngx_http_sse_store_publish_t *op)
 {
     size_t                      size;
-    ngx_uint_t                  i, n;
+    ngx_uint_t                  n;
     ngx_http_sse_idem_t        *rec, *old;
     ngx_http_sse_shctx_t       *sh = zone->sh;
     ngx_http_sse_idem_ident_t   ident;
 
     if (ngx_http_sse_idem_ident(op, &ident) != NGX_OK) {
-        return NGX_DECLINED;
+        return NULL;
     }
 
     /* a record past its time with this identity gives way to the new one */
@@ -169,8 +173,7 @@ ngx_http_sse_idem_record(ngx_http_sse_zone_t *zone,
            > zone->shm_zone->shm.size / NGX_HTTP_SSE_IDEM_SHARE)
     {
         if (n-- == 0 || !ngx_http_sse_idem_evict(zone)) {
-            (void) ngx_atomic_fetch_add(&sh->idem_dropped, 1);
-            return NGX_DECLINED;
+            return NULL;
         }
     }
 
@@ -182,15 +185,32 @@ ngx_http_sse_idem_record(ngx_http_sse_zone_t *zone,
         }
 
         if (n-- == 0 || !ngx_http_sse_idem_evict(zone)) {
-            (void) ngx_atomic_fetch_add(&sh->idem_dropped, 1);
-            return NGX_DECLINED;
+            return NULL;
         }
     }
 
     rec->node.key = ident.hash;
-    rec->time = ngx_time();
     rec->ident_len = (uint16_t) ident.len;
     rec->nchans = (uint16_t) op->nchans;
+
+    ngx_memcpy(ngx_http_sse_idem_bytes(rec), ident.buf, ident.len);
+
+    sh->idem_bytes += size;
+
+    return rec;
+}
+
+
+/* the answer of a publish (op->rc, and per channel what it stored) kept */
+
+void
+ngx_http_sse_idem_keep(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_store_publish_t *op, ngx_http_sse_idem_t *rec)
+{
+    ngx_uint_t             i;
+    ngx_http_sse_shctx_t  *sh = zone->sh;
+
+    rec->time = ngx_time();
     rec->rc = (int32_t) op->rc;
 
     for (i = 0; i < op->nchans; i++) {
@@ -200,14 +220,21 @@ ngx_http_sse_idem_record(ngx_http_sse_zone_t *zone,
         rec->chans[i].subscribers = (uint32_t) op->subscribers[i];
     }
 
-    ngx_memcpy(ngx_http_sse_idem_bytes(rec), ident.buf, ident.len);
-
     ngx_rbtree_insert(&sh->idem_tree, &rec->node);
     ngx_queue_insert_tail(&sh->idem_age, &rec->age);
     sh->idem_records++;
-    sh->idem_bytes += size;
+}
 
-    return NGX_OK;
+
+/* a reserved record the publish turned out not to need */
+
+void
+ngx_http_sse_idem_unreserve(ngx_http_sse_zone_t *zone,
+    ngx_http_sse_idem_t *rec)
+{
+    zone->sh->idem_bytes -= ngx_http_sse_idem_size(rec->nchans,
+                                                   rec->ident_len);
+    ngx_slab_free_locked(zone->shpool, rec);
 }
 
 

@@ -932,7 +932,11 @@ ngx_http_sse_rjoin_read_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
             return;
         }
 
-        if (more || (rj->holds[i] && rj->chans[i]->fill_again)) {
+        if (rc == NGX_HTTP_SSE_ZONE_FULL) {
+            /* the stream waits for what the zone had no room for */
+            ngx_http_sse_await_room(rj->chans[i]);
+
+        } else if (more || (rj->holds[i] && rj->chans[i]->fill_again)) {
             rj->chans[i]->fill_again = 0;
             ngx_http_sse_fill(rj->chans[i]);
         }
@@ -2080,6 +2084,10 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
 
     ngx_add_timer(&rs->tick, 1000);
 
+    /* while Redis is down, the channels waiting are let go: the
+     * reconnect fills every channel */
+    ngx_http_sse_retry_room(rs);
+
     if (!ngx_http_sse_redis_is_up(redis) || rs->zone->sh == NULL
         || prefix->len > 256)
     {
@@ -2106,8 +2114,6 @@ ngx_http_sse_rsync_tick(ngx_event_t *ev)
      */
 
     ngx_http_sse_rsync_counts(rs);
-
-    ngx_http_sse_retry_room(rs);
 }
 
 

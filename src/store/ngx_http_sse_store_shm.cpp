@@ -578,12 +578,15 @@ ngx_http_sse_shm_publish(ngx_http_sse_zone_t *zone,
     ngx_uint_t               i, k, nwake, unrecorded;
     ngx_uint_t               wake[NGX_HTTP_SSE_MAX_SLOTS];
     sse::Slice               type, data;
+    ngx_http_sse_idem_t     *rec;
     ngx_http_sse_channel_t  *ch;
 
     rc = NGX_OK;
     nwake = 0;
     unrecorded = 0;
+    rec = NULL;
     op->repeated = 0;
+    op->recorded = 0;
 
     for (i = 0; i < op->nchans; i++) {
         op->published[i] = 0;
@@ -602,10 +605,14 @@ ngx_http_sse_shm_publish(ngx_http_sse_zone_t *zone,
             ngx_shmtx_unlock(&zone->shpool->mutex);
 
             /* op->rc: the first publish's answer, a refusal included */
+            op->recorded = 1;
             op->handler(op->data);
 
             return NGX_OK;
         }
+
+        /* before any event: what they evict never takes the record */
+        rec = ngx_http_sse_idem_reserve(zone, op);
 
         for (i = 0; i < op->nchans; i++) {
             err = 0;
@@ -674,10 +681,21 @@ ngx_http_sse_shm_publish(ngx_http_sse_zone_t *zone,
     op->rc = rc;
 
     if (op->idempotency_key.len
-        && (rc == NGX_OK || ngx_http_sse_published_any(op))
-        && ngx_http_sse_idem_record(zone, op) != NGX_OK)
+        && (rc == NGX_OK || ngx_http_sse_published_any(op)))
     {
-        unrecorded = 1;
+        if (rec) {
+            ngx_http_sse_idem_keep(zone, op, rec);
+            op->recorded = 1;
+            rec = NULL;
+
+        } else {
+            (void) ngx_atomic_fetch_add(&zone->sh->idem_dropped, 1);
+            unrecorded = 1;
+        }
+    }
+
+    if (rec) {
+        ngx_http_sse_idem_unreserve(zone, rec);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
