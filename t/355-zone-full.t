@@ -172,36 +172,13 @@ ok($fst->{channels} < 1500, "zone f holds $fst->{channels} channels: drained one
 is($fst->{refused_full}, 0, 'zone f: refused_full 0');
 
 # channels held by subscribers cannot go: when they fill the zone, a new
-# channel has no room (507 for a publish, 503 for a subscriber)
-my $S = 's' x 100;
-my (@held, $held_503);
-for my $k (1 .. 40) {
-    my $list = join ',', map { "$S$k-$_" } 1 .. 64;
-    my $h = $t->subscribe("/fsub?ch=$list", untracked => 1);
-    $h->wait_headers(2);
-    if ($h->status != 200) {
-        $held_503 = $h->status;
-        $h->close;
-        last;
-    }
-    push @held, $h;
-}
-is($held_503, 503, scalar(@held) . ' subscribers of 64 channels each fill zone f; the next one: 503');
-
-# A refused subscriber gives back what it had taken, which may leave room
+# channel has no room (507 for a publish, 503 for a subscriber).  A
+# refused subscriber gives back what it had taken, which may leave room
 # for a few more single channels: subscribers to one channel take it until
 # even one channel no longer fits.
-my $single_503;
-for my $k (1 .. 300) {
-    my $h = $t->subscribe("/fsub?ch=${S}single-$k", untracked => 1);
-    $h->wait_headers(2);
-    if ($h->status != 200) {
-        $single_503 = $h->status;
-        $h->close;
-        last;
-    }
-    push @held, $h;
-}
+my ($held, $held_503, $single_503) = $t->hold_channels_until_full('/fsub', 's');
+my @held = @$held;
+is($held_503, 503, 'subscribers of 64 channels each fill zone f; the next one: 503');
 is($single_503, 503, 'then subscribers of one channel each, until one gets 503');
 my $rc0f = $t->zone_status('f')->{refused_full};
 $r = $t->publish("/fpub?ch=${L}one-more", 'x');

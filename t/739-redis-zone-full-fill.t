@@ -38,32 +38,9 @@ ok($s->wait_comment(3), 'a subscriber of "answer"');
 like($t->publish('/pub?ch=answer', 'token 1')->status, qr/^20[12]$/, 'a first token: published');
 ok($s->wait_events(1, 3), '... delivered');
 
-# subscribers of 64 long channel ids each, until the zone has no room for
-# one more: channels held by subscribers cannot be evicted
-my $L = 'x' x 100;
-my (@hogs, $refused);
-for my $k (1 .. 60) {
-    my $list = join ',', map { "$L$k-$_" } 1 .. 64;
-    my $h = $t->subscribe("/sub?ch=$list", untracked => 1);
-    $h->wait_headers(3);
-    if ($h->status != 200) {
-        $h->close;
-        last;
-    }
-    push @hogs, $h;
-}
-# a refused subscriber gives back what it took: single channels then
-# take the zone until not even one more fits
-for my $k (1 .. 300) {
-    my $h = $t->subscribe("/sub?ch=${L}single-$k", untracked => 1);
-    $h->wait_headers(3);
-    if ($h->status != 200) {
-        $refused = $h->status;
-        $h->close;
-        last;
-    }
-    push @hogs, $h;
-}
+# channels held by subscribers cannot be evicted: they fill the zone
+my ($held, $refused_multi, $refused) = $t->hold_channels_until_full('/sub', 'hog');
+my @hogs = @$held;
 is($refused, 503, scalar(@hogs) . ' subscribers fill the zone with channels: the next gets 503');
 
 # the last token: Redis takes it, the node's zone cannot

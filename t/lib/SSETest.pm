@@ -182,6 +182,32 @@ sub wait_until {
     }
 }
 
+# Fills a zone with channels that subscribers hold (they cannot be
+# evicted): subscribers of 64 channels each ($sub_path?ch=<ids>, ids of
+# 100 bytes and more from $prefix) until one is refused, then, as a
+# refused subscriber gives back what it took, subscribers of one channel
+# each until not even one more fits.  Returns the open streams and the
+# two refusals' statuses (503 expected).
+sub hold_channels_until_full {
+    my ($self, $sub_path, $prefix) = @_;
+    my $long = $prefix . ('x' x 100);
+    my (@held, @refused);
+    for my $k (1 .. 300) {
+        my $multi = !@refused;
+        my $ids = $multi ? join(',', map { "$long$k-$_" } 1 .. 64) : "${long}single-$k";
+        my $h = $self->subscribe("$sub_path?ch=$ids", untracked => 1);
+        $h->wait_headers(3);
+        if ($h->status != 200) {
+            push @refused, $h->status;
+            $h->close;
+            last if @refused == 2;
+            next;
+        }
+        push @held, $h;
+    }
+    return (\@held, @refused);
+}
+
 # The whole lines of access log $file whose tag=... field is $tag (a
 # line nginx is still writing is left for the next read).
 sub log_lines_tagged {
