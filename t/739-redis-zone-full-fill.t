@@ -3,7 +3,8 @@
 # the channel's subscriber once there is room, without another publish to
 # the channel: the worker fills it from Redis again each second while it
 # waits.  (It waited for the channel's next message, which the last token
-# of an answer never has.)
+# of an answer never has.)  An event larger than the node's whole zone
+# is skipped (its streams find the gap) instead of blocking the channel.
 
 use strict;
 use warnings;
@@ -22,7 +23,7 @@ my $rport = $redis->port;
 
 my $t = SSETest->new(workers => 1)->run(<<"EOF");
 http {
-    sse_zone r 256k history_ttl=1h;
+    sse_zone r 256k history_ttl=1h max_message=1m;
     sse_redis redis://127.0.0.1:$rport zone=r;
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -67,4 +68,29 @@ is((split /-/, $s->events->[1]{id})[-1], 2, '... at its seq, 2');
 
 $s->close;
 $s2->close;
+
+# an event larger than this node's whole zone (another node's zone and
+# max_message may allow it) can never be stored here: the channel goes on
+# past it, instead of waiting for it for good
+my $b = $t->subscribe('/sub?ch=big');
+ok($b->wait_comment(3), 'a subscriber of "big"');
+like($t->publish('/pub?ch=big', 'before')->status, qr/^20[12]$/, 'a small event');
+ok($b->wait_events(1, 3), '... delivered');
+my $before_id = $b->events->[0]{id};
+like($t->publish('/pub?ch=big', 'x' x 300000)->status, qr/^20[12]$/,
+    'an event of 300 KB, larger than the node\'s 256 KB zone: Redis takes it');
+ok($t->wait_log(qr/sse zone "r" is smaller than an event from redis/, 3),
+    '... the node says it cannot hold it');
+like($t->publish('/pub?ch=big', 'after')->status, qr/^20[12]$/, 'then a small one');
+# the live stream misses the big one: it ends, as one too slow for
+# history does; its client resumes with a reset and goes on
+ok($b->wait_closed(3), 'the stream that needed the big event ends');
+my $b2 = $t->subscribe('/sub?ch=big', headers => { 'Last-Event-ID' => $before_id });
+ok($b2->wait_events(2, 3), 'its client resumes');
+is(($b2->events->[0]{type} // ''), 'reset', '... a reset for the big one');
+like($b2->events->[0]{data} // '', qr/"gap"/, '... reason gap');
+is($b2->events->[1]{data}, 'after', '... then the event after it');
+is((split /-/, $b2->events->[1]{id} // '')[-1], 3, '... at its seq, 3');
+$b2->close;
+$b->close;
 $t->done;

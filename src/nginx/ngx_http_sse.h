@@ -298,6 +298,8 @@ typedef struct {
 
     time_t                      nomem_logged;
     time_t                      idem_logged;
+    time_t                      huge_logged;    /* an event from redis
+                                                   larger than the zone */
 
     /* the second a store operation last found nothing left to expire */
     time_t                      expired_at;
@@ -627,6 +629,9 @@ ngx_int_t ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
 ngx_int_t ngx_http_sse_channel_append_at(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
     sse::Position *pos, time_t time, ngx_msec_t msec);
+/* the bytes the channel's event seq would take in the zone */
+size_t ngx_http_sse_event_bytes(ngx_http_sse_channel_t *ch, uint64_t seq,
+    sse::Slice type, sse::Slice data);
 /* the event before the oldest the channel holds (NGX_DECLINED: it does
  * not fit in history, or the channel changed meanwhile) */
 ngx_int_t ngx_http_sse_channel_prepend_at(ngx_http_sse_zone_t *zone,

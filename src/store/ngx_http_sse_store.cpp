@@ -395,6 +395,20 @@ ngx_http_sse_channel_append(ngx_http_sse_zone_t *zone,
 }
 
 
+size_t
+ngx_http_sse_event_bytes(ngx_http_sse_channel_t *ch, uint64_t seq,
+    sse::Slice type, sse::Slice data)
+{
+    u_char  id[sse::max_position_len];
+    size_t  id_len;
+
+    id_len = ngx_http_sse_format_position(id, ch->epoch, seq);
+
+    return offsetof(ngx_http_sse_event_t, wire)
+           + sse::encoded_size({id, id_len}, type, data);
+}
+
+
 ngx_int_t
 ngx_http_sse_channel_append_at(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
@@ -536,6 +550,14 @@ ngx_http_sse_channel_prepend_at(ngx_http_sse_zone_t *zone,
 
     id_len = ngx_http_sse_format_position(id, ch->epoch, seq);
     size = sse::encoded_size({id, id_len}, type, data);
+
+    /* one that can never fit evicts nobody's history (as in append) */
+
+    if (offsetof(ngx_http_sse_event_t, wire) + size
+        > zone->shpool->pfree * ngx_pagesize + sh->stored_bytes)
+    {
+        return NGX_HTTP_SSE_ZONE_FULL;
+    }
 
     if (ngx_http_sse_ring_reserve(zone, ch) != NGX_OK) {
         return NGX_HTTP_SSE_ZONE_FULL;

@@ -439,8 +439,35 @@ ngx_http_sse_insert_events(ngx_http_sse_zone_t *zone,
 
         rc = ngx_http_sse_channel_append_at(zone, ch, ev->type, ev->data,
                                             &pos, sec, msec);
+
+        if (rc == NGX_HTTP_SSE_ZONE_FULL
+            && ngx_http_sse_event_bytes(ch, ev->seq, ev->type, ev->data)
+               > zone->shm_zone->shm.size)
+        {
+            /*
+             * Larger than this node's whole zone (another node's zone and
+             * max_message allowed it): it can never be stored here.  The
+             * channel goes on past it instead of waiting for it for good;
+             * its streams find the gap when they pull (a live one ends
+             * as one too slow for history does, its client resumes with
+             * a reset "gap").
+             */
+
+            if (ngx_http_sse_log_due(&zone->sh->huge_logged)) {
+                ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                              "sse zone \"%V\" is smaller than an event "
+                              "from redis (%uz bytes of data): skipped, "
+                              "its streams get a gap (this message is "
+                              "rate-limited)", &zone->name, ev->data.len);
+            }
+
+            ngx_http_sse_channel_skip_to(zone, ch, ev->seq + 1);
+            in->inserted++;     /* its streams learn of the gap */
+            continue;
+        }
+
         if (rc != NGX_OK) {
-            /* the next message finds the hole and fills it */
+            /* filled in once there is room (ngx_http_sse_await_room()) */
             return rc;
         }
 
