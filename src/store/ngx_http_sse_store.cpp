@@ -409,6 +409,24 @@ ngx_http_sse_event_bytes(ngx_http_sse_channel_t *ch, uint64_t seq,
 }
 
 
+/*
+ * Whether an event of this many bytes (its record included) can never fit:
+ * more than all free pages and all stored history together.  Such an
+ * event is refused before anybody's history is evicted for it.
+ */
+
+namespace {
+
+ngx_uint_t
+ngx_http_sse_never_fits(ngx_http_sse_zone_t *zone, size_t bytes)
+{
+    return bytes > zone->shpool->pfree * ngx_pagesize
+                   + zone->sh->stored_bytes;
+}
+
+} // namespace
+
+
 ngx_int_t
 ngx_http_sse_channel_append_at(ngx_http_sse_zone_t *zone,
     ngx_http_sse_channel_t *ch, sse::Slice type, sse::Slice data,
@@ -436,8 +454,8 @@ ngx_http_sse_channel_append_at(ngx_http_sse_zone_t *zone,
 
     for (n = 0;
          n < NGX_HTTP_SSE_RECLAIM_MAX
-         && offsetof(ngx_http_sse_event_t, wire) + size
-            > zone->shpool->pfree * ngx_pagesize + sh->stored_bytes
+         && ngx_http_sse_never_fits(zone,
+                                    offsetof(ngx_http_sse_event_t, wire) + size)
          && (ngx_http_sse_reclaim(zone, &sh->empty)
              || ngx_http_sse_reclaim(zone, &sh->idle));
          n++)
@@ -445,8 +463,8 @@ ngx_http_sse_channel_append_at(ngx_http_sse_zone_t *zone,
         /* void: at most NGX_HTTP_SSE_RECLAIM_MAX channels per publish */
     }
 
-    if (offsetof(ngx_http_sse_event_t, wire) + size
-        > zone->shpool->pfree * ngx_pagesize + sh->stored_bytes)
+    if (ngx_http_sse_never_fits(zone,
+                                offsetof(ngx_http_sse_event_t, wire) + size))
     {
         (void) ngx_atomic_fetch_add(&sh->refused_full, 1);
         return NGX_HTTP_SSE_ZONE_FULL;
@@ -551,10 +569,8 @@ ngx_http_sse_channel_prepend_at(ngx_http_sse_zone_t *zone,
     id_len = ngx_http_sse_format_position(id, ch->epoch, seq);
     size = sse::encoded_size({id, id_len}, type, data);
 
-    /* one that can never fit evicts nobody's history (as in append) */
-
-    if (offsetof(ngx_http_sse_event_t, wire) + size
-        > zone->shpool->pfree * ngx_pagesize + sh->stored_bytes)
+    if (ngx_http_sse_never_fits(zone,
+                                offsetof(ngx_http_sse_event_t, wire) + size))
     {
         return NGX_HTTP_SSE_ZONE_FULL;
     }

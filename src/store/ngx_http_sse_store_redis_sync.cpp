@@ -1203,7 +1203,7 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     void *data)
 {
     ngx_int_t              rc_apply;
-    ngx_uint_t             more, again, asked, rc_apply_full;
+    ngx_uint_t             more, again, asked;
     sse::Position          pos;
     ngx_uint_t             subs;
     sse::Slice             id;
@@ -1226,13 +1226,12 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
     rc->filling = 0;
     rs->nfills--;
     again = 0;
-    rc_apply_full = 0;
+    rc_apply = NGX_ERROR;
 
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
         more = 0;
         rc_apply = ngx_http_sse_read_apply(rc->rs, rc, reply->element[0],
                                            &more);
-        rc_apply_full = (rc_apply == NGX_HTTP_SSE_ZONE_FULL);
 
         id.data = rc->sn.str.data;
         id.len = rc->sn.str.len;
@@ -1259,7 +1258,7 @@ ngx_http_sse_fill_reply(ngx_http_sse_redis_t *redis, redisReply *reply,
                                      "answered a fill with", reply);
     }
 
-    if (rc_apply_full && rc->refs > 1) {
+    if (rc_apply == NGX_HTTP_SSE_ZONE_FULL && rc->refs > 1) {
         /* the zone had no room for all of it: again once it may have */
         ngx_http_sse_await_room(rc);
         again = 0;
